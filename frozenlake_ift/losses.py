@@ -1,0 +1,321 @@
+"""Training objectives of the study as pure functions of per-step log-probs.
+
+Both paths (grid policy networks and causal LMs) turn model output into the log-probs of the
+target actions/tokens, Shape (B, T), plus a mask, Shape (B, T) (bool or 0/1; True = counted), and
+call these functions. Nothing here knows about grids, vocabularies or models.
+
+Conventions shared by every function:
+- Shapes are checked at entry; a mismatch raises ValueError naming expected and actual shape.
+- Masked steps contribute nothing, in value or gradient, whatever their log-prob (even -inf).
+- Every sequence must have at least one unmasked step: an all-masked row raises ValueError
+  (its per-sequence mean would be 0/0, and silently dropping it would bias batch means).
+- ``reduction``: "mean" (batch mean, scalar), "sum" (batch sum, scalar) or "none" (Shape (B,)).
+
+Sources: IFT = Hua et al., arXiv 2405.11870; DPO = Rafailov et al., arXiv 2305.18290;
+cDPO label smoothing = Mitchell, "A note on DPO with noisy preferences" (2023);
+ORPO = Hong et al., arXiv 2403.07691; IPO = Azar et al., arXiv 2310.12036;
+SimPO = Meng et al., arXiv 2405.14734.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+# --------------------------------------------------------------------------- checks / helpers
+
+
+def _check_range(name: str, value, lo: float, hi: float, lo_open: bool = False) -> float:
+    value = float(value)
+    ok = math.isfinite(value) and (lo < value if lo_open else lo <= value) and value <= hi
+    if not ok:
+        allowed = f"{'(' if lo_open else '['}{lo}, {hi}]"
+        raise ValueError(f"{name} must lie in {allowed}, got {value}")
+    return value
+
+
+def _check_steps(logps: torch.Tensor, mask: torch.Tensor, name: str = "logps"):
+    """Validate a (B, T) tensor and its mask; return (bool mask, n) with n Shape (B,)."""
+    if logps.dim() != 2:
+        raise ValueError(f"{name}: expected Shape (B, T), got {tuple(logps.shape)}")
+    if not logps.is_floating_point():
+        raise ValueError(f"{name}: expected a floating-point tensor, got {logps.dtype}")
+    if tuple(mask.shape) != tuple(logps.shape):
+        raise ValueError(f"mask: expected Shape {tuple(logps.shape)} (as {name}), got {tuple(mask.shape)}")
+    if mask.dtype != torch.bool:
+        if not ((mask == 0) | (mask == 1)).all():
+            raise ValueError("mask: expected bool or 0/1 values")
+        mask = mask != 0
+    n = mask.sum(-1)
+    if (n == 0).any():
+        rows = torch.nonzero(n == 0).flatten().tolist()
+        raise ValueError(f"mask: every sequence needs at least one unmasked step; rows {rows} have none")
+    return mask, n.to(logps.dtype)
+
+
+def _check_vectors(**tensors: torch.Tensor) -> None:
+    """All arguments must be 1-D with one common Shape (B,)."""
+    first_name, first = next(iter(tensors.items()))
+    if first.dim() != 1:
+        raise ValueError(f"{first_name}: expected Shape (B,), got {tuple(first.shape)}")
+    for name, t in tensors.items():
+        if tuple(t.shape) != tuple(first.shape):
+            raise ValueError(f"{name}: expected Shape {tuple(first.shape)} (as {first_name}), got {tuple(t.shape)}")
+
+
+def _reduce(losses: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    return losses.mean() if reduction == "mean" else losses.sum() if reduction == "sum" else losses
+
+
+def _masked(logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    # torch.where (not a product with the mask) so that -inf/NaN at masked steps stay out of both
+    # the value and the gradient.
+    return torch.where(mask, logps, torch.zeros((), dtype=logps.dtype, device=logps.device))
+
+
+# --------------------------------------------------------------------------- SFT / IFT
+
+
+def sequence_logps(logps: torch.Tensor, mask: torch.Tensor, average: bool = False) -> torch.Tensor:
+    """Sum (or mean, if ``average``) of the unmasked per-step log-probs of each sequence.
+
+    logps: Shape (B, T). mask: Shape (B, T). Returns Shape (B,).
+    Summed log-probs feed DPO/IPO (log pi(y|x)); averaged ones feed ORPO/SimPO.
+    """
+    mask, n = _check_steps(logps, mask)
+    total = _masked(logps, mask).sum(-1)
+    return total / n if average else total
+
+
+def sft_loss(logps: torch.Tensor, mask: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """SFT: per-sequence mean NLL over unmasked steps, then reduced over the batch.
+
+    logps: Shape (B, T). mask: Shape (B, T). Returns a scalar, or Shape (B,) for "none".
+    Teacher forcing on the target's states s*_i (IFT paper Table 1; the authors' SFT baseline).
+    """
+    return _reduce(-sequence_logps(logps, mask, average=True), reduction)
+
+
+def _discounted_future_sum(x: torch.Tensor, gamma: float) -> torch.Tensor:
+    """y_i = sum_{j >= i} gamma^(j - i) * x_j. x: Shape (B, T) -> Shape (B, T).
+
+    x @ D^T with the upper-triangular D[i, j] = gamma^(j - i): every entry lies in [0, 1] (large
+    powers underflow harmlessly to 0; gamma = 0 gives the identity as 0^0 = 1), so no overflow
+    or NaN for any gamma in [0, 1] and any T, unlike cumsum(gamma^-j * x), which overflows
+    (0.95^-4096 ~ e^210). Cost: D is O(T^2) (64 MiB at T = 4096, float32), one matmul.
+    """
+    T = x.shape[-1]
+    steps = torch.arange(T, device=x.device)
+    lag = (steps[None, :] - steps[:, None]).clamp_min(0).to(x.dtype)  # lag[i, j] = max(j - i, 0)
+    discount = torch.tensor(gamma, dtype=x.dtype, device=x.device).pow(lag).triu()
+    return x @ discount.T
+
+
+def relation_weights(
+    step_losses: torch.Tensor,
+    mask: torch.Tensor,
+    gamma: float,
+    detach: bool = False,
+    rescale: bool = True,
+) -> torch.Tensor:
+    """IFT dynamic relation propagation weights (Algorithm 1). Returns Shape (B, T).
+
+    step_losses: Shape (B, T), l_i = -log p(a*_i | delta(s*_i)) >= 0 at unmasked steps.
+    mask: Shape (B, T). gamma: discount in [0, 1].
+    detach: cut the weights out of the autograd graph (the authors keep them in: default False).
+    rescale: False returns the unnormalised weights W_i = sum_{unmasked j >= i} gamma^(j-i) l_j / n,
+        which satisfy W_i = l_i / n + gamma * W_{i+1} along an unmasked run (App. A.3).
+
+    With rescale (default) each sequence's weights are multiplied by n / sum_i W_i so that they
+    sum to n, its number of unmasked steps (the authors' L1 normalisation). Weights are 0 at
+    masked steps. The distance j - i counts positions (masked gaps included), as in the authors'
+    code; with the usual contiguous masks (prompt, answer, padding) this makes no difference.
+
+    Two deliberate special cases, both giving uniform weights (1 at unmasked steps):
+    - gamma == 0 switches propagation off, as in the authors' code, so IFT with lambda = 0 and
+      gamma = 0 is exactly SFT. Note the discontinuity: gamma -> 0+ gives w_i = n l_i / sum(l).
+    - a sequence whose total sum_i W_i is below sqrt(tiny) of the dtype (~1e-19 in float32),
+      i.e. a model already perfect on it: normalising would divide ~0 by ~0 (loss ~0 either way).
+    """
+    mask, n = _check_steps(step_losses, mask, name="step_losses")
+    gamma = _check_range("gamma", gamma, 0.0, 1.0)
+    if detach:
+        step_losses = step_losses.detach()
+    losses = _masked(step_losses, mask)
+    if (losses < 0).any():
+        raise ValueError("step_losses must be >= 0 at unmasked steps (i.e. every log-prob <= 0)")
+    uniform = mask.to(step_losses.dtype)
+    if rescale and gamma == 0.0:
+        return uniform
+
+    # IFT Algorithm 1: W_i = sum_{j >= i} gamma^(j - i) * l_j / N (future-side discounted sum).
+    weights = _discounted_future_sum(losses / n[:, None], gamma)
+    weights = torch.where(mask, weights, torch.zeros_like(weights))
+    if not rescale:
+        return weights
+    # Rescale so that sum_i w_i = N (the authors' L1 normalisation, then * N).
+    total = weights.sum(-1)
+    ok = total > math.sqrt(torch.finfo(total.dtype).tiny)
+    safe_total = torch.where(ok, total, torch.ones_like(total))
+    rescaled = weights * (n / safe_total)[:, None]
+    return torch.where(ok[:, None], rescaled, uniform)
+
+
+def ift_loss(
+    logps: torch.Tensor,
+    mask: torch.Tensor,
+    gamma: float = 0.95,
+    detach_weights: bool = False,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """IFT objective (Eq. 18, Algorithm 1): per sequence sum_i w_i * l_i / n, reduced over the batch.
+
+    logps: Shape (B, T), log-probs of the target actions given the *mixed* input states
+        delta(s*_i) of Eq. 17 (build those with ``mix_inputs`` before the forward pass).
+    mask: Shape (B, T). gamma: relation-propagation discount in [0, 1] (paper default 0.95).
+    detach_weights: False keeps the weights in the graph, as in the authors' code.
+    Returns a scalar, or Shape (B,) for "none". gamma = 0 gives ``sft_loss`` exactly.
+    """
+    mask, n = _check_steps(logps, mask)
+    losses = -_masked(logps, mask)  # l_i = -log p_theta(a*_i | delta(s*_i))
+    weights = relation_weights(losses, mask, gamma, detach=detach_weights)
+    return _reduce((weights * losses).sum(-1) / n, reduction)
+
+
+def mix_inputs(target: torch.Tensor, predicted: torch.Tensor, lam: float) -> torch.Tensor:
+    """IFT temporal residual connection (Eq. 17): (1 - lam) * target + lam * predicted.
+
+    target, predicted: any common Shape (e.g. (B, T, S) one-hot states or (B, T, H) embeddings).
+    lam: mixing weight in [0, 1] (paper default 0.2). Returns the common Shape. The caller
+    decides whether ``predicted`` carries gradient (the authors compute it without).
+    """
+    if tuple(target.shape) != tuple(predicted.shape):
+        raise ValueError(f"predicted: expected Shape {tuple(target.shape)} (as target), got {tuple(predicted.shape)}")
+    lam = _check_range("lam", lam, 0.0, 1.0)
+    return (1.0 - lam) * target + lam * predicted
+
+
+# --------------------------------------------------------------------------- preference losses
+
+
+def _pairwise(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta):
+    """Check four Shape (B,) tensors; return the DPO margin h and the detached implicit rewards.
+
+    h = log pi(y_w)/ref(y_w) - log pi(y_l)/ref(y_l); reward = beta * (policy - ref) (DPO Eq. 5).
+    """
+    _check_vectors(policy_chosen=policy_chosen, policy_rejected=policy_rejected,
+                   ref_chosen=ref_chosen, ref_rejected=ref_rejected)
+    chosen, rejected = policy_chosen - ref_chosen, policy_rejected - ref_rejected
+    return chosen - rejected, beta * chosen.detach(), beta * rejected.detach()
+
+
+def dpo_loss(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: float = 0.1,
+    label_smoothing: float = 0.0,
+    reduction: str = "none",
+):
+    """DPO on summed sequence log-probs. All inputs Shape (B,); the reference ones carry no grad.
+
+    Returns (losses, chosen_rewards, rejected_rewards): losses reduced per ``reduction``
+    (default Shape (B,)); rewards = beta * (policy - ref), Shape (B,), detached.
+    beta > 0; label_smoothing in [0, 0.5] (assumed probability that a label is flipped).
+    """
+    beta = _check_range("beta", beta, 0.0, math.inf, lo_open=True)
+    eps = _check_range("label_smoothing", label_smoothing, 0.0, 0.5)
+    h, chosen_rewards, rejected_rewards = _pairwise(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta)
+    # DPO Eq. 7: -log sigma(beta * h); cDPO (Mitchell 2023, Eq. 3) with flip probability eps:
+    # -(1 - eps) log sigma(beta h) - eps log sigma(-beta h).
+    losses = -(1.0 - eps) * F.logsigmoid(beta * h) - eps * F.logsigmoid(-beta * h)
+    return _reduce(losses, reduction), chosen_rewards, rejected_rewards
+
+
+def ipo_loss(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: float = 0.1,
+    reduction: str = "none",
+):
+    """IPO: the DPO margin regressed onto 1 / (2 beta). Inputs and outputs as ``dpo_loss``."""
+    beta = _check_range("beta", beta, 0.0, math.inf, lo_open=True)
+    h, chosen_rewards, rejected_rewards = _pairwise(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta)
+    losses = (h - 1.0 / (2.0 * beta)) ** 2  # IPO paper Eq. 17 (tau = beta)
+    return _reduce(losses, reduction), chosen_rewards, rejected_rewards
+
+
+def log1mexp(x: torch.Tensor, eps: float | None = None) -> torch.Tensor:
+    """log(1 - exp(x)) for x <= 0, elementwise; any Shape.
+
+    Mächler's two branches: log(-expm1(x)) for x > -ln 2, log1p(-exp(x)) otherwise. x is first
+    clamped to at most -eps (default: the dtype's machine epsilon, 1.2e-7 in float32), so x = 0
+    (probability 1) gives log(eps) (about -15.9 in float32) with a finite gradient instead of
+    -inf; values above -eps get zero gradient. Each branch sees only inputs where it is safe,
+    so the branch torch.where discards cannot leak a NaN into the gradient.
+    """
+    if eps is None:
+        eps = torch.finfo(x.dtype).eps
+    x = x.clamp(max=-eps)
+    cut = -math.log(2.0)
+    near_zero = torch.log(-torch.expm1(x.clamp(min=cut)))
+    far = torch.log1p(-torch.exp(x.clamp(max=cut)))
+    return torch.where(x > cut, near_zero, far)
+
+
+def orpo_loss(
+    chosen_avg_logps: torch.Tensor,
+    rejected_avg_logps: torch.Tensor,
+    chosen_nll: torch.Tensor,
+    beta: float = 0.25,
+    reduction: str = "none",
+):
+    """ORPO: NLL of the chosen answer minus beta * log sigmoid(log odds ratio).
+
+    chosen_avg_logps, rejected_avg_logps: Shape (B,), average per-step log-probs a in [-inf, 0]
+        (P = exp(a) is ORPO's length-normalised likelihood). chosen_nll: Shape (B,), the SFT term
+        (usually -chosen_avg_logps). beta >= 0 (ORPO's lambda; the IFT authors used 0.25).
+    Returns (losses, log_odds_ratio), both Shape (B,) before reduction; log_odds_ratio is
+    detached (for logging). At a = 0 exactly, see ``log1mexp``: the odds are capped, not inf.
+    """
+    _check_vectors(chosen_avg_logps=chosen_avg_logps, rejected_avg_logps=rejected_avg_logps,
+                   chosen_nll=chosen_nll)
+    beta = _check_range("beta", beta, 0.0, math.inf)
+    # log odds(y) = log P - log(1 - P) = a - log(1 - exp(a))      (ORPO Eq. 4, in log space)
+    log_odds = (chosen_avg_logps - log1mexp(chosen_avg_logps)) - (
+        rejected_avg_logps - log1mexp(rejected_avg_logps))
+    # ORPO Eq. 6-7: L = L_SFT + lambda * L_OR,  L_OR = -log sigma(log(odds(y_w) / odds(y_l)))
+    losses = chosen_nll - beta * F.logsigmoid(log_odds)
+    return _reduce(losses, reduction), log_odds.detach()
+
+
+def simpo_loss(
+    chosen_avg_logps: torch.Tensor,
+    rejected_avg_logps: torch.Tensor,
+    beta: float = 2.0,
+    margin: float = 1.0,
+    reduction: str = "none",
+):
+    """SimPO: reference-free DPO on average log-probs with a target reward margin.
+
+    chosen_avg_logps, rejected_avg_logps: Shape (B,). beta > 0; margin >= 0 is the paper's
+    gamma (absolute; TRL's gamma_beta_ratio = margin / beta). Returns (losses, chosen_rewards,
+    rejected_rewards); rewards = beta * avg log-prob, Shape (B,), detached.
+    """
+    _check_vectors(chosen_avg_logps=chosen_avg_logps, rejected_avg_logps=rejected_avg_logps)
+    beta = _check_range("beta", beta, 0.0, math.inf, lo_open=True)
+    margin = _check_range("margin", margin, 0.0, math.inf)
+    # SimPO Eq. 6: -log sigma(beta/|y_w| log pi(y_w) - beta/|y_l| log pi(y_l) - gamma)
+    losses = -F.logsigmoid(beta * (chosen_avg_logps - rejected_avg_logps) - margin)
+    return (_reduce(losses, reduction), beta * chosen_avg_logps.detach(),
+            beta * rejected_avg_logps.detach())
