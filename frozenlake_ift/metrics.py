@@ -1,0 +1,98 @@
+"""Exact, batched metrics of policy networks on a small tabular MDP (torch, float64).
+
+Every function takes an ensemble of policy tables pi[e, s, a] (Shape (E, S, A)) and evaluates all
+E members at once with dense linear algebra, so it suits the study's small maps (S up to a few
+hundred). ``solve.success_probability`` / ``solve.policy_evaluation`` are the reference
+implementations on one policy; the tests check that both agree.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+
+def dense_transitions(mdp, device="cpu") -> torch.Tensor:
+    """P[s, a, s'] of a TabularMDP as a float64 tensor. Shape: (S, A, S)."""
+    return torch.as_tensor(mdp.dense_P(), dtype=torch.float64, device=device)
+
+
+def _state_matrix(P: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
+    """T_pi[e, s, s'] = sum_a pi[e, s, a] P[s, a, s'] (paper Eq. 2). Shape: (E, S, S)."""
+    return torch.einsum("esa,sat->est", pi, P)
+
+
+def value_and_success(P: torch.Tensor, R: torch.Tensor, terminal: torch.Tensor, goal: torch.Tensor,
+                      rho0: torch.Tensor, pi: torch.Tensor, gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Discounted value from rho0 and probability of ever reaching a goal state, per member.
+
+    Solves the linear systems on the non-terminal states N (terminal states are absorbing):
+        V_N = (I - gamma T_NN)^-1 r_N           success_N = (I - T_NN)^-1 T_N,goal 1
+    Shapes: P (S, A, S), R (S, A), terminal/goal/rho0 (S,), pi (E, S, A) -> (E,), (E,).
+    """
+    pi = pi.to(P.dtype)
+    T = _state_matrix(P, pi)  # (E, S, S)
+    n = ~terminal  # (S,)
+    T_nn = T[:, n][:, :, n]  # (E, N, N)
+    eye = torch.eye(int(n.sum()), dtype=P.dtype, device=P.device)
+    r = (pi * R).sum(-1)[:, n]  # (E, N)
+    V = torch.linalg.solve(eye - gamma * T_nn, r.unsqueeze(-1)).squeeze(-1)  # (E, N)
+    into_goal = T[:, n][:, :, goal].sum(-1)  # (E, N)
+    # Softmax policies give every action positive probability, so absorption is certain and
+    # I - T_NN is invertible (a policy that could loop forever inside N would make it singular).
+    succ = torch.linalg.solve(eye - T_nn, into_goal.unsqueeze(-1)).squeeze(-1)  # (E, N)
+    v_start = V @ rho0[n]  # (E,)
+    s_start = succ @ rho0[n] + rho0[goal].sum()  # (E,)
+    return v_start, s_start.clamp(0.0, 1.0)
+
+
+def discounted_occupancy(P: torch.Tensor, rho0: torch.Tensor, pi: torch.Tensor, gamma: float) -> torch.Tensor:
+    """(1 - gamma) * sum_t gamma^t Pr(s_t = s) from rho0: where the agent spends its time.
+
+    Shape: pi (E, S, A) -> (E, S); each row sums to 1.
+    """
+    T = _state_matrix(P, pi.to(P.dtype))  # (E, S, S)
+    eye = torch.eye(T.shape[-1], dtype=P.dtype, device=P.device)
+    # d^T (I - gamma T) = (1 - gamma) rho0^T  <=>  (I - gamma T)^T d = (1 - gamma) rho0
+    rhs = ((1 - gamma) * rho0).expand(T.shape[0], -1).unsqueeze(-1)  # (E, S, 1)
+    return torch.linalg.solve((eye - gamma * T).transpose(1, 2), rhs).squeeze(-1)  # (E, S)
+
+
+def kl_rows(p: torch.Tensor, q: torch.Tensor, eps: float = 1e-300) -> torch.Tensor:
+    """KL(p || q) over the last axis with 0 log 0 = 0. Shape: (..., A) -> (...)."""
+    p, q = p.to(torch.float64), q.to(torch.float64)
+    return torch.where(p > 0, p * (torch.log(p.clamp_min(eps)) - torch.log(q.clamp_min(eps))), 0.0).sum(-1)
+
+
+def cosine(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Row-wise cosine similarity, 0 where a vector is zero. Shape: (E, D), (E, D) -> (E,)."""
+    num = (u * v).sum(-1)
+    den = u.norm(dim=-1) * v.norm(dim=-1)
+    return torch.where(den > 0, num / den.clamp_min(1e-300), torch.zeros_like(num))
+
+
+def mean_ci95(x: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and half-width of a 95% confidence interval (Student t) along ``axis``."""
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[axis]
+    mean = x.mean(axis=axis)
+    if n < 2:
+        return mean, np.zeros_like(mean)
+    sem = x.std(axis=axis, ddof=1) / math.sqrt(n)
+    return mean, t_quantile_975(n - 1) * sem
+
+
+def t_quantile_975(df: int) -> float:
+    """0.975 quantile of Student's t with ``df`` degrees of freedom (table for small df, else normal)."""
+    table = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
+             10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}
+    if df in table:
+        return table[df]
+    if df > 120:
+        return 1.960
+    lower = max(k for k in table if k < df)
+    upper = min(k for k in table if k > df)
+    w = (df - lower) / (upper - lower)  # linear interpolation between tabulated df
+    return table[lower] * (1 - w) + table[upper] * w

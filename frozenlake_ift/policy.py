@@ -1,0 +1,125 @@
+"""Two-layer policy networks with a leading ensemble dimension E (many seeds in one tensor op).
+
+    x (one-hot state, or a mixture of states)  --W1, b1-->  H hidden units  --act-->  --W2, b2-->  A logits
+
+Parameters are a plain dict of tensors, each with a leading ensemble axis:
+
+    W1 (E, S, H)   b1 (E, H)   W2 (E, H, A)   b2 (E, A)
+
+so that E independently seeded networks train in one batched einsum. Member e of the ensemble
+depends only on seed ``seeds[e]``: the same seed gives the same network whatever E is.
+``step_logps`` is the one boundary from logits to log-probs used by every training path.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "gelu": torch.nn.functional.gelu, "sigmoid": torch.sigmoid}
+PARAM_NAMES = ("W1", "b1", "W2", "b2")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cpu"``/``"cuda"``/``"cuda:N"`` as given."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for but CUDA is not available; use 'auto' or 'cpu'")
+    return torch.device(device)
+
+
+def check_activation(activation: str) -> None:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+
+
+def init_params(n_inputs: int, n_actions: int, hidden: int, seeds: Sequence[int],
+                device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """Seeded initialisation of E = len(seeds) networks (PyTorch's nn.Linear default: U(-1/sqrt(fan_in), +)).
+
+    Returns W1 (E, S, H), b1 (E, H), W2 (E, H, A), b2 (E, A), all leaf tensors with requires_grad.
+    Initialisation runs on CPU in float64 and is then cast, so a seed gives the same network on every device.
+    """
+    if hidden < 1 or n_inputs < 1 or n_actions < 1:
+        raise ValueError(f"sizes must be >= 1, got n_inputs={n_inputs}, n_actions={n_actions}, hidden={hidden}")
+    if len(seeds) < 1:
+        raise ValueError("at least one seed is needed")
+    members = []
+    for seed in seeds:
+        g = torch.Generator().manual_seed(int(seed))
+        b_in, b_hid = 1 / math.sqrt(n_inputs), 1 / math.sqrt(hidden)
+        members.append({
+            "W1": (torch.rand(n_inputs, hidden, generator=g, dtype=torch.float64) * 2 - 1) * b_in,
+            "b1": (torch.rand(hidden, generator=g, dtype=torch.float64) * 2 - 1) * b_in,
+            "W2": (torch.rand(hidden, n_actions, generator=g, dtype=torch.float64) * 2 - 1) * b_hid,
+            "b2": (torch.rand(n_actions, generator=g, dtype=torch.float64) * 2 - 1) * b_hid,
+        })
+    return {k: torch.stack([m[k] for m in members]).to(device=device, dtype=dtype).requires_grad_(True)
+            for k in PARAM_NAMES}
+
+
+def clone_params(params: dict[str, torch.Tensor], requires_grad: bool = True) -> dict[str, torch.Tensor]:
+    """Detached copies of every tensor (new leaves)."""
+    return {k: v.detach().clone().requires_grad_(requires_grad) for k, v in params.items()}
+
+
+def check_params(params: dict[str, torch.Tensor]) -> tuple[int, int, int, int]:
+    """Validate the parameter dict and return (E, S, H, A)."""
+    if set(params) != set(PARAM_NAMES):
+        raise ValueError(f"params must have exactly the keys {PARAM_NAMES}, got {sorted(params)}")
+    E, S, H = params["W1"].shape
+    A = params["W2"].shape[-1]
+    expected = {"W1": (E, S, H), "b1": (E, H), "W2": (E, H, A), "b2": (E, A)}
+    for k, shape in expected.items():
+        if tuple(params[k].shape) != shape:
+            raise ValueError(f"params[{k!r}] must have shape {shape}, got {tuple(params[k].shape)}")
+    return E, S, H, A
+
+
+def logits(params: dict[str, torch.Tensor], x: torch.Tensor, activation: str = "tanh") -> torch.Tensor:
+    """Action logits. Shape: x (E, ..., S) -> (E, ..., A)."""
+    check_activation(activation)
+    E, S, H, A = check_params(params)
+    if x.shape[0] != E or x.shape[-1] != S:
+        raise ValueError(f"x must have shape (E={E}, ..., S={S}), got {tuple(x.shape)}")
+    lead = x.shape[1:-1]
+    x2 = x.reshape(E, -1, S)  # (E, N, S)
+    h = ACTIVATIONS[activation](torch.baddbmm(params["b1"][:, None, :], x2, params["W1"]))  # (E, N, H)
+    out = torch.baddbmm(params["b2"][:, None, :], h, params["W2"])  # (E, N, A)
+    return out.reshape(E, *lead, A)
+
+
+def log_probs(params: dict[str, torch.Tensor], x: torch.Tensor, activation: str = "tanh") -> torch.Tensor:
+    """Log pi(. | x). Shape: x (E, ..., S) -> (E, ..., A)."""
+    return torch.log_softmax(logits(params, x, activation), dim=-1)
+
+
+def step_logps(params: dict[str, torch.Tensor], inputs: torch.Tensor, actions: torch.Tensor,
+               activation: str = "tanh") -> torch.Tensor:
+    """Log-probability of the given action at each step: the boundary from logits to log-probs.
+
+    Shape: inputs (E, ..., S) float, actions (E, ...) int64 -> (E, ...).
+    """
+    if tuple(actions.shape) != tuple(inputs.shape[:-1]):
+        raise ValueError(f"actions must have shape {tuple(inputs.shape[:-1])} (inputs without the state axis), "
+                         f"got {tuple(actions.shape)}")
+    lp = log_probs(params, inputs, activation)  # (E, ..., A)
+    return lp.gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # (E, ...)
+
+
+def policy_table(params: dict[str, torch.Tensor], n_states: int, activation: str = "tanh") -> torch.Tensor:
+    """pi_theta(a | s) for every one-hot state. Shape: -> (E, S, A)."""
+    E = params["W1"].shape[0]
+    eye = torch.eye(n_states, dtype=params["W1"].dtype, device=params["W1"].device)
+    return torch.softmax(logits(params, eye.expand(E, n_states, n_states), activation), dim=-1)  # (E, S, A)
+
+
+def flatten_params(params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """All parameters of each member in one vector. Shape: -> (E, n_params)."""
+    E = params["W1"].shape[0]
+    return torch.cat([params[k].reshape(E, -1) for k in PARAM_NAMES], dim=1)
