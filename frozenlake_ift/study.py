@@ -36,7 +36,7 @@ class StudyConfig:
     slippery: bool = False
     route_pair: str = "auto"  # "auto": chosen/rejected for any map; "two-route": demand exactly two routes
     gamma: float = 0.95  # discount of value iteration and of the reported value
-    temperature: float = 0.05  # pi* = softmax(Q* / temperature); 0 = one-hot argmax
+    temperature: float = 0.0  # pi* = softmax(Q* / temperature); 0 = one-hot argmax (ties split evenly)
     base: str = "random"  # theta_0: random | uniform | suboptimal
     hidden: int = 32
     activation: str = "tanh"
