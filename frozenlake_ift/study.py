@@ -130,11 +130,11 @@ class StudyResult:
 
 
 # ------------------------------------------------------------------------------------- data
-def _blocked_map(desc: tuple[str, ...], route) -> list[str]:
-    """The map with the chosen route's own tiles (all but its first and last) turned into holes."""
+def _blocked_map(desc: tuple[str, ...], chosen, rejected) -> list[str]:
+    """The map with the chosen route's own tiles (on the chosen route only, not S or G) turned into holes."""
     rows = [list(r) for r in desc]
     ncol = len(rows[0])
-    for s in route.states[1:-1]:
+    for s in set(chosen.states[1:-1]) - set(rejected.states):
         rows[s // ncol][s % ncol] = "H"
     return ["".join(r) for r in rows]
 
@@ -269,7 +269,12 @@ def base_params(config: StudyConfig, data: GridData, device) -> dict:
             params["W2"].zero_()
             params["b2"].zero_()
     elif config.base == "suboptimal":
-        blocked = lakes.make_lake(_blocked_map(data.mdp.desc, data.chosen), slippery=config.slippery)
+        desc = _blocked_map(data.mdp.desc, data.chosen, data.rejected)
+        try:
+            blocked = lakes.make_lake(desc, slippery=config.slippery)
+        except ValueError as exc:
+            raise ValueError(f"base='suboptimal' blocks the chosen route's own tiles, which leaves map "
+                             f"{config.map!r} without a route to G ({exc}); use base='random' or 'uniform'") from None
         q = solve.value_iteration(blocked, gamma=config.gamma).Q
         target = torch.as_tensor(solve.optimal_action_probs(q, temperature=max(config.temperature, 0.05)))
         states = torch.as_tensor(np.flatnonzero(~blocked.terminal), device=device)

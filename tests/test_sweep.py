@@ -1,0 +1,228 @@
+"""Sweeps: end to end, resume after an interrupt, shards, malformed specs, the report, the CLI."""
+
+import json
+
+import pytest
+
+from frozenlake_ift import cli, study, sweep
+from frozenlake_ift.study import StudyConfig
+
+TINY = dict(seeds=2, steps=10, eval_every=5, fit_steps=200, device="cpu")
+SPEC = sweep.make_spec({"name": "tiny", "grid": {"base": ["random", "uniform"], "lam": [0.0, 0.5]}, "fixed": TINY})
+SET_ARGS = ["--set", "base=random,uniform", "--set", "lam=0,0.5"] + [a for k, v in TINY.items() for a in ("--fix", f"{k}={v}")]
+
+
+def _cells(d):
+    """Every saved cell of a sweep folder, without its timing: key -> record."""
+    out = {}
+    for p in sorted((d / "cells").glob("*.json")):
+        rec = json.loads(p.read_text())
+        rec.pop("seconds")
+        out[p.stem] = rec
+    return out
+
+
+def _counting(monkeypatch, fail_on=None, exc=KeyboardInterrupt):
+    """Replace the study with a wrapper that records each config it runs (and raises on call ``fail_on``)."""
+    calls, real = [], study.run_study
+
+    def fake(config, *a, **k):
+        calls.append(sweep.cell_key(config))
+        if fail_on is not None and len(calls) == fail_on:
+            raise exc("boom")
+        return real(config, *a, **k)
+
+    monkeypatch.setattr(sweep, "run_study", fake)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    d = tmp_path_factory.mktemp("full")
+    seen = []
+    summary = sweep.run_sweep(SPEC, d, on_cell=seen.append)
+    return d, summary, seen
+
+
+def test_end_to_end_2x2(full):
+    d, summary, seen = full
+    assert summary["ran"] == 4 and summary["skipped"] == 0 and not summary["failed"] and len(seen) == 4
+    cells = _cells(d)
+    man = json.loads((d / "sweep.json").read_text())
+    assert man["fields"] == ["base", "lam"] and man["n_cells"] == 4 and set(man["cells"]) == set(cells)
+    for key, rec in cells.items():
+        config = StudyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in rec["config"].items()})
+        assert sweep.cell_key(config) == key and rec["values"] == {k: rec["config"][k] for k in ("base", "lam")}
+        assert set(rec["final"]) == {"sft", "ift", "dpo", "orpo"} and "curves" not in rec
+        assert all(len(v) == 2 for mc in rec["final"].values() for v in mc.values())  # one value per seed
+        assert {c["metric"] for c in rec["claims"]} == {"param_mse", "policy_mse", "explored"}
+        assert set(rec["ranking"]) >= {"param_mse", "policy_mse", "explored"}
+    assert max(p.stat().st_size for p in (d / "cells").iterdir()) < 30_000
+
+
+def test_rerun_skips_finished_cells(full, monkeypatch):
+    d, _, _ = full
+    calls = _counting(monkeypatch)
+    summary = sweep.run_sweep(SPEC, d)
+    assert calls == [] and summary["ran"] == 0 and summary["skipped"] == 4
+
+
+def test_interrupt_then_resume_runs_each_cell_once(full, tmp_path, monkeypatch):
+    calls = _counting(monkeypatch, fail_on=2)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_sweep(SPEC, tmp_path)
+    assert len(list((tmp_path / "cells").iterdir())) == 1  # the finished cell, and no partial file
+    first = list(calls)
+    calls = _counting(monkeypatch)
+    summary = sweep.run_sweep(SPEC, tmp_path)
+    assert summary["ran"] == 3 and summary["skipped"] == 1
+    finished = [first[0]] + calls  # first[1] was the interrupted one: lost, then rerun
+    assert len(finished) == 4 and len(set(finished)) == 4 and first[1] in calls
+    assert _cells(tmp_path) == _cells(full[0])
+
+
+def test_shards_merge_to_the_unsharded_sweep(full, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    ra = sweep.run_sweep(SPEC, a, shard=(1, 2))
+    rb = sweep.run_sweep(SPEC, b, shard=(2, 2))
+    assert ra["ran"] == rb["ran"] == 2
+    ca, cb = _cells(a), _cells(b)
+    assert not set(ca) & set(cb) and {**ca, **cb} == _cells(full[0])
+    fields, records, missing = sweep.load_cells([a, b])
+    _, records_full, _ = sweep.load_cells([full[0]])
+    assert list(fields) == ["base", "lam"] and not missing
+    strip = lambda rep: {k: v for k, v in rep.items() if k != "cell_seconds"}  # noqa: E731
+    assert strip(sweep.analyze(fields, records)) == strip(sweep.analyze(fields, records_full))
+    assert sweep.load_cells([a])[2] == list(cb)  # a shard alone reports the other shard's cells missing
+
+
+@pytest.mark.parametrize("name, text, needle", [
+    ("bad.json", '{"grid": {"lam": [0.1, }', "not valid JSON"),
+    ("bad.toml", "[grid]\nlam = [0.1,", "not valid TOML"),
+    ("unknown.json", '{"grid": {"lambda": [0.1, 0.2]}}', "'lambda'"),
+    ("unknown_key.json", '{"grids": {"lam": [0.1]}}', "'grids'"),
+    ("range.json", '{"grid": {"lam": [0.2, 1.5]}}', "lam must lie in [0, 1], got 1.5"),
+    ("type.json", '{"grid": {"lam": ["abc"]}}', "'abc'"),
+    ("base.toml", '[grid]\nbase = ["random", "pretrained"]', "'pretrained'"),
+    ("map.json", '{"fixed": {"map": "9x9"}}', "9x9"),
+    ("both.json", '{"grid": {"lam": [0.1]}, "fixed": {"lam": 0.2}}', "both"),
+])
+def test_malformed_spec_is_named_and_nothing_is_written(tmp_path, capsys, name, text, needle):
+    spec = tmp_path / name
+    spec.write_text(text)
+    out = tmp_path / "out"
+    assert cli.main(["sweep", "--grid", str(spec), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--set", "lambda=0,1"], "'lambda'"),
+    (["--set", "lam=0,2"], "lam must lie in [0, 1], got 2.0"),
+    (["--set", "lam=0", "--shard", "3/2"], "--shard"),
+    (["--set", "lam=0", "--workers", "0"], "--workers"),
+    ([], "nothing to sweep"),
+])
+def test_bad_command_line_exits_2_and_writes_nothing(tmp_path, capsys, argv, needle):
+    out = tmp_path / "out"
+    assert cli.main(["sweep", *argv, "--out", str(out), "--no-progress"]) == 2
+    assert needle in capsys.readouterr().err and not out.exists()
+
+
+def test_spec_formats_agree(tmp_path):
+    (tmp_path / "s.toml").write_text('name = "t"\n[grid]\nlam = [0, 0.5]\nmap = ["4x4", ["SFFG", "FHHF", "FFFF"]]\n'
+                                     '[fixed]\nseeds = 2\n')
+    (tmp_path / "s.json").write_text(json.dumps({"name": "t", "grid": {"lam": [0.0, 0.5], "map": ["4x4", ["SFFG", "FHHF", "FFFF"]]},
+                                                 "fixed": {"seeds": "2"}}))
+    files = ["s.toml", "s.json"]
+    try:
+        import yaml
+
+        (tmp_path / "s.yaml").write_text(yaml.safe_dump({"grid": {"lam": [0, 0.5], "map": ["4x4", ["SFFG", "FHHF", "FFFF"]]},
+                                                         "fixed": {"seeds": 2}}))
+        files.append("s.yaml")
+    except ImportError:  # YAML specs are optional
+        pass
+    keys = [[c.key for c in sweep.expand(sweep.load_spec(tmp_path / f))] for f in files]
+    assert all(k == keys[0] for k in keys) and len(keys[0]) == 4
+    cells = sweep.expand(sweep.load_spec(tmp_path / "s.toml"))
+    assert cells[1].config.map == ("SFFG", "FHHF", "FFFF") and cells[1].values["map"] == ["SFFG", "FHHF", "FFFF"]
+
+
+def test_shard_selection_is_a_partition():
+    cells = sweep.expand(sweep.make_spec({"grid": {"lam": [0.0, 0.1, 0.2, 0.3, 0.4], "lr": [0.01, 0.02]}}))
+    parts = [sweep.shard_cells(cells, i, 3) for i in (1, 2, 3)]
+    keys = [c.key for p in parts for c in p]
+    assert sorted(keys) == sorted(c.key for c in cells) and [len(p) for p in parts] == [4, 3, 3]
+    assert sweep.parse_shard(" 2/3 ") == (2, 3)
+    for bad in ("0/2", "3/2", "1", "a/b"):
+        with pytest.raises(ValueError, match="--shard"):
+            sweep.parse_shard(bad)
+
+
+def test_default_spec_is_big_enough():
+    spec = sweep.load_spec(sweep.DEFAULT_SPEC)
+    cells = sweep.expand(spec)
+    assert len(cells) >= 100 and all(c.config.seeds >= 20 for c in cells)
+    assert len({c.key for c in cells}) == len(cells)
+
+
+def test_a_failing_cell_is_reported_not_saved(tmp_path, monkeypatch):
+    calls = _counting(monkeypatch, fail_on=1, exc=ValueError)
+    summary = sweep.run_sweep(SPEC, tmp_path)
+    assert summary["ran"] == 3 and len(summary["failed"]) == 1 and "boom" in summary["failed"][0]["error"]
+    assert summary["failed"][0]["key"] == calls[0] and not (tmp_path / "cells" / f"{calls[0]}.json").exists()
+
+
+def test_report_files(full, tmp_path):
+    rep, paths = sweep.write_report([full[0]], tmp_path / "rep")
+    assert {p.name for p in paths} == {"report.md", "report.json", "claims_by_field.png", "claims_by_field.svg"}
+    assert rep["swept"] == ["base", "lam"] and rep["n_done"] == rep["n_cells"] == 4
+    md = (tmp_path / "rep" / "report.md").read_text()
+    for claim in rep["claims"]:
+        assert claim in md
+    assert "### `base`" in md and "## Per-cell rankings" in md and "±" in md
+    c = next(iter(rep["claims"].values()))
+    assert c["n"] == 4 and sum(h for h, _ in c["by_field"]["base"].values()) == c["holds"]
+
+
+def test_cli_sweep_with_workers_and_report(full, tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert cli.main(["sweep", *SET_ARGS, "--out", str(out), "--workers", "2", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["ran"] == 4
+    assert _cells(out) == _cells(full[0])  # spawned workers give the same bits as the serial sweep
+    assert cli.main(["sweep", *SET_ARGS, "--out", str(out), "--dry-run", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["done"] == 4
+    assert cli.main(["report", str(out), "--json", "--no-figures"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["done"] == 4 and rep["swept"] == ["base", "lam"] and (out / "report.md").exists()
+    assert cli.main(["report", str(tmp_path / "nope")]) == 2
+    assert "no sweep.json" in capsys.readouterr().err
+
+
+def test_kill_keeps_finished_cells_and_rerun_completes(full, tmp_path):
+    """A real SIGTERM to the CLI process: finished cells stay, no partial file, a rerun completes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "killed"
+    argv = [sys.executable, "-m", "frozenlake_ift.cli", "sweep", *SET_ARGS, "--out", str(out), "--no-progress"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ})
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline and not list((out / "cells").glob("*.json")):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    saved = {p.name for p in (out / "cells").iterdir()}
+    assert all(name.endswith(".json") and not name.startswith(".") for name in saved)
+    if proc.returncode == 130:  # killed mid-sweep (the usual case); 0 if it had already finished
+        assert "interrupted" in err and 1 <= len(saved) < 4
+    else:
+        assert proc.returncode == 0
+    assert cli.main(["sweep", *SET_ARGS, "--out", str(out), "--json"]) == 0
+    assert _cells(out) == _cells(full[0])
