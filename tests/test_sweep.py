@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from frozenlake_ift import cli, study, sweep
+from frozenlake_ift import cli, report, study, sweep
 from frozenlake_ift.study import StudyConfig
 
 TINY = dict(seeds=2, steps=10, eval_every=5, fit_steps=200, device="cpu")
@@ -88,12 +88,12 @@ def test_shards_merge_to_the_unsharded_sweep(full, tmp_path):
     assert ra["ran"] == rb["ran"] == 2
     ca, cb = _cells(a), _cells(b)
     assert not set(ca) & set(cb) and {**ca, **cb} == _cells(full[0])
-    fields, records, missing = sweep.load_cells([a, b])
-    _, records_full, _ = sweep.load_cells([full[0]])
+    fields, records, missing = report.load_cells([a, b])
+    _, records_full, _ = report.load_cells([full[0]])
     assert list(fields) == ["base", "lam"] and not missing
     strip = lambda rep: {k: v for k, v in rep.items() if k != "cell_seconds"}  # noqa: E731
-    assert strip(sweep.analyze(fields, records)) == strip(sweep.analyze(fields, records_full))
-    assert sweep.load_cells([a])[2] == list(cb)  # a shard alone reports the other shard's cells missing
+    assert strip(report.analyze(fields, records)) == strip(report.analyze(fields, records_full))
+    assert report.load_cells([a])[2] == list(cb)  # a shard alone reports the other shard's cells missing
 
 
 @pytest.mark.parametrize("name, text, needle", [
@@ -176,7 +176,7 @@ def test_a_failing_cell_is_reported_not_saved(tmp_path, monkeypatch):
 
 
 def test_report_files(full, tmp_path):
-    rep, paths = sweep.write_report([full[0]], tmp_path / "rep")
+    rep, paths = report.write_report([full[0]], tmp_path / "rep")
     assert {p.name for p in paths} == {"report.md", "report.json", "claims_by_field.png", "claims_by_field.svg"}
     assert rep["swept"] == ["base", "lam"] and rep["n_done"] == rep["n_cells"] == 4
     md = (tmp_path / "rep" / "report.md").read_text()

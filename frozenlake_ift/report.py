@@ -1,0 +1,204 @@
+"""The sensitivity report of a sweep (issue 8): merge finished cells, write report.md / report.json / figures.
+
+``load_cells`` merges one or more sweep folders (e.g. the shards of one sweep, written by
+``sweep.run_sweep``; the folder layout is described in ``frozenlake_ift.sweep``), ``analyze`` turns
+the finished cells into claim-holds rates overall and per value of each swept field, single values
+that flip a claim, pair flip rates and ranking frequencies, and ``write_report`` writes
+
+    OUT/report.md, report.json, claims_by_field.{png,svg}
+
+This module imports ``sweep`` (for the labels and the StudyConfig defaults), never the reverse.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from . import results
+from .sweep import _DEFAULTS, _label
+
+
+def load_cells(dirs) -> tuple[dict, list[dict], list[str]]:
+    """Merge sweep folders (or shards): ({swept field: value labels in grid order}, finished cell
+    records in grid order, keys of missing cells). Only cells named in some folder's manifest count;
+    a cell saved in several folders is read once.
+    """
+    fields, grid, records = {}, {}, {}
+    for d in map(Path, dirs):
+        if not (d / "sweep.json").is_file():
+            raise FileNotFoundError(f"{str(d)!r} is not a sweep folder (no sweep.json)")
+        man = _read_json(d / "sweep.json")
+        for key, values in man["cells"].items():
+            grid.setdefault(key, values)
+            for f in man["fields"]:
+                fields.setdefault(f, {})[_label(values.get(f))] = None
+        for path in sorted((d / "cells").glob("*.json")):
+            if path.stem in grid and path.stem not in records:
+                records[path.stem] = _read_json(path)
+    fields = {f: list(v) for f, v in fields.items()}
+    return fields, [records[k] for k in grid if k in records], [k for k in grid if k not in records]
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{str(path)!r} is not valid JSON: {exc}") from None
+
+
+def _pair_flip_rate(items, field, swept):
+    """Among pairs of cells that differ only in ``field``, the fraction where the claim's verdict differs."""
+    groups: dict = {}
+    for rec, holds in items:
+        groups.setdefault(json.dumps([rec["values"].get(g) for g in swept if g != field]), []).append(holds)
+    pairs = [a != b for hs in groups.values() for a, b in itertools.combinations(hs, 2)]
+    return sum(pairs) / len(pairs) if pairs else None
+
+
+def analyze(fields: dict, records: list[dict]) -> dict:
+    """Claim-holds rates overall and per value of each swept field, flips, and ranking frequencies.
+
+    ``fields``: swept field -> value labels in grid order (``load_cells``).
+    """
+    present = {f: {_label(r["values"].get(f)) for r in records} for f in fields}
+    values = {f: [v for v in vals if v in present[f]] for f, vals in fields.items()}
+    swept = [f for f in fields if len(values[f]) > 1]
+    by_claim: dict = {}
+    for rec in records:
+        for c in rec["claims"]:
+            by_claim.setdefault(f"{c['claim']} [{c['metric']}]", []).append((rec, bool(c["holds"])))
+    claims = {}
+    for name, items in by_claim.items():
+        rate = sum(h for _, h in items) / len(items)
+        by_field = {}
+        for f in swept:
+            agg: dict = {}
+            for rec, holds in items:
+                a = agg.setdefault(_label(rec["values"].get(f)), [0, 0])
+                a[0], a[1] = a[0] + holds, a[1] + 1
+            by_field[f] = agg
+        flips = [f"{f}={v}" for f, agg in by_field.items() for v, (h, n) in agg.items() if (h / n >= 0.5) != (rate >= 0.5)]
+        claims[name] = {"holds": sum(h for _, h in items), "n": len(items), "rate": rate, "by_field": by_field,
+                        "flipped_by": flips, "pair_flip_rate": {f: _pair_flip_rate(items, f, swept) for f in swept}}
+    rankings = {}
+    for metric, (_, higher) in results.METRICS.items():
+        orders = Counter(" > ".join(r["ranking"][metric]) for r in records if metric in r.get("ranking", {}))
+        if higher is not None and orders:
+            rankings[metric] = dict(orders.most_common())
+    return {"swept": swept, "values": {f: values[f] for f in swept}, "n_done": len(records), "claims": claims,
+            "rankings": rankings, "cell_seconds": float(sum(r["seconds"] for r in records))}
+
+
+def _ranking_text(rec: dict, metric: str) -> str:
+    """'dpo 1.2e-03±3e-04 > ift ...'; '~' instead of '>' where adjacent 95% CIs overlap."""
+    order, s = rec["ranking"][metric], rec["summary"]
+    text = ""
+    for i, m in enumerate(order):
+        st = s[m][metric]
+        if i:
+            prev = s[order[i - 1]][metric]
+            text += " ~ " if abs(prev["final_mean"] - st["final_mean"]) <= prev["final_ci"] + st["final_ci"] else " > "
+        text += f"{m} {st['final_mean']:.3g}±{st['final_ci']:.2g}"
+    return text
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows] + [""]
+
+
+def render_markdown(rep: dict, records: list[dict]) -> str:
+    swept, pct = rep["swept"], (lambda x: "n/a" if x is None else f"{100 * x:.0f}%")
+    const = {k: v for k, v in records[0]["config"].items() if k not in swept and all(r["config"][k] == v for r in records)
+             and json.dumps(v) != json.dumps(_DEFAULTS.to_dict()[k])}
+    lines = ["# Sensitivity of the paper's Frozen-Lake claims", "",
+             f"Sweep folders: {', '.join(rep['dirs'])}. Cells finished: {rep['n_done']} of {rep['n_cells']} "
+             f"({len(rep['missing'])} missing); compute: {rep['cell_seconds'] / 60:.1f} cell-minutes.", "",
+             "Swept: " + ("; ".join(f"`{f}` = " + ", ".join(rep["values"][f]) for f in swept) or "nothing") + ". "
+             "Fixed (where not StudyConfig's default): " + (", ".join(f"`{k}={_label(v)}`" for k, v in const.items()) or "none") + ".",
+             "", "## How often each claim holds", "",
+             "Claims are judged per cell on final means over seeds (`results.check_claims`). *Flipped by*: single "
+             "field values under which the claim's majority verdict is the opposite of the overall one. "
+             "*Pair flip rate*: among pairs of cells that differ in that field only, how often the verdict differs.", ""]
+    lines += _table(["claim", "holds in", "flipped by"] + [f"pair flip rate: {f}" for f in swept],
+                    [[name, f"{c['holds']}/{c['n']} ({pct(c['rate'])})", ", ".join(c["flipped_by"]) or "none"]
+                     + [pct(c["pair_flip_rate"][f]) for f in swept] for name, c in rep["claims"].items()])
+    lines += ["## Claim-holds rate per value of each swept field", "", "![claims by field](claims_by_field.png)", ""]
+    for f in swept:
+        by = lambda c, v: c["by_field"][f].get(v)  # noqa: E731
+        lines += [f"### `{f}`", ""] + _table(["claim"] + rep["values"][f], [
+            [name] + ["" if by(c, v) is None else f"{pct(by(c, v)[0] / by(c, v)[1])} ({by(c, v)[0]}/{by(c, v)[1]})"
+                      for v in rep["values"][f]] for name, c in rep["claims"].items()])
+    lines += ["## Rankings across cells", "", "How often each full ordering (best first, by final mean) occurs.", ""]
+    for metric, orders in rep["rankings"].items():
+        top = ", ".join(f"{o} ({n})" for o, n in list(orders.items())[:4])
+        lines.append(f"- `{metric}` ({results.METRICS[metric][0]}): {top}")
+    lines += ["", "## Per-cell rankings (final mean ± 95% CI over seeds)", "",
+              "`>`: the adjacent 95% CIs do not overlap; `~`: they overlap.", ""]
+    for metric in rep["rankings"]:
+        lines += [f"### `{metric}`: {results.METRICS[metric][0]}", ""] + _table(["cell"] + swept + ["ranking"], [
+            [r["key"][:8]] + [_label(r["values"].get(f)) for f in swept] + [_ranking_text(r, metric)] for r in records])
+    return "\n".join(lines)
+
+
+def claims_figure(rep: dict):
+    """Bar chart: claim-holds rate (y) per value (x) of each swept field (one panel each), one bar per claim."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    swept, names = rep["swept"] or ["(none)"], list(rep["claims"])
+    ncols = min(3, len(swept))
+    nrows = -(-len(swept) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.4 * nrows + 0.8), squeeze=False)
+    width = 0.8 / max(1, len(names))
+    for ax, f in zip(axes.flat, swept):
+        vals = rep["values"].get(f, ["all"])
+        for j, name in enumerate(names):
+            by = rep["claims"][name]["by_field"].get(f)
+            rates = [by[v][0] / by[v][1] if by and v in by else rep["claims"][name]["rate"] for v in vals]
+            ax.bar(np.arange(len(vals)) + (j - (len(names) - 1) / 2) * width, rates, width, label=name,
+                   color=f"C{j}")
+        ax.axhline(0.5, color="0.5", lw=0.8, ls=":")
+        ax.set_xticks(np.arange(len(vals)), vals, rotation=30 if len(vals) > 4 else 0, fontsize=8)
+        ax.set_ylim(0, 1.02)
+        ax.set_title(f, fontsize=10)
+        ax.set_ylabel("claim holds (fraction of cells)", fontsize=8)
+    for ax in list(axes.flat)[len(swept):]:
+        ax.axis("off")
+    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.08 + 0.04 * (len(names) > 2), 1, 1))
+    return fig
+
+
+def write_report(dirs, out_dir=None, figures: bool = True) -> tuple[dict, list[Path]]:
+    """Merge the sweep folders and write report.md, report.json (and the figure) to out_dir (default: dirs[0])."""
+    dirs = [str(d) for d in dirs]
+    if not dirs:
+        raise ValueError("report needs at least one sweep folder")
+    fields, records, missing = load_cells(dirs)
+    if not records:
+        raise ValueError(f"no finished cells in {', '.join(dirs)}; run the sweep first")
+    rep = analyze(fields, records)
+    rep.update(dirs=dirs, n_cells=len(records) + len(missing), missing=missing)
+    out = Path(out_dir or dirs[0])
+    written = []
+    if figures:
+        import matplotlib.pyplot as plt
+
+        fig = claims_figure(rep)
+        for ext in ("png", "svg"):
+            buf = io.BytesIO()
+            fig.savefig(buf, format=ext, dpi=120, metadata={"svg": {"Date": None}, "png": {"Software": None}}[ext])
+            results.atomic_write(out / f"claims_by_field.{ext}", buf.getvalue())
+            written.append(out / f"claims_by_field.{ext}")
+        plt.close(fig)
+    results.atomic_write(out / "report.json", json.dumps(rep, indent=1))
+    results.atomic_write(out / "report.md", render_markdown(rep, records))
+    return rep, [out / "report.md", out / "report.json"] + written
