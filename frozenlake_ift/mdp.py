@@ -56,7 +56,7 @@ class TabularMDP:
     shape: tuple[int, int] | None = None
     desc: tuple[str, ...] | None = None
     name: str = ""
-    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+    _cache: dict = field(default_factory=dict, repr=False, compare=False, init=False)  # not shared by replace()
 
     def __post_init__(self) -> None:
         ns = np.asarray(self.next_states)
@@ -75,19 +75,22 @@ class TabularMDP:
             raise ValueError(f"next_states must be integers, got dtype {ns.dtype}")
         if S == 0 or A == 0 or K == 0:
             raise ValueError(f"an MDP needs at least one state, action and successor, got (S, A, K) = {(S, A, K)}")
+        for label, arr in (("probs", pr), ("R", R), ("rho0", rho0)):
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{label} must be finite, got NaN or inf")
         if ns.min() < 0 or ns.max() >= S:
             raise ValueError(f"next_states must lie in [0, {S - 1}], got range [{ns.min()}, {ns.max()}]")
         if pr.min() < 0:
-            raise ValueError(f"probs must be non-negative, got minimum {pr.min()}")
+            raise ValueError(f"probs must be non-negative, got minimum {float(pr.min())}")
         row_err = np.abs(pr.sum(-1) - 1.0)
         if row_err.max() > ROW_SUM_TOL:
             s, a = np.unravel_index(int(row_err.argmax()), row_err.shape)
             raise ValueError(
-                f"transition probabilities of (s={s}, a={a}) sum to {pr[s, a].sum()!r}, "
+                f"transition probabilities of (s={s}, a={a}) sum to {float(pr[s, a].sum())!r}, "
                 f"must sum to 1 within {ROW_SUM_TOL}"
             )
         if abs(rho0.sum() - 1.0) > ROW_SUM_TOL or rho0.min() < 0:
-            raise ValueError(f"rho0 must be a distribution (non-negative, sums to 1), got sum {rho0.sum()!r}")
+            raise ValueError(f"rho0 must be a distribution (non-negative, sums to 1), got sum {float(rho0.sum())!r}")
         term_idx = np.flatnonzero(terminal)
         if term_idx.size:
             stay = np.where(ns[term_idx] == term_idx[:, None, None], pr[term_idx], 0.0).sum(-1)  # (Sterm, A)
@@ -131,6 +134,8 @@ class TabularMDP:
         P = np.asarray(P, dtype=np.float64)
         if P.ndim != 3 or P.shape[0] != P.shape[2]:
             raise ValueError(f"P must have shape (S, A, S), got {tuple(P.shape)}")
+        if not np.isfinite(P).all() or P.min() < 0:  # (P > 0) below would silently drop NaN / negatives
+            raise ValueError("P must hold finite, non-negative probabilities")
         K = max(int((P > 0).sum(-1).max()), 1)
         order = np.argsort(~(P > 0), axis=-1, kind="stable")[..., :K]  # (S, A, K) non-zeros first
         probs = np.take_along_axis(P, order, axis=-1)  # (S, A, K)
@@ -150,7 +155,7 @@ class TabularMDP:
         """Validate a stochastic policy pi[s, a] (Shape (S, A), rows sum to 1) and return it as float64."""
         pi = np.asarray(pi, dtype=np.float64)
         _check_shape(name, pi, (self.n_states, self.n_actions))
-        if pi.min() < -1e-12 or np.abs(pi.sum(-1) - 1.0).max() > 1e-6:
+        if not np.isfinite(pi).all() or pi.min() < -1e-12 or np.abs(pi.sum(-1) - 1.0).max() > 1e-6:
             raise ValueError(f"{name} must hold a distribution over actions in every row (non-negative, sums to 1)")
         return pi
 
