@@ -62,7 +62,7 @@ def _solve_record(args) -> tuple[dict, object, object]:
 
 
 def _run_solve(args) -> int:
-    from . import lakes
+    from . import routes
 
     record, mdp, first = _solve_record(args)
     if args.json:
@@ -80,13 +80,13 @@ def _run_solve(args) -> int:
         print(f"note: {record['note']}")
     if mdp.n_states <= 64 * 64:
         print("policy" + (" at t = 0" if args.horizon is not None else "") + " (← ↓ → ↑; H hole, G goal):")
-        print(lakes.render_policy(mdp, first))
+        print(routes.render_policy(mdp, first))
     return 0
 
 
 # ---------------------------------------------------------------- reproduce
 def _add_reproduce(sub) -> None:
-    from .study import METHOD_NAMES, StudyConfig
+    from .config import METHOD_NAMES, StudyConfig
 
     d = StudyConfig()
     p = sub.add_parser(
@@ -113,7 +113,7 @@ def _add_reproduce(sub) -> None:
 
 
 def _config_from_args(args):
-    from .study import StudyConfig, coerce_field
+    from .config import StudyConfig, coerce_field
 
     values = {"seeds": args.seeds, "steps": args.steps, "base": args.base, "map": args.map, "device": args.device,
               "methods": tuple(m.strip() for m in args.methods.split(",") if m.strip())}

@@ -1,13 +1,12 @@
-"""Frozen Lake maps: builders (gymnasium vs numpy), validation, routes, the study's trajectory pair."""
+"""Frozen Lake maps (lakes.py: builders, gymnasium vs numpy, validation) and routes.py (routes, chosen / rejected)."""
 
 import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from frozenlake_ift import lakes, solve
-from frozenlake_ift.lakes import (ACTION_ARROWS, ACTION_NAMES, TWO_ROUTE_MAP, Trajectory, chosen_and_rejected,
-                                  has_two_routes, make_lake, most_likely_path, routes, state_to_rc, validate_desc)
+from frozenlake_ift import lakes, routes, solve
+from frozenlake_ift.lakes import ACTION_ARROWS, ACTION_NAMES, TWO_ROUTE_MAP, make_lake, state_to_rc, validate_desc
 
 
 @st.composite
@@ -126,10 +125,10 @@ def test_names_and_geometry():
     assert state_to_rc(mdp, 0) == (0, 0) and state_to_rc(mdp, 63) == (7, 7) and state_to_rc(mdp, 10) == (1, 2)
     with pytest.raises(ValueError, match=r"state must lie in \[0, 63\], got 64"):
         state_to_rc(mdp, 64)
-    t = Trajectory((0, 1, 2), (2, 2))
+    t = routes.Trajectory((0, 1, 2), (2, 2))
     assert len(t) == 2 and t.states == (0, 1, 2)
     with pytest.raises(ValueError, match="needs 3 states, got 2"):
-        Trajectory((0, 1), (2, 2))
+        routes.Trajectory((0, 1), (2, 2))
 
 
 def _check_route(mdp, tr):
@@ -144,9 +143,9 @@ def test_two_route_map():
     mdp = make_lake("two-route")
     assert mdp.desc == TWO_ROUTE_MAP and validate_desc(TWO_ROUTE_MAP) == TWO_ROUTE_MAP
     assert mdp.next_states.shape[2] == 1  # deterministic
-    found = routes(mdp)
-    assert [len(r) for r in found] == [6, 10] and has_two_routes(mdp)
-    chosen, rejected = chosen_and_rejected(mdp)
+    found = routes.routes(mdp)
+    assert [len(r) for r in found] == [6, 10] and routes.has_two_routes(mdp)
+    chosen, rejected = routes.chosen_and_rejected(mdp)
     assert chosen == found[0] and rejected == found[1]
     assert chosen.actions == (2, 2, 2, 2, 1, 1) and rejected.actions == (1, 1, 1, 1, 2, 2, 2, 2, 3, 3)
     for tr in found:
@@ -155,23 +154,23 @@ def test_two_route_map():
 
 def test_routes_on_4x4_and_limits():
     mdp = make_lake("4x4")
-    found = routes(mdp)
+    found = routes.routes(mdp)
     assert [len(r) for r in found] == [6, 6, 6, 8]
     assert [r.states for r in found] == sorted(r.states for r in found[:3]) + [found[3].states]
-    assert not has_two_routes(mdp)
-    assert not has_two_routes(make_lake(["SFF", "FHF", "FFG"]))  # two routes, same length
-    assert has_two_routes(make_lake(["SFFF", "FHHF", "FHHG", "FFFF"]))  # a ring: routes of 5 and 7 moves
-    assert not has_two_routes(make_lake(["SFFF", "FHHF", "FHHF", "FFHG"]))  # the left branch is a dead end
+    assert not routes.has_two_routes(mdp)
+    assert not routes.has_two_routes(make_lake(["SFF", "FHF", "FFG"]))  # two routes, same length
+    assert routes.has_two_routes(make_lake(["SFFF", "FHHF", "FHHG", "FFFF"]))  # a ring: routes of 5 and 7 moves
+    assert not routes.has_two_routes(make_lake(["SFFF", "FHHF", "FHHF", "FFHG"]))  # the left branch is a dead end
     with pytest.raises(ValueError, match="more than max_routes=3 simple routes"):
-        routes(mdp, max_routes=3)
+        routes.routes(mdp, max_routes=3)
     with pytest.raises(ValueError, match="more than max_routes=10000"):
-        routes(make_lake("8x8"))
+        routes.routes(make_lake("8x8"))
 
 
 @given(lake_descs(max_size=4), st.booleans())
 def test_routes_are_valid_and_sorted(desc, slippery):
     mdp = make_lake(desc, slippery)
-    found = routes(mdp)
+    found = routes.routes(mdp)
     assert found  # validate_desc guarantees a path, hence a simple route
     for tr in found:
         _check_route(mdp, tr)
@@ -185,7 +184,7 @@ def test_routes_are_valid_and_sorted(desc, slippery):
 def test_chosen_and_rejected_on_gymnasium_maps(name, slippery):
     mdp = make_lake(name, slippery)
     sol = solve.value_iteration(mdp, 0.99, tol=1e-12)
-    chosen, rejected = chosen_and_rejected(mdp, gamma=0.99)
+    chosen, rejected = routes.chosen_and_rejected(mdp, gamma=0.99)
     # chosen: walks the greedy policy, every step has positive probability, ends at G
     assert chosen.actions == tuple(int(sol.policy[s]) for s in chosen.states[:-1])
     assert mdp.goal[chosen.states[-1]] and len(set(chosen.states)) == len(chosen.states)
@@ -201,15 +200,15 @@ def test_chosen_and_rejected_on_gymnasium_maps(name, slippery):
 
 def test_rejected_on_4x4_is_the_long_route():
     mdp = make_lake("4x4")
-    chosen, rejected = chosen_and_rejected(mdp)
-    assert len(chosen) == 6 and rejected == routes(mdp)[-1]
+    chosen, rejected = routes.chosen_and_rejected(mdp)
+    assert len(chosen) == 6 and rejected == routes.routes(mdp)[-1]
 
 
 def test_no_second_route_is_a_clear_error():
     with pytest.raises(ValueError, match="no route to G that makes a sub-optimal move"):
-        chosen_and_rejected(make_lake(["SFFG"]))
+        routes.chosen_and_rejected(make_lake(["SFFG"]))
     with pytest.raises(ValueError, match="no route to G that makes a sub-optimal move"):
-        chosen_and_rejected(make_lake(["SFH", "HFH", "HFG"]))
+        routes.chosen_and_rejected(make_lake(["SFH", "HFH", "HFG"]))
 
 
 def _simple_paths(mdp, policy, s, seen):
@@ -230,7 +229,7 @@ def _simple_paths(mdp, policy, s, seen):
 def test_most_likely_path_is_the_most_probable_simple_path(name):
     mdp = make_lake(name, slippery=True)
     policy = solve.value_iteration(mdp, 0.95).policy
-    path = most_likely_path(mdp, policy)
+    path = routes.most_likely_path(mdp, policy)
     best = max(p for _, p in _simple_paths(mdp, policy, 0, {0}))
     pi = np.eye(4)[policy]
     assert mdp.path_probability(path.states, pi) == pytest.approx(best, rel=1e-12)
@@ -242,17 +241,17 @@ def test_most_likely_path_is_the_most_probable_simple_path(name):
 def test_most_likely_path_errors():
     mdp = make_lake("4x4")
     with pytest.raises(ValueError, match=r"integer actions of shape \(16,\)"):
-        most_likely_path(mdp, np.zeros(15, dtype=int))
+        routes.most_likely_path(mdp, np.zeros(15, dtype=int))
     with pytest.raises(ValueError, match="never reaches a goal"):
-        most_likely_path(mdp, np.zeros(16, dtype=int))  # always left
+        routes.most_likely_path(mdp, np.zeros(16, dtype=int))  # always left
 
 
 def test_render():
     mdp = make_lake("two-route")
-    chosen, rejected = chosen_and_rejected(mdp)
-    grid = lakes.render_path(mdp, chosen).splitlines()
+    chosen, rejected = routes.chosen_and_rejected(mdp)
+    grid = routes.render_path(mdp, chosen).splitlines()
     assert grid[0] == "→ → → → ↓" and grid[1] == "· H H H ↓" and grid[2] == "· H H H G"
-    policy = lakes.render_policy(mdp, solve.value_iteration(mdp, 0.99).policy).splitlines()
+    policy = routes.render_policy(mdp, solve.value_iteration(mdp, 0.99).policy).splitlines()
     assert policy[0] == "→ → → → ↓" and len(policy) == 5
     with pytest.raises(ValueError, match=r"shape \(25,\)"):
-        lakes.render_policy(mdp, [0, 1])
+        routes.render_policy(mdp, [0, 1])

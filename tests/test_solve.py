@@ -176,7 +176,10 @@ def test_iterative_paths_match_direct_solves(case, gamma):
     finally:
         solve.DENSE_MAX_STATES = old
     np.testing.assert_allclose(iter_v, direct_v, atol=1e-11)
-    assert iter_p == pytest.approx(direct_p, abs=1e-9)
+    # The sweeps stop on the Bellman residual (1e-13); their error is that residual times the expected
+    # time to absorption, which a near-deterministic random policy can make ~1e4 steps (hypothesis
+    # found a 3x1 map where it was 2e-9), so the tolerance here is looser than the residual.
+    assert iter_p == pytest.approx(direct_p, abs=1e-6)
 
 
 @given(lakes_(), st.sampled_from([0.5, 0.8]))

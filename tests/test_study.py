@@ -215,3 +215,13 @@ def test_cli_reproduce_errors_write_nothing(tmp_path, capsys, argv, needle):
 def test_cli_plot_missing_file(tmp_path, capsys):
     assert cli.main(["plot", str(tmp_path / "nope.json")]) == 2
     assert "no results file" in capsys.readouterr().err
+
+
+def test_config_names_match_the_torch_tables():
+    """config.py names choices without importing torch; study/policy map them: the two must agree."""
+    from frozenlake_ift import config, study
+
+    assert set(config.ACTIVATION_NAMES) == set(policy.ACTIVATIONS)
+    assert set(config.OPTIMIZER_NAMES) == set(study.OPTIMIZERS)
+    assert set(config.DTYPE_NAMES) == set(study.DTYPES)
+    assert set(config.METHOD_NAMES) == set(study.METHODS)
