@@ -166,7 +166,7 @@ def save(result_or_dict, out_dir: str | os.PathLike) -> dict:
     res = result_or_dict if isinstance(result_or_dict, dict) else to_dict(result_or_dict)
     out = Path(out_dir)
     atomic_write(out / "summary.csv", summary_csv(res))
-    atomic_write(out / "results.json", json.dumps(res, indent=1))
+    atomic_write(out / "results.json", json.dumps(res, separators=(",", ":")))
     return res
 
 

@@ -4,8 +4,10 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
+
+from strategies import lake_descs
 
 from frozenlake_ift import solve
 from frozenlake_ift.lakes import make_lake, validate_desc
@@ -16,16 +18,7 @@ from frozenlake_ift.solve import (finite_horizon, greedy_policy, optimal_action_
 @st.composite
 def lakes_(draw, max_size=5):
     """(mdp, rng): a valid generated map, slippery or not, with a random success rate."""
-    nrow = draw(st.integers(1, max_size))
-    ncol = draw(st.integers(2 if nrow == 1 else 1, max_size))
-    tiles = draw(st.lists(st.sampled_from("FFFH"), min_size=nrow * ncol, max_size=nrow * ncol))
-    s, g = draw(st.lists(st.integers(0, nrow * ncol - 1), min_size=2, max_size=2, unique=True))
-    tiles[s], tiles[g] = "S", "G"
-    desc = ["".join(tiles[r * ncol:(r + 1) * ncol]) for r in range(nrow)]
-    try:
-        validate_desc(desc)
-    except ValueError:
-        assume(False)
+    desc = draw(lake_descs(max_size))
     slippery = draw(st.booleans())
     rate = draw(st.sampled_from([None, 0.5, 0.8])) if slippery else None
     return make_lake(desc, slippery, rate), np.random.default_rng(draw(st.integers(0, 2**31)))
