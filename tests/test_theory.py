@@ -18,75 +18,10 @@ from hypothesis import strategies as st
 
 from frozenlake_ift import lakes, routes, theory
 from frozenlake_ift.losses import mix_inputs, relation_weights
-from frozenlake_ift.mdp import TabularMDP
+from strategies import Inst, instances, make_inst, policies
 
 TOL = 1e-12
 FIND = settings(max_examples=3000, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
-
-
-# ----------------------------------------------------------------------------------- strategies
-class Inst:
-    """A generated case: dense P, the MDP, a policy pi and a target path (states, actions).
-
-    Its repr is a ``make_inst(...)`` call, so a falsifying example can be pasted into ``@example``.
-    """
-
-    def __init__(self, P: np.ndarray, mdp: TabularMDP, pi: np.ndarray, states: tuple, actions: tuple):
-        self.P, self.mdp, self.pi, self.states, self.actions = P, mdp, pi, states, actions
-
-    def __repr__(self) -> str:
-        return (f"make_inst(P={self.P.tolist()}, rho0={self.mdp.rho0.tolist()}, pi={self.pi.tolist()}, "
-                f"states={self.states}, actions={self.actions}, terminal={self.mdp.terminal.tolist()})")
-
-
-def make_inst(P, rho0, pi, states, actions, terminal=None) -> Inst:
-    P, rho0, pi = (np.asarray(x, dtype=float) for x in (P, rho0, pi))
-    terminal = np.zeros(P.shape[0], bool) if terminal is None else np.asarray(terminal, bool)
-    mdp = TabularMDP.from_dense(P, np.zeros(P.shape[:2]), terminal, rho0)
-    return Inst(P, mdp, pi, tuple(states), tuple(actions))
-
-
-def _weights(draw, n: int) -> np.ndarray:
-    w = np.array(draw(st.lists(st.integers(0, 4), min_size=n, max_size=n)), dtype=float)
-    if w.sum() == 0:
-        w[draw(st.integers(0, n - 1))] = 1.0
-    return w / w.sum()
-
-
-@st.composite
-def policies(draw, S: int, A: int) -> np.ndarray:
-    """Rows on the simplex; sharpened rows give near-deterministic policies (and exact one-hots)."""
-    sharp = draw(st.sampled_from([1.0, 1.0, 3.0, 40.0]))
-    pi = np.stack([_weights(draw, A) ** sharp for _ in range(S)])
-    return pi / pi.sum(-1, keepdims=True)
-
-
-@st.composite
-def instances(draw, max_states=5, max_actions=3, min_len=1, max_len=5, deterministic=None,
-              point_start=False, markov_path=False) -> Inst:
-    """A random dense MDP (some absorbing terminal states), a policy and a feasible target path."""
-    S, A = draw(st.integers(2, max_states)), draw(st.integers(2, max_actions))
-    det = draw(st.booleans()) if deterministic is None else deterministic
-    terminal = np.array(draw(st.lists(st.booleans(), min_size=S, max_size=S)))
-    terminal[0] = False
-    P = np.zeros((S, A, S))
-    for s, a in itertools.product(range(S), range(A)):
-        if terminal[s]:
-            P[s, a, s] = 1.0
-        elif det:
-            P[s, a, draw(st.integers(0, S - 1))] = 1.0
-        else:
-            P[s, a] = _weights(draw, S)
-    rho0 = np.eye(S)[0] if point_start else _weights(draw, S)
-    pi = draw(policies(S, A))
-    choice = draw(st.lists(st.integers(0, A - 1), min_size=S, max_size=S))  # a Markov target policy
-    states = [int(draw(st.sampled_from(np.flatnonzero(rho0 > 0).tolist())))]
-    actions = []
-    for _ in range(draw(st.integers(min_len, max_len))):
-        a = choice[states[-1]] if markov_path else draw(st.integers(0, A - 1))
-        actions.append(a)
-        states.append(int(draw(st.sampled_from(np.flatnonzero(P[states[-1], a] > 0).tolist()))))
-    return make_inst(P, rho0, pi, states, actions, terminal)
 
 
 def run(inst: Inst, fn, *args, **kw):
