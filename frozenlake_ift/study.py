@@ -274,6 +274,22 @@ def train_method(method: str, base: dict, data: GridData, cfg: StudyConfig, ref:
     return steps, curves, occupancy.cpu().numpy(), explored.cpu().numpy(), params
 
 
+def reference(config: StudyConfig, data: GridData, base: dict, star: dict) -> dict:
+    """What every method is measured against: the MDP as float64 tensors, pi*, theta_0, theta*,
+    and theta_0's log-probs along the route pair (DPO's frozen reference, Shape (E, 2, T))."""
+    mdp, device = data.mdp, data.P.device
+    with torch.no_grad():
+        return {
+            "P64": metrics.dense_transitions(mdp, device),
+            "R": torch.as_tensor(mdp.R, device=device), "terminal": torch.as_tensor(mdp.terminal, device=device),
+            "goal": torch.as_tensor(mdp.goal, device=device), "rho0": torch.as_tensor(mdp.rho0, device=device),
+            "pi_star": torch.as_tensor(data.pi_star, dtype=torch.float64, device=device),
+            "star_pi": policy_probs(star, data, config.activation),
+            "star_flat": policy.flatten_params(star).double(), "base_flat": policy.flatten_params(base).double(),
+            "base_logps": pair_step_logps(base, data, config.activation),
+        }
+
+
 def run_study(config: StudyConfig, progress: bool = False) -> StudyResult:
     """Run the whole experiment for one config: all methods, all seeds batched."""
     t0 = time.perf_counter()
@@ -286,15 +302,7 @@ def run_study(config: StudyConfig, progress: bool = False) -> StudyResult:
     pi_star_t = torch.as_tensor(data.pi_star, dtype=torch.float64, device=device)
     star, fit_kl, fit_used = fit_to(base, pi_star_t, nonterminal, config.activation, config.fit_steps,
                                     config.fit_lr, config.fit_tol)
-    with torch.no_grad():
-        ref = {
-            "P64": metrics.dense_transitions(mdp, device),
-            "R": torch.as_tensor(mdp.R, device=device), "terminal": torch.as_tensor(mdp.terminal, device=device),
-            "goal": torch.as_tensor(mdp.goal, device=device), "rho0": torch.as_tensor(mdp.rho0, device=device),
-            "pi_star": pi_star_t, "star_pi": policy_probs(star, data, config.activation),
-            "star_flat": policy.flatten_params(star).double(), "base_flat": policy.flatten_params(base).double(),
-            "base_logps": pair_step_logps(base, data, config.activation),  # (E, 2, T) DPO's frozen reference
-        }
+    ref = reference(config, data, base, star)
     base_success = evaluate(base, data, config, ref)["success"].cpu().numpy()
     star_success = evaluate(star, data, config, ref)["success"].cpu().numpy()
     bar = None

@@ -8,7 +8,7 @@ import torch
 
 from frozenlake_ift import cli, lakes, metrics, policy, results, solve
 from frozenlake_ift.study import (METHODS, StudyConfig, base_params, build_data, coerce_field, fit_to,
-                                  pair_step_logps, run_study, train_method)
+                                  pair_step_logps, reference, run_study, train_method)
 
 TINY = dict(seeds=3, steps=12, eval_every=4, fit_steps=400, device="cpu")
 
@@ -66,25 +66,11 @@ def test_ift_with_lam0_gamma0_equals_sft_step_for_step():
     device = torch.device("cpu")
     data = build_data(cfg, device)
     base = base_params(cfg, data, device)
-    ref = _ref(cfg, data, base)
+    ref = reference(cfg, data, base, star=base)
     *_, p_sft = train_method("sft", base, data, cfg, ref)
     *_, p_ift = train_method("ift", base, data, cfg, ref)
     for k in p_sft:
         torch.testing.assert_close(p_sft[k], p_ift[k], rtol=1e-6, atol=1e-7)
-
-
-def _ref(cfg, data, base):
-    from frozenlake_ift.study import policy_probs
-
-    mdp = data.mdp
-    pi_star = torch.as_tensor(data.pi_star, dtype=torch.float64)
-    return {"P64": metrics.dense_transitions(mdp), "R": torch.as_tensor(mdp.R),
-            "terminal": torch.as_tensor(mdp.terminal), "goal": torch.as_tensor(mdp.goal),
-            "rho0": torch.as_tensor(mdp.rho0), "pi_star": pi_star,
-            "star_pi": policy_probs(base, data, cfg.activation).detach(),
-            "star_flat": policy.flatten_params(base).double().detach(),
-            "base_flat": policy.flatten_params(base).double().detach(),
-            "base_logps": pair_step_logps(base, data, cfg.activation).detach()}
 
 
 def test_ift_input_mixes_target_with_predicted_next_state():
