@@ -1,4 +1,4 @@
-"""The ``frozenlake-ift`` console script: solve, reproduce, plot, sweep, report.
+"""The ``frozenlake-ift`` console script: solve, reproduce, plot, sweep, report, methods, play.
 
 Each sub-command is a pair ``_add_<cmd>(subparsers)`` / ``_run_<cmd>(args) -> int``.
 User errors (ValueError, FileNotFoundError) print one line to stderr and exit with status 2.
@@ -86,19 +86,22 @@ def _run_solve(args) -> int:
 
 # ---------------------------------------------------------------- reproduce
 def _add_reproduce(sub) -> None:
-    from .config import METHOD_NAMES, StudyConfig
+    from .config import StudyConfig
+    from .methods import method_names
 
     d = StudyConfig()
     p = sub.add_parser(
         "reproduce", help="run the Frozen-Lake study (SFT / IFT / DPO / ORPO) and write results + figures",
         description="Fine-tune theta_0 with each method on the default study map, all seeds batched; write "
-                    "results.json, summary.csv and figures (PNG + SVG) to --out and print a summary table "
-                    "(final and best value per method and metric, mean and 95% CI over seeds, rankings, "
-                    "and whether each of the paper's claims holds).",
+                    "results.json, summary.csv, params.pt (the trained parameters) and figures (PNG + SVG) to "
+                    "--out and print a summary table (final and best value per method and metric, mean and 95% "
+                    "CI over seeds, rankings, and whether each of the paper's claims holds, judged over the "
+                    "paper's four methods only). `frozenlake-ift methods` lists every registered method.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--seeds", type=int, default=d.seeds, help="ensemble size: seeds trained at once")
     p.add_argument("--steps", type=int, default=d.steps, help="fine-tuning steps per method")
-    p.add_argument("--methods", default=",".join(METHOD_NAMES), help=f"comma-separated subset of {METHOD_NAMES}")
+    p.add_argument("--methods", default=",".join(d.methods),
+                   help=f"comma-separated registered methods: {', '.join(method_names())}")
     p.add_argument("--base", default=d.base, help="base policy theta_0: random | uniform | suboptimal")
     p.add_argument("--map", default=d.map, help="two-route, 4x4, 8x8, random:SIZE:SEED")
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda[:N]")
@@ -116,7 +119,7 @@ def _config_from_args(args):
     from .config import StudyConfig, coerce_field
 
     values = {"seeds": args.seeds, "steps": args.steps, "base": args.base, "map": args.map, "device": args.device,
-              "methods": tuple(m.strip() for m in args.methods.split(",") if m.strip())}
+              "methods": tuple(m.strip() for m in args.methods.replace("+", ",").split(",") if m.strip())}
     for item in args.set:
         if "=" not in item:
             raise ValueError(f"--set expects FIELD=VALUE, got {item!r}")
@@ -154,7 +157,8 @@ def _run_reproduce(args) -> int:
               f"device {res['device']}, {res['seconds']:.1f} s; theta* fit KL {max(res['fit']['kl']):.2g} "
               f"(tol {config.fit_tol:g})")
         print(results.format_table(res))
-        print(f"wrote {out / 'results.json'}, {out / 'summary.csv'}" + (f" and {len(figures)} figure files" if figures else ""))
+        print(f"wrote {out / 'results.json'}, {out / 'summary.csv'}, {out / 'params.pt'}"
+              + (f" and {len(figures)} figure files" if figures else ""))
     return 0
 
 
@@ -302,6 +306,35 @@ def _run_report(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- methods
+def _add_methods(sub) -> None:
+    p = sub.add_parser("methods", help="list the registered fine-tuning methods",
+                       description="List every registered method: whether the paper's Frozen-Lake study trained it "
+                                   "(only those enter the claims), its Table 1 row, whether it samples from its own "
+                                   "policy, and the StudyConfig fields it reads.")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_run_methods)
+
+
+def _run_methods(args) -> int:
+    from .methods import get_method, method_names
+
+    rows = [get_method(n) for n in method_names()]
+    if args.json:
+        _print_json([{"name": m.name, "in_paper": m.in_paper, "table1_row": m.table1_row, "on_policy": m.on_policy,
+                      "needs_reference": m.needs_reference, "fields": list(m.fields), "description": m.description}
+                     for m in rows])
+        return 0
+    width = max(len(m.name) for m in rows)
+    for m in rows:
+        flags = ", ".join(f for f, on in (("in the paper's study", m.in_paper), ("on-policy", m.on_policy),
+                                           ("reference theta_0", m.needs_reference)) if on)
+        row = f"Table 1: {m.table1_row}" if m.table1_row else "not a Table 1 row"
+        print(f"{m.name:<{width}}  {m.description}\n{'':<{width}}  [{row}; {flags or 'offline'}]"
+              + (f" fields: {', '.join(m.fields)}" if m.fields else ""))
+    return 0
+
+
 # ---------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -315,6 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plot(sub)
     _add_sweep(sub)
     _add_report(sub)
+    _add_methods(sub)
+    from .play import add_parser as _add_play
+
+    _add_play(sub)
     return parser
 
 

@@ -1,44 +1,71 @@
 """StudyConfig: every choice the paper leaves open, as one validated, documented dataclass.
 
 Imports nothing heavy (no torch), so the CLI can build its ``--help`` and validate arguments
-before torch loads. ``study.py`` maps the names below to torch objects.
+before torch loads. Method names come from the method registry (``frozenlake_ift.methods``);
+``data.DTYPES`` and ``study.OPTIMIZERS`` map the other names below to torch objects.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields
 
-METHOD_NAMES = ("sft", "ift", "dpo", "orpo")
+from .methods import get_method, method_names, paper_method_names
+
 BASES = ("random", "uniform", "suboptimal")
 OPTIMIZER_NAMES = ("adam", "rmsprop", "sgd")
 DTYPE_NAMES = ("float32", "float64")
 ACTIVATION_NAMES = ("tanh", "relu", "gelu", "sigmoid")
 ROUTE_PAIRS = ("auto", "two-route")
+CHOSEN = ("route", "sampled")
+NEGATIVES = ("fixed", "policy", "base")
+
+
+def __getattr__(name: str):
+    if name == "METHOD_NAMES":  # the paper's four, from the registry (kept for older code)
+        return paper_method_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
 class StudyConfig:
-    """Every choice the paper leaves open, with its documented default (see DESIGN.md and README)."""
+    """Every choice the paper leaves open, with its documented default (README, "Decisions")."""
 
     map: str | tuple[str, ...] = "two-route"  # a make_lake name or the map's rows
     slippery: bool = False
     route_pair: str = "auto"  # "auto": chosen/rejected for any map; "two-route": demand exactly two routes
-    gamma: float = 0.95  # discount of value iteration and of the reported value
+    gamma: float = 0.95  # discount of value iteration, of the reported value and of PPO's returns
     temperature: float = 0.0  # pi* = softmax(Q* / temperature); 0 = one-hot argmax (ties split evenly)
     base: str = "random"  # theta_0: random | uniform | suboptimal
     hidden: int = 32
     activation: str = "tanh"
     seeds: int = 20  # ensemble size E: members use seeds seed, seed+1, ...
     seed: int = 0
-    steps: int = 300
+    steps: int = 300  # optimiser steps per method
     optimizer: str = "adam"
     lr: float = 0.01
     eval_every: int = 10
-    methods: tuple[str, ...] = METHOD_NAMES
+    methods: tuple[str, ...] = field(default_factory=paper_method_names)  # the paper's four (registry)
     lam: float = 0.2  # IFT temporal residual (Eq. 17)
     prop_gamma: float = 0.95  # IFT relation propagation (Algorithm 1)
-    dpo_beta: float = 0.1
+    dpo_beta: float = 0.1  # DPO and online DPO
     orpo_beta: float = 0.25
+    ipo_beta: float = 0.1
+    simpo_beta: float = 2.0
+    simpo_margin: float = 0.5  # SimPO's target reward margin gamma (TRL's simpo_gamma)
+    chosen: str = "route"  # pair methods, SFT, IFT, truly: "route" (App. B.2) | "sampled" (pairs draws of pi*)
+    negatives: str = "fixed"  # pair methods: "fixed" rejected route (App. B.2) | "policy" | "base" samples
+    resample_every: int = 10  # negatives="policy": steps between fresh samples
+    pairs: int = 8  # sampled trajectories per member (sampled chosen / negatives; online DPO pairs)
+    horizon: int = 50  # longest sampled trajectory (steps)
+    ppo_episodes: int = 64  # rollouts per member per sample
+    ppo_epochs: int = 4  # optimiser steps on each sample (PPO's K epochs, full batch)
+    ppo_clip: float = 0.2
+    ppo_kl: float = 0.05  # KL penalty coefficient to theta_0 in the reward
+    grpo_group: int = 8  # TRL's num_generations
+    grpo_beta: float = 0.0  # TRL's default: no reference model, no KL term
+    grpo_clip: float = 0.2
+    grpo_iterations: int = 1  # TRL's num_iterations: optimiser steps per sample
     fit_steps: int = 3000  # theta* (and the suboptimal base) fit: Adam steps at most
     fit_lr: float = 0.02
     fit_tol: float = 1e-3  # theta* fit stops when every member's mean KL(pi* || pi_theta) <= fit_tol
@@ -46,32 +73,43 @@ class StudyConfig:
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
+        _check_types(self)
         object.__setattr__(self, "methods", tuple(self.methods))
         if not isinstance(self.map, str):
             object.__setattr__(self, "map", tuple(self.map))
-        bad = [m for m in self.methods if m not in METHOD_NAMES]
-        if bad or not self.methods:
-            raise ValueError(f"methods must be a non-empty subset of {METHOD_NAMES}, got {list(self.methods)}")
+        if not self.methods:
+            raise ValueError(f"methods must name at least one registered method: {', '.join(method_names())}")
+        for m in self.methods:
+            get_method(m)  # an unknown name lists the registered ones
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"methods must not repeat a name, got {list(self.methods)}")
         choices = {"base": (self.base, BASES), "optimizer": (self.optimizer, OPTIMIZER_NAMES),
                    "dtype": (self.dtype, DTYPE_NAMES), "route_pair": (self.route_pair, ROUTE_PAIRS),
-                   "activation": (self.activation, ACTIVATION_NAMES)}
+                   "activation": (self.activation, ACTIVATION_NAMES), "chosen": (self.chosen, CHOSEN),
+                   "negatives": (self.negatives, NEGATIVES)}
         for name, (value, allowed) in choices.items():
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
-        for name, lo, hi in (("lam", 0, 1), ("prop_gamma", 0, 1)):
-            if not lo <= getattr(self, name) <= hi:
-                raise ValueError(f"{name} must lie in [{lo}, {hi}], got {getattr(self, name)}")
+        for name in ("lam", "prop_gamma"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if not 0 < self.gamma <= 1:
             raise ValueError(f"gamma must lie in (0, 1], got {self.gamma}")
-        for name in ("seeds", "steps", "hidden", "eval_every"):
+        for name in ("seeds", "steps", "hidden", "eval_every", "resample_every", "pairs", "horizon", "ppo_episodes",
+                     "ppo_epochs", "grpo_iterations"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("lr", "fit_lr", "dpo_beta", "fit_tol"):
+        if self.grpo_group < 2:
+            raise ValueError(f"grpo_group must be >= 2 (advantages are relative to the group), got {self.grpo_group}")
+        for name in ("lr", "fit_lr", "dpo_beta", "ipo_beta", "simpo_beta", "fit_tol"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("orpo_beta", "temperature", "fit_steps"):
+        for name in ("orpo_beta", "temperature", "fit_steps", "simpo_margin", "ppo_clip", "ppo_kl", "grpo_beta",
+                     "grpo_clip", "seed"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -84,12 +122,52 @@ class StudyConfig:
         return d
 
 
+_DEFAULTS: dict = {}
+
+
+def field_default(name: str):
+    """The documented default of one StudyConfig field."""
+    if not _DEFAULTS:
+        _DEFAULTS.update({f.name: f.default_factory() if f.default is MISSING else f.default
+                          for f in fields(StudyConfig)})
+    return _DEFAULTS[name]
+
+
+def _check_types(config: StudyConfig) -> None:
+    """Each field has its default's type (bool is not a number; ints pass as floats; floats are finite)."""
+    for f in fields(config):
+        value, default = getattr(config, f.name), field_default(f.name)
+        if f.name == "map":
+            ok = isinstance(value, str) or (isinstance(value, (list, tuple)) and value
+                                            and all(isinstance(r, str) for r in value))
+            if not ok:
+                raise TypeError(f"map must be a map name or a non-empty list of row strings, got {value!r}")
+            continue
+        if f.name == "methods":
+            if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(
+                    isinstance(m, str) for m in value):
+                raise TypeError(f"methods must be a list or tuple of method names, got {value!r}")
+            continue
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if ok and not math.isfinite(value):
+                raise ValueError(f"{f.name} must be a finite number, got {value!r}")
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            raise TypeError(f"{f.name} must be a {type(default).__name__} (default {default!r}), got "
+                            f"{type(value).__name__} {value!r}")
+
+
 def coerce_field(name: str, text: str):
     """Parse the text form of one StudyConfig field (``--set name=text``) into its type."""
-    defaults = StudyConfig()
     if name not in StudyConfig.field_names():
         raise ValueError(f"unknown StudyConfig field {name!r}; allowed: {', '.join(StudyConfig.field_names())}")
-    default = getattr(defaults, name)
+    default = field_default(name)
     text = text.strip()
     try:
         if isinstance(default, bool):
@@ -99,9 +177,14 @@ def coerce_field(name: str, text: str):
         if isinstance(default, int):
             return int(text)
         if isinstance(default, float):
-            return float(text)
+            value = float(text)
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {text!r}")
+            return value
         if name == "methods":
             return tuple(m.strip() for m in text.replace("+", ",").split(",") if m.strip())
         return text
-    except ValueError:
+    except ValueError as exc:
+        if exc.args and "finite" in str(exc.args[0]):
+            raise
         raise ValueError(f"cannot read {text!r} as a value of {name!r} (expects {type(default).__name__})") from None

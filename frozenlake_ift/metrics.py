@@ -9,9 +9,43 @@ implementations on one policy; the tests check that both agree.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric of the study: its name in files, a label for tables and figures, and how to read it.
+
+    higher_is_better: True / False, or None for quantities that are not ranked (a method's own loss).
+    log_scale: plot on a log axis when values span more than two decades. default_panel: drawn by
+    ``plots.plot_curves`` unless asked otherwise.
+    """
+
+    name: str
+    label: str
+    higher_is_better: bool | None
+    log_scale: bool = False
+    default_panel: bool = False
+
+
+# The one metric table: study (what it records), results (summary, ranking), plots and report read it.
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("param_mse", "parameter MSE to theta*", False, log_scale=True, default_panel=True),
+    Metric("policy_mse", "transition-matrix MSE to pi_theta*", False, log_scale=True, default_panel=True),
+    Metric("policy_mse_opt", "transition-matrix MSE to pi*", False, log_scale=True, default_panel=True),
+    Metric("policy_mse_truly", "transition-matrix MSE to the truly-trained policy", False, log_scale=True,
+           default_panel=True),
+    Metric("kl", "KL(pi* || pi_theta)", False, log_scale=True, default_panel=True),
+    Metric("success", "success probability", True, default_panel=True),
+    Metric("value", "value from rho0", True),
+    Metric("explored", "explored states", True, default_panel=True),
+    Metric("cosine", "cos(theta - theta_0, theta* - theta_0)", True),
+    Metric("loss", "training loss (own objective)", None),
+)}
+TRULY_METRIC = "policy_mse_truly"  # recorded only when the ``truly`` method runs (against its final policy)
 
 
 def dense_transitions(mdp, device="cpu") -> torch.Tensor:
@@ -46,6 +80,24 @@ def value_and_success(P: torch.Tensor, R: torch.Tensor, terminal: torch.Tensor, 
     v_start = V @ rho0[n]  # (E,)
     s_start = succ @ rho0[n] + rho0[goal].sum()  # (E,)
     return v_start, s_start.clamp(0.0, 1.0)
+
+
+def state_values(P: torch.Tensor, R: torch.Tensor, terminal: torch.Tensor, pi: torch.Tensor,
+                 gamma: float) -> torch.Tensor:
+    """Exact discounted value of every state under each member's policy, 0 on terminal states.
+
+    Solves V_N = (I - gamma T_NN)^-1 r_N on the non-terminal states N, r = sum_a pi R.
+    Shapes: P (S, A, S), R (S, A) or (E, S, A) (a per-member reward), terminal (S,), pi (E, S, A) -> (E, S).
+    """
+    pi = pi.to(P.dtype)
+    T = _state_matrix(P, pi)  # (E, S, S)
+    n = ~terminal  # (S,)
+    T_nn = T[:, n][:, :, n]  # (E, N, N)
+    eye = torch.eye(int(n.sum()), dtype=P.dtype, device=P.device)
+    r = (pi * R.to(P.dtype)).sum(-1)[:, n]  # (E, N)
+    V = torch.zeros(pi.shape[:2], dtype=P.dtype, device=P.device)  # (E, S)
+    V[:, n] = torch.linalg.solve(eye - gamma * T_nn, r.unsqueeze(-1)).squeeze(-1)
+    return V
 
 
 def discounted_occupancy(P: torch.Tensor, rho0: torch.Tensor, pi: torch.Tensor, gamma: float) -> torch.Tensor:

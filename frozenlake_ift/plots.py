@@ -20,15 +20,15 @@ import numpy as np
 
 from . import metrics as _metrics
 from . import results
+from .actions import DELTAS
+from .methods import get_method
 
-METHOD_COLORS = {"sft": "#E69F00", "ift": "#0072B2", "dpo": "#009E73", "orpo": "#CC79A7"}  # Okabe-Ito
-METHOD_MARKERS = {"sft": "o", "ift": "s", "dpo": "^", "orpo": "D"}  # tell lines apart where they overlap
-DEFAULT_METRICS = ("param_mse", "policy_mse", "policy_mse_opt", "kl", "success", "explored")
-LOG_METRICS = {"param_mse", "policy_mse", "policy_mse_opt", "kl"}
+DEFAULT_METRICS = tuple(name for name, m in _metrics.METRICS.items() if m.default_panel)
+LOG_METRICS = {name for name, m in _metrics.METRICS.items() if m.log_scale}
 ROUTE_STYLE = {"chosen": dict(color="#D55E00", ls="-"), "rejected": dict(color="#111111", ls=(0, (4, 2)))}
 TILE_COLORS = {"F": "#DCEBF7", "H": "#2F4858", "S": "#B9E3A8", "G": "#FFD166"}
 TILE_NAMES = {"S": "start", "F": "frozen", "H": "hole", "G": "goal"}
-ACTION_DIRS = np.array([(-1, 0), (0, 1), (1, 0), (0, -1)], dtype=float)  # (dx, dy) on screen, y down
+ACTION_DIRS = np.array([(dcol, drow) for drow, dcol in DELTAS], dtype=float)  # (dx, dy) on screen, y down
 _GREEK = [("pi_theta*", r"$\pi_{\theta^*}$"), ("pi_theta", r"$\pi_\theta$"), ("theta*", r"$\theta^*$"),
           ("theta_0", r"$\theta_0$"), ("theta", r"$\theta$"), ("pi*", r"$\pi^*$"), ("rho0", r"$\rho_0$")]
 
@@ -49,8 +49,19 @@ def pretty(label: str) -> str:
 
 
 def method_color(method: str) -> str:
-    """A fixed colour per method (sft, ift, dpo, orpo), so every figure uses the same one."""
-    return METHOD_COLORS.get(method, "#777777")
+    """The method's colour from its registry record, so every figure uses the same one (grey if unknown)."""
+    try:
+        return get_method(method).color
+    except ValueError:
+        return "#777777"
+
+
+def method_marker(method: str) -> str:
+    """The method's marker from its registry record (a circle if unknown)."""
+    try:
+        return get_method(method).marker
+    except ValueError:
+        return "o"
 
 
 def _as_dict(res) -> dict:
@@ -105,7 +116,8 @@ def plot_curves(res: dict, metrics: tuple[str, ...] | list[str] | None = None, *
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.1 * ncols, 3.0 * nrows + 0.6), squeeze=False,
                              layout="constrained")
     for ax, name in zip(axes.flat, names):
-        label, higher = results.METRICS.get(name, (name, None))
+        spec = results.METRICS.get(name)
+        label, higher = (spec.label, spec.higher_is_better) if spec else (name, None)
         arrs = {m: np.asarray(res["curves"][m][name], dtype=float).reshape(len(steps), -1) for m in methods}
         pos = np.concatenate([a[a > 0] for a in arrs.values()])  # (n_evals, E) per method
         log = name in LOG_METRICS and pos.size > 0 and pos.max() / pos.min() > 100  # two decades
@@ -113,7 +125,7 @@ def plot_curves(res: dict, metrics: tuple[str, ...] | list[str] | None = None, *
             mean, ci = _metrics.mean_ci95(arr, axis=1)
             lower = np.maximum(mean - ci, pos.min() / 2) if log else mean - ci  # a log axis has no room below 0
             ax.plot(steps, mean, color=method_color(m), lw=2, label=m.upper(), ms=4.5,
-                    marker=METHOD_MARKERS.get(m, "o"), markevery=(i % every, every))
+                    marker=method_marker(m), markevery=(i % every, every))
             ax.fill_between(steps, lower, mean + ci, color=method_color(m), alpha=0.18, lw=0)
         if log:
             ax.set_yscale("log")
@@ -136,7 +148,7 @@ def plot_curves(res: dict, metrics: tuple[str, ...] | list[str] | None = None, *
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
     handles = [plt.Line2D([], [], color=method_color(m), lw=2.5, label=m.upper(), ms=5,
-                          marker=METHOD_MARKERS.get(m, "o")) for m in methods]
+                          marker=method_marker(m)) for m in methods]
     if ref_line:
         handles.append(plt.Line2D([], [], color="#444444", ls=":", lw=1.3, label=r"$\theta^*$ (fitted optimum)"))
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False, fontsize=10)

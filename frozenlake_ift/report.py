@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import results
-from .sweep import _DEFAULTS, _label
+from .sweep import DEFAULTS, label
 
 
 def load_cells(dirs) -> tuple[dict, list[dict], list[str]]:
@@ -37,7 +37,7 @@ def load_cells(dirs) -> tuple[dict, list[dict], list[str]]:
         for key, values in man["cells"].items():
             grid.setdefault(key, values)
             for f in man["fields"]:
-                fields.setdefault(f, {})[_label(values.get(f))] = None
+                fields.setdefault(f, {})[label(values.get(f))] = None
         for path in sorted((d / "cells").glob("*.json")):
             if path.stem in grid and path.stem not in records:
                 records[path.stem] = _read_json(path)
@@ -66,7 +66,7 @@ def analyze(fields: dict, records: list[dict]) -> dict:
 
     ``fields``: swept field -> value labels in grid order (``load_cells``).
     """
-    present = {f: {_label(r["values"].get(f)) for r in records} for f in fields}
+    present = {f: {label(r["values"].get(f)) for r in records} for f in fields}
     values = {f: [v for v in vals if v in present[f]] for f, vals in fields.items()}
     swept = [f for f in fields if len(values[f]) > 1]
     by_claim: dict = {}
@@ -80,16 +80,16 @@ def analyze(fields: dict, records: list[dict]) -> dict:
         for f in swept:
             agg: dict = {}
             for rec, holds in items:
-                a = agg.setdefault(_label(rec["values"].get(f)), [0, 0])
+                a = agg.setdefault(label(rec["values"].get(f)), [0, 0])
                 a[0], a[1] = a[0] + holds, a[1] + 1
             by_field[f] = agg
         flips = [f"{f}={v}" for f, agg in by_field.items() for v, (h, n) in agg.items() if (h / n >= 0.5) != (rate >= 0.5)]
         claims[name] = {"holds": sum(h for _, h in items), "n": len(items), "rate": rate, "by_field": by_field,
                         "flipped_by": flips, "pair_flip_rate": {f: _pair_flip_rate(items, f, swept) for f in swept}}
     rankings = {}
-    for metric, (_, higher) in results.METRICS.items():
+    for metric, spec in results.METRICS.items():
         orders = Counter(" > ".join(r["ranking"][metric]) for r in records if metric in r.get("ranking", {}))
-        if higher is not None and orders:
+        if spec.higher_is_better is not None and orders:
             rankings[metric] = dict(orders.most_common())
     return {"swept": swept, "values": {f: values[f] for f in swept}, "n_done": len(records), "claims": claims,
             "rankings": rankings, "cell_seconds": float(sum(r["seconds"] for r in records))}
@@ -115,12 +115,12 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def render_markdown(rep: dict, records: list[dict]) -> str:
     swept, pct = rep["swept"], (lambda x: "n/a" if x is None else f"{100 * x:.0f}%")
     const = {k: v for k, v in records[0]["config"].items() if k not in swept and all(r["config"][k] == v for r in records)
-             and json.dumps(v) != json.dumps(_DEFAULTS.to_dict()[k])}
+             and json.dumps(v) != json.dumps(DEFAULTS.to_dict()[k])}
     lines = ["# Sensitivity of the paper's Frozen-Lake claims", "",
              f"Sweep folders: {', '.join(rep['dirs'])}. Cells finished: {rep['n_done']} of {rep['n_cells']} "
              f"({len(rep['missing'])} missing); compute: {rep['cell_seconds'] / 60:.1f} cell-minutes.", "",
              "Swept: " + ("; ".join(f"`{f}` = " + ", ".join(rep["values"][f]) for f in swept) or "nothing") + ". "
-             "Fixed (where not StudyConfig's default): " + (", ".join(f"`{k}={_label(v)}`" for k, v in const.items()) or "none") + ".",
+             "Fixed (where not StudyConfig's default): " + (", ".join(f"`{k}={label(v)}`" for k, v in const.items()) or "none") + ".",
              "", "## How often each claim holds", "",
              "Claims are judged per cell on final means over seeds (`results.check_claims`). *Flipped by*: single "
              "field values under which the claim's majority verdict is the opposite of the overall one. "
@@ -137,12 +137,12 @@ def render_markdown(rep: dict, records: list[dict]) -> str:
     lines += ["## Rankings across cells", "", "How often each full ordering (best first, by final mean) occurs.", ""]
     for metric, orders in rep["rankings"].items():
         top = ", ".join(f"{o} ({n})" for o, n in list(orders.items())[:4])
-        lines.append(f"- `{metric}` ({results.METRICS[metric][0]}): {top}")
+        lines.append(f"- `{metric}` ({results.METRICS[metric].label}): {top}")
     lines += ["", "## Per-cell rankings (final mean ± 95% CI over seeds)", "",
               "`>`: the adjacent 95% CIs do not overlap; `~`: they overlap.", ""]
     for metric in rep["rankings"]:
-        lines += [f"### `{metric}`: {results.METRICS[metric][0]}", ""] + _table(["cell"] + swept + ["ranking"], [
-            [r["key"][:8]] + [_label(r["values"].get(f)) for f in swept] + [_ranking_text(r, metric)] for r in records])
+        lines += [f"### `{metric}`: {results.METRICS[metric].label}", ""] + _table(["cell"] + swept + ["ranking"], [
+            [r["key"][:8]] + [label(r["values"].get(f)) for f in swept] + [_ranking_text(r, metric)] for r in records])
     return "\n".join(lines)
 
 

@@ -10,12 +10,18 @@ results.json layout (the stable input of ``plots`` and ``sweep``):
     map             desc (rows), shape, chosen/rejected {states, actions}, pi_star [S][A], terminal [S]
     fit             kl [E], steps [E], tol, base_success [E], star_success [E]
     steps           [n_evals] evaluation steps
-    curves          {method: {metric: [n_evals][E]}}
+    curves          {method: {metric: [n_evals][E]}}   (metrics: ``metrics.METRICS``)
+    stats           {method: {statistic: [n_evals][E]}}   the loss's own statistics (TRL's names, e.g.
+                    rewards/margins, logps/chosen; nll_loss; rollout/success for on-policy methods)
     final_occupancy {method: [E][S]}
     explored        {method: [E][S]} 0/1: first-layer rows that received gradient
     summary         {method: {metric: {final_mean, final_ci, best_mean, best_ci}}}
     ranking         {metric: [methods, best first by final mean]}
-    claims          [{claim, metric, holds, detail}]
+    claims          [{claim, metric, holds, detail}]   judged over the paper's methods only (``in_paper``)
+    methods         {method: {in_paper, table1_row, on_policy, description}}   from the registry
+
+params.pt beside it holds the trained parameters (``load_params``): every method's final E members,
+theta_0 and theta*, as CPU tensors (``torch.save``; read with ``torch.load(weights_only=True)``).
 """
 
 from __future__ import annotations
@@ -28,23 +34,17 @@ import platform
 import tempfile
 from pathlib import Path
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import metrics
+from .methods import get_method, paper_method_names
+from .metrics import METRICS
 
-# metric -> (label, True when higher is better); "loss" is each method's own objective: not ranked.
-METRICS = {
-    "param_mse": ("parameter MSE to theta*", False),
-    "policy_mse": ("transition-matrix MSE to pi_theta*", False),
-    "policy_mse_opt": ("transition-matrix MSE to pi*", False),
-    "kl": ("KL(pi* || pi_theta)", False),
-    "success": ("success probability", True),
-    "value": ("value from rho0", True),
-    "explored": ("explored states", True),
-    "cosine": ("cos(theta - theta_0, theta* - theta_0)", True),
-    "loss": ("training loss (own objective)", None),
-}
 PAPER_EXPLORATION_ORDER = ("dpo", "ift", "orpo", "sft")
+PARAMS_FILE = "params.pt"
+PARAMS_FORMAT = 1
 
 
 def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:
@@ -84,22 +84,38 @@ def summarize(curves: dict[str, dict[str, np.ndarray]]) -> tuple[dict, dict]:
         summary[method] = {}
         for metric, arr in mc.items():
             arr = np.asarray(arr, dtype=np.float64)  # (n_evals, E)
-            higher = METRICS.get(metric, ("", None))[1]
+            spec = METRICS.get(metric)
+            higher = spec.higher_is_better if spec else None
             best = arr.max(0) if higher else arr.min(0)  # (E,) best over the run, per seed
             fm, fc = metrics.mean_ci95(arr[-1])
             bm, bc = metrics.mean_ci95(best)
             summary[method][metric] = {"final_mean": float(fm), "final_ci": float(fc),
                                        "best_mean": float(bm), "best_ci": float(bc)}
     ranking = {}
-    for metric, (_, higher) in METRICS.items():
-        if higher is None or not all(metric in summary[m] for m in summary):
+    for metric, spec in METRICS.items():
+        if spec.higher_is_better is None or not all(metric in summary[m] for m in summary):
             continue
-        ranking[metric] = sorted(summary, key=lambda m: summary[m][metric]["final_mean"], reverse=bool(higher))
+        ranking[metric] = sorted(summary, key=lambda m: summary[m][metric]["final_mean"],
+                                 reverse=bool(spec.higher_is_better))
     return summary, ranking
 
 
+def _in_paper(method: str) -> bool:
+    """A method the paper's Frozen-Lake study trained (registry flag); unknown names (another session's
+    registrations, read back from a file) count only if they are the paper's own names."""
+    try:
+        return get_method(method).in_paper
+    except ValueError:
+        return method in paper_method_names()
+
+
 def check_claims(summary: dict) -> list[dict]:
-    """The paper's Frozen-Lake claims (Sec. 5.3), judged on final means; CIs are in ``detail``."""
+    """The paper's Frozen-Lake claims (Sec. 5.3), judged on final means; CIs are in ``detail``.
+
+    Only the paper's methods (the registry's ``in_paper``) take part, so running or registering
+    other methods never changes a verdict.
+    """
+    summary = {m: s for m, s in summary.items() if _in_paper(m)}
     methods = set(summary)
     out = []
 
@@ -147,7 +163,19 @@ def to_dict(result) -> dict:
         "summary": summary,
         "ranking": ranking,
         "claims": check_claims(summary),
+        "stats": {m: {k: np.asarray(v).tolist() for k, v in st.items()} for m, st in getattr(result, "stats", {}).items()},
+        "methods": {m: method_info(m) for m in result.curves},
     }
+
+
+def method_info(method: str) -> dict:
+    """What results.json records of a method's registry entry."""
+    try:
+        rec = get_method(method)
+    except ValueError:
+        return {"in_paper": method in paper_method_names(), "table1_row": "", "on_policy": False, "description": ""}
+    return {"in_paper": rec.in_paper, "table1_row": rec.table1_row, "on_policy": rec.on_policy,
+            "description": rec.description}
 
 
 def summary_csv(res: dict) -> str:
@@ -162,12 +190,86 @@ def summary_csv(res: dict) -> str:
 
 
 def save(result_or_dict, out_dir: str | os.PathLike) -> dict:
-    """Write results.json and summary.csv into out_dir (each atomically); return the dict."""
+    """Write results.json and summary.csv (and, for a StudyResult, params.pt) into out_dir, each
+    atomically; return the dict."""
     res = result_or_dict if isinstance(result_or_dict, dict) else to_dict(result_or_dict)
     out = Path(out_dir)
+    if not isinstance(result_or_dict, dict) and getattr(result_or_dict, "params", None):
+        atomic_write(out / PARAMS_FILE, params_bytes(result_or_dict))
     atomic_write(out / "summary.csv", summary_csv(res))
     atomic_write(out / "results.json", json.dumps(res, separators=(",", ":")))
     return res
+
+
+@dataclass(frozen=True)
+class SavedParams:
+    """The trained parameters of a run (``params.pt``).
+
+    methods: {method: policy-network parameter dict} with W1 (E, S, H), b1 (E, H), W2 (E, H, A),
+    b2 (E, A) as CPU tensors; base, star: the same for theta_0 and theta*. seeds: the E seeds.
+    """
+
+    activation: str
+    n_states: int
+    n_actions: int
+    seeds: list
+    methods: dict
+    base: dict
+    star: dict
+
+    def params(self, method: str) -> dict:
+        """The parameter dict of a method, or of "base" (theta_0) / "star" (theta*)."""
+        if method == "base":
+            return self.base
+        if method == "star":
+            return self.star
+        if method not in self.methods:
+            raise ValueError(f"no saved parameters for method {method!r}; saved: "
+                             f"{', '.join(list(self.methods) + ['base', 'star'])}")
+        return self.methods[method]
+
+    def policy_table(self, method: str):
+        """pi_theta(a | s) of every member on every state, float64. Shape: (E, S, A)."""
+        from . import policy
+
+        p = {k: v.double() for k, v in self.params(method).items()}
+        return policy.policy_table(p, self.n_states, self.activation)
+
+
+def params_bytes(result) -> bytes:
+    """A StudyResult's trained parameters as the bytes of params.pt."""
+    import torch
+
+    def cpu(p):
+        return {k: v.detach().cpu().clone() for k, v in p.items()}
+
+    cfg = result.config
+    payload = {"format": PARAMS_FORMAT, "activation": cfg.activation, "n_states": int(result.data.mdp.n_states),
+               "n_actions": int(result.data.mdp.n_actions), "seeds": [cfg.seed + i for i in range(cfg.seeds)],
+               "methods": {m: cpu(p) for m, p in result.params.items()}, "base": cpu(result.base),
+               "star": cpu(result.star)}
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return buf.getvalue()
+
+
+def load_params(run_dir: str | os.PathLike) -> SavedParams:
+    """Read the params.pt of a run folder (or the path of the file itself)."""
+    import torch
+
+    path = Path(run_dir)
+    if path.is_dir():
+        path = path / PARAMS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no saved parameters at {str(path)!r} (runs save them as {PARAMS_FILE})")
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file: one clear line
+        raise ValueError(f"{str(path)!r} is not a frozenlake-ift {PARAMS_FILE}: {exc}") from None
+    if not isinstance(d, dict) or d.get("format") != PARAMS_FORMAT:
+        raise ValueError(f"{str(path)!r} is not a frozenlake-ift {PARAMS_FILE} (format {PARAMS_FORMAT})")
+    return SavedParams(activation=d["activation"], n_states=d["n_states"], n_actions=d["n_actions"],
+                       seeds=list(d["seeds"]), methods=d["methods"], base=d["base"], star=d["star"])
 
 
 def load(path: str | os.PathLike) -> dict:
@@ -191,14 +293,16 @@ def format_table(res: dict) -> str:
     """The summary table the CLI prints: final and best (mean ± 95% CI) per method and metric, and ranks."""
     lines = []
     methods = list(res["summary"])
-    for metric, (label, higher) in METRICS.items():
+    width = max([5] + [len(m) for m in methods])
+    for metric, spec in METRICS.items():
         if not all(metric in res["summary"][m] for m in methods):
             continue
+        higher = spec.higher_is_better
         arrow = "" if higher is None else (" (higher is better)" if higher else " (lower is better)")
-        lines.append(f"{metric}: {label}{arrow}")
+        lines.append(f"{metric}: {spec.label}{arrow}")
         for m in methods:
             s = res["summary"][m][metric]
-            lines.append(f"  {m:<5} final {s['final_mean']:>10.4g} ± {s['final_ci']:<9.2g}"
+            lines.append(f"  {m:<{width}} final {s['final_mean']:>10.4g} ± {s['final_ci']:<9.2g}"
                          f" best {s['best_mean']:>10.4g} ± {s['best_ci']:.2g}")
         if metric in res.get("ranking", {}):
             lines.append("  ranking: " + " > ".join(res["ranking"][metric]))

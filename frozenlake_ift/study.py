@@ -1,49 +1,53 @@
 """The Frozen-Lake experiment of IFT (paper Sec. 5.3, App. B.2), straight through.
 
-    map -> MDP -> value iteration -> pi* -> chosen / rejected trajectories
-    theta_0 (base, "pre-trained") -> theta* (fitted to pi*)  -> fine-tune a copy of theta_0 with
-    each method -> metrics every ``eval_every`` steps, for E seeds at once.
+    map -> MDP -> value iteration -> pi* -> chosen / rejected trajectories      (data.build_data)
+    theta_0 (base, "pre-trained") -> theta* (fitted to pi*)                    (base_params, fit_to)
+    for each method (the registry, ``methods``): fine-tune a copy of theta_0   (train_method)
+        each step: batch = method.batch(params, ctx, step); loss = method.loss(params, batch, ctx)
+        metrics every ``eval_every`` steps, for E seeds at once                (evaluate)
 
-All loss math comes from ``losses.py``; this module only turns the policy network's output into
-per-step log-probs and masks (``METHODS`` maps a method name to that small function).
-``run_study(StudyConfig(...)) -> StudyResult``; no global state.
+All loss math comes from ``losses.py`` and each method's functions from its registry record; this
+module only runs the loop. ``run_study(StudyConfig(...)) -> StudyResult``; no global state.
 """
 
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
 
-from . import lakes, losses, metrics, policy, routes, solve
-from .config import METHOD_NAMES, StudyConfig, coerce_field  # noqa: F401  (re-exported)
+from . import lakes, metrics, policy, solve
+from .config import StudyConfig, coerce_field  # noqa: F401  (re-exported: the stable API)
+from .data import (DTYPES, GridData, Paths, Reference, blocked_map, build_data, make_reference,  # noqa: F401
+                   policy_probs)
+from .methods import LossOutput, StepContext, get_method
+from .methods.batches import path_logps
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
-METRIC_NAMES = ("param_mse", "policy_mse", "policy_mse_opt", "kl", "success", "value", "explored", "cosine", "loss")
+TRULY = "truly"
 
 
 @dataclass
-class GridData:
-    """Everything the methods train on, as tensors on the study's device."""
+class MethodRun:
+    """One method's fine-tuning: evaluation steps, metric curves {metric: (n_evals, E)}, the loss's own
+    statistics {name: (n_evals, E)} (TRL's names where they exist), final occupancy (E, S), explored
+    tiles (E, S) bool, and the final parameters (a policy-network dict, E members)."""
 
-    mdp: object
-    pi_star: np.ndarray  # (S, A)
-    chosen: object  # routes.Trajectory
-    rejected: object
-    P: torch.Tensor  # (S, A, S) transition tensor, for IFT's predicted next state
-    pair_states: torch.Tensor  # (2, T) int64: row 0 chosen, row 1 rejected, padded with s_0
-    pair_actions: torch.Tensor  # (2, T) int64
-    pair_mask: torch.Tensor  # (2, T) bool
-    eye: torch.Tensor  # (S, S) one-hot state table
+    steps: list[int]
+    curves: dict[str, np.ndarray]
+    stats: dict[str, np.ndarray]
+    occupancy: np.ndarray
+    explored: np.ndarray
+    params: dict[str, torch.Tensor]
+    policies: torch.Tensor | None = None  # (n_evals, E, S, A) when asked for (keep_policies)
 
 
 @dataclass
 class StudyResult:
-    """Per-step metrics of every method and seed, the theta* fit, and the data they came from."""
+    """Per-step metrics of every method and seed, the trained parameters, the theta* fit, and the data."""
 
     config: StudyConfig
     steps: list[int]  # evaluation steps
@@ -55,102 +59,23 @@ class StudyResult:
     base_success: np.ndarray  # (E,) success probability of theta_0
     star_success: np.ndarray  # (E,) success probability of theta*
     data: GridData = field(repr=False)
+    stats: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # method -> statistic -> (n_evals, E)
+    params: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)  # method -> final params
+    base: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # theta_0
+    star: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # theta*
     seconds: float = 0.0
     device: str = "cpu"
 
 
-# ------------------------------------------------------------------------------------- data
-def _blocked_map(desc: tuple[str, ...], chosen, rejected) -> list[str]:
-    """The map with the chosen route's own tiles (on the chosen route only, not S or G) turned into holes."""
-    rows = [list(r) for r in desc]
-    ncol = len(rows[0])
-    for s in set(chosen.states[1:-1]) - set(rejected.states):
-        rows[s // ncol][s % ncol] = "H"
-    return ["".join(r) for r in rows]
-
-
-def build_data(config: StudyConfig, device: torch.device | str = "cpu") -> GridData:
-    """Solve the map, derive pi*, pick the chosen (optimal) and rejected (sub-optimal) trajectories."""
-    mdp = lakes.make_lake(config.map if isinstance(config.map, str) else list(config.map), slippery=config.slippery)
-    if config.route_pair == "two-route" and not routes.has_two_routes(mdp):
-        raise ValueError(f"route_pair='two-route' needs a map whose frozen tiles form exactly two S->G routes of "
-                         f"different lengths; map {config.map!r} does not (use route_pair='auto')")
-    sol = solve.value_iteration(mdp, gamma=config.gamma)
-    pi_star = solve.optimal_action_probs(sol.Q, temperature=config.temperature)  # (S, A)
-    chosen, rejected = routes.chosen_and_rejected(mdp, gamma=config.gamma)
-    T = max(len(chosen), len(rejected))
-    states = torch.full((2, T), chosen.states[0], dtype=torch.long)
-    actions = torch.zeros((2, T), dtype=torch.long)
-    mask = torch.zeros((2, T), dtype=torch.bool)
-    for row, traj in enumerate((chosen, rejected)):
-        n = len(traj)
-        states[row, :n] = torch.tensor(traj.states[:n])
-        actions[row, :n] = torch.tensor(traj.actions)
-        mask[row, :n] = True
-    dtype = DTYPES[config.dtype]
-    return GridData(mdp=mdp, pi_star=pi_star, chosen=chosen, rejected=rejected,
-                    P=torch.as_tensor(mdp.dense_P(), dtype=dtype, device=device),
-                    pair_states=states.to(device), pair_actions=actions.to(device), pair_mask=mask.to(device),
-                    eye=torch.eye(mdp.n_states, dtype=dtype, device=device))
-
-
-# ---------------------------------------------------------------------------------- methods
 def pair_step_logps(params, data: GridData, activation: str, lam: float = 0.0) -> torch.Tensor:
-    """log pi_theta(a*_i | x_i) along the chosen (row 0) and rejected (row 1) trajectories.
+    """log pi_theta(a*_i | x_i) along the chosen (row 0) and rejected (row 1) routes. Shape: -> (E, 2, T).
 
-    With lam > 0 the input is IFT's temporal residual (Eq. 17), grid form:
-        x_i = (1 - lam) onehot(s*_i) + lam P(. | s*_{i-1}, argmax_a pi_theta(a | s*_{i-1}))   (i >= 1)
-    the argmax taken in a no-grad pass; x_0 = onehot(s*_0) (rho0).
-    Shape: -> (E, 2, T).
+    ``methods.batches.path_logps`` on the route pair; lam > 0 gives IFT's temporal residual input (Eq. 17).
     """
-    E = params["W1"].shape[0]
-    x = data.eye[data.pair_states].expand(E, -1, -1, -1)  # (E, 2, T, S)
-    acts = data.pair_actions.expand(E, -1, -1)  # (E, 2, T)
-    if lam > 0:
-        with torch.no_grad():
-            a_hat = policy.log_probs(params, x[:, :, :-1], activation).argmax(-1)  # (E, 2, T-1)
-            predicted = data.P[data.pair_states[:, :-1], a_hat]  # (E, 2, T-1, S)
-        x = torch.cat([x[:, :, :1], losses.mix_inputs(x[:, :, 1:], predicted, lam)], dim=2)  # (E, 2, T, S)
-    return policy.step_logps(params, x, acts, activation)  # (E, 2, T)
-
-
-def _sft(params, ref_logps, data, cfg):
-    lp = pair_step_logps(params, data, cfg.activation)[:, 0]  # (E, T)
-    return losses.sft_loss(lp, data.pair_mask[0].expand_as(lp), reduction="none")  # (E,)
-
-
-def _ift(params, ref_logps, data, cfg):
-    lp = pair_step_logps(params, data, cfg.activation, lam=cfg.lam)[:, 0]  # (E, T)
-    return losses.ift_loss(lp, data.pair_mask[0].expand_as(lp), gamma=cfg.prop_gamma, reduction="none")  # (E,)
-
-
-def _dpo(params, ref_logps, data, cfg):
-    lp = pair_step_logps(params, data, cfg.activation)  # (E, 2, T)
-    mask = data.pair_mask.expand_as(lp)
-    seq = losses.sequence_logps(lp.flatten(0, 1), mask.flatten(0, 1)).view(-1, 2)  # (E, 2) summed
-    ref = losses.sequence_logps(ref_logps.flatten(0, 1), mask.flatten(0, 1)).view(-1, 2)  # (E, 2)
-    return losses.dpo_loss(seq[:, 0], seq[:, 1], ref[:, 0], ref[:, 1], beta=cfg.dpo_beta)[0]  # (E,)
-
-
-def _orpo(params, ref_logps, data, cfg):
-    lp = pair_step_logps(params, data, cfg.activation)  # (E, 2, T)
-    mask = data.pair_mask.expand_as(lp)
-    avg = losses.sequence_logps(lp.flatten(0, 1), mask.flatten(0, 1), average=True).view(-1, 2)  # (E, 2)
-    return losses.orpo_loss(avg[:, 0], avg[:, 1], -avg[:, 0], beta=cfg.orpo_beta)[0]  # (E,)
-
-
-# method name -> per-member loss (E,) from (params, reference log-probs (E, 2, T), data, config)
-METHODS: dict[str, Callable] = {"sft": _sft, "ift": _ift, "dpo": _dpo, "orpo": _orpo}
+    return path_logps(params, data.route_pair, data, activation, lam)
 
 
 # ------------------------------------------------------------------------------ fit and train
-def policy_probs(params, data: GridData, activation: str) -> torch.Tensor:
-    """pi_theta(a | s) on every one-hot state, in float64. Shape: (E, S, A)."""
-    E, S = params["W1"].shape[0], data.eye.shape[0]
-    lg = policy.logits(params, data.eye.expand(E, S, S), activation)  # (E, S, A)
-    return torch.softmax(lg.double(), dim=-1)
-
-
 def fit_to(params, target: torch.Tensor, states: torch.Tensor, activation: str, steps: int, lr: float,
            tol: float) -> tuple[dict, np.ndarray, np.ndarray]:
     """Fit a copy of params to target[s, a] on ``states`` by Adam on mean KL(target || pi_theta).
@@ -199,7 +124,7 @@ def base_params(config: StudyConfig, data: GridData, device) -> dict:
             params["W2"].zero_()
             params["b2"].zero_()
     elif config.base == "suboptimal":
-        desc = _blocked_map(data.mdp.desc, data.chosen, data.rejected)
+        desc = blocked_map(data.mdp.desc, data.chosen, data.rejected)
         try:
             blocked = lakes.make_lake(desc, slippery=config.slippery)
         except ValueError as exc:
@@ -213,54 +138,80 @@ def base_params(config: StudyConfig, data: GridData, device) -> dict:
     return params
 
 
-def evaluate(params, data: GridData, cfg: StudyConfig, ref: dict) -> dict[str, torch.Tensor]:
-    """All per-member metrics of one ensemble. ``ref`` holds theta_0, theta* and their policies."""
+@dataclass
+class Evaluation:
+    """Every metric of one ensemble {name: Tensor (E,)} (the names of ``metrics.METRICS``) and its policy (E, S, A)."""
+
+    values: dict[str, torch.Tensor]
+    pi: torch.Tensor
+
+
+def evaluate(params, data: GridData, cfg: StudyConfig, ref: Reference) -> Evaluation:
+    """All per-member metrics of one ensemble against the Reference (theta_0, theta*, pi*, truly)."""
     mdp = data.mdp
     nt = torch.as_tensor(~mdp.terminal, device=data.P.device)
     with torch.no_grad():
         pi = policy_probs(params, data, cfg.activation)  # (E, S, A)
         flat = policy.flatten_params(params).double()  # (E, D)
-        value, success = metrics.value_and_success(ref["P64"], ref["R"], ref["terminal"], ref["goal"], ref["rho0"],
-                                                   pi, cfg.gamma)
-        return {
-            "param_mse": ((flat - ref["star_flat"]) ** 2).mean(-1),
-            "policy_mse": ((pi - ref["star_pi"]) ** 2)[:, nt].mean((-1, -2)),
-            "policy_mse_opt": ((pi - ref["pi_star"]) ** 2)[:, nt].mean((-1, -2)),
-            "kl": metrics.kl_rows(ref["pi_star"].expand_as(pi), pi)[:, nt].mean(-1),
+        value, success = metrics.value_and_success(ref.P, ref.R, ref.terminal, ref.goal, ref.rho0, pi, cfg.gamma)
+        values = {
+            "param_mse": ((flat - ref.star_flat) ** 2).mean(-1),
+            "policy_mse": ((pi - ref.star_pi) ** 2)[:, nt].mean((-1, -2)),
+            "policy_mse_opt": ((pi - ref.pi_star) ** 2)[:, nt].mean((-1, -2)),
+            "kl": metrics.kl_rows(ref.pi_star.expand_as(pi), pi)[:, nt].mean(-1),
             "success": success,
             "value": value,
-            "cosine": metrics.cosine(flat - ref["base_flat"], ref["star_flat"] - ref["base_flat"]),
-            "pi": pi,
+            "cosine": metrics.cosine(flat - ref.base_flat, ref.star_flat - ref.base_flat),
         }
+        if ref.truly_pi is not None:
+            values[metrics.TRULY_METRIC] = ((pi - ref.truly_pi) ** 2)[:, nt].mean((-1, -2))
+    return Evaluation(values, pi)
 
 
-def train_method(method: str, base: dict, data: GridData, cfg: StudyConfig, ref: dict, progress=None):
-    """Fine-tune a copy of theta_0 with one method; metrics at step 0 and every eval_every steps."""
+def method_generator(config: StudyConfig, method: str, device) -> torch.Generator:
+    """The method's own seeded generator: every sample a method draws comes from it (bit-reproducible on CPU)."""
+    seed = (config.seed * 1_000_003 + zlib.crc32(method.encode())) % (2**63)
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def train_method(method: str, base: dict, data: GridData, cfg: StudyConfig, ref: Reference,
+                 progress=None, keep_policies: bool = False) -> MethodRun:
+    """Fine-tune a copy of theta_0 with one registered method; metrics at step 0 and every eval_every steps.
+
+    keep_policies: also return the policy table at every evaluation step (``MethodRun.policies``).
+    """
+    record_ = get_method(method)
     params = policy.clone_params(base)
-    opt_cls = OPTIMIZERS[cfg.optimizer]
-    opt = opt_cls(params.values(), lr=cfg.lr)
-    loss_fn = METHODS[method]
+    opt = OPTIMIZERS[cfg.optimizer](params.values(), lr=cfg.lr)
     E, S = params["W1"].shape[:2]
+    ctx = StepContext(config=cfg, data=data, reference=ref, method=record_,
+                      generator=method_generator(cfg, method, params["W1"].device))
     explored = torch.zeros(E, S, dtype=torch.bool, device=params["W1"].device)
-    rows: dict[str, list] = {k: [] for k in METRIC_NAMES}
-    steps = []
-
-    def record(step, loss_value):
-        m = evaluate(params, data, cfg, ref)
-        for k in METRIC_NAMES:
-            if k == "explored":
-                rows[k].append(explored.sum(-1).double().cpu().numpy())
-            elif k == "loss":
-                rows[k].append(loss_value)
-            else:
-                rows[k].append(m[k].cpu().numpy())
-        steps.append(step)
-        return m
-
+    curves: dict[str, list] = {}
+    stats: dict[str, list] = {}
+    steps: list[int] = []
+    policies: list[torch.Tensor] = []
+    last = None
     for step in range(cfg.steps + 1):
-        loss = loss_fn(params, ref["base_logps"], data, cfg)  # (E,)
+        with torch.no_grad():
+            batch = record_.batch_fn(params, ctx, step)
+        out = record_.loss_fn(params, batch, ctx)
+        out = out if isinstance(out, LossOutput) else LossOutput(out)
+        loss = out.loss
+        if not isinstance(loss, torch.Tensor) or tuple(loss.shape) != (E,):
+            raise ValueError(f"method {method!r}: loss must return a Tensor of Shape (E,) = ({E},), one loss per "
+                             f"member, got {getattr(loss, 'shape', type(loss).__name__)}")
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            last = record(step, loss.detach().double().cpu().numpy())
+            last = evaluate(params, data, cfg, ref)
+            values = {**last.values, "explored": explored.sum(-1).double(), "loss": loss.detach().double()}
+            for name in metrics.METRICS:
+                if name in values:
+                    curves.setdefault(name, []).append(values[name].cpu().numpy())
+            for name, v in out.stats.items():
+                stats.setdefault(name, []).append(torch.as_tensor(v).detach().double().cpu().numpy())
+            steps.append(step)
+            if keep_policies:
+                policies.append(last.pi)
         if step == cfg.steps:
             break
         opt.zero_grad()
@@ -269,29 +220,23 @@ def train_method(method: str, base: dict, data: GridData, cfg: StudyConfig, ref:
         opt.step()
         if progress is not None:
             progress.update(1)
-    occupancy = metrics.discounted_occupancy(ref["P64"], ref["rho0"], last["pi"], min(cfg.gamma, 0.999))
-    curves = {k: np.stack(v) for k, v in rows.items()}  # (n_evals, E)
-    return steps, curves, occupancy.cpu().numpy(), explored.cpu().numpy(), params
+    occupancy = metrics.discounted_occupancy(ref.P, ref.rho0, last.pi, min(cfg.gamma, 0.999))
+    return MethodRun(steps, {k: np.stack(v) for k, v in curves.items()}, {k: np.stack(v) for k, v in stats.items()},
+                     occupancy.cpu().numpy(), explored.cpu().numpy(), policy.clone_params(params, requires_grad=False),
+                     torch.stack(policies) if keep_policies else None)
 
 
-def reference(config: StudyConfig, data: GridData, base: dict, star: dict) -> dict:
-    """What every method is measured against: the MDP as float64 tensors, pi*, theta_0, theta*,
-    and theta_0's log-probs along the route pair (DPO's frozen reference, Shape (E, 2, T))."""
-    mdp, device = data.mdp, data.P.device
-    with torch.no_grad():
-        return {
-            "P64": metrics.dense_transitions(mdp, device),
-            "R": torch.as_tensor(mdp.R, device=device), "terminal": torch.as_tensor(mdp.terminal, device=device),
-            "goal": torch.as_tensor(mdp.goal, device=device), "rho0": torch.as_tensor(mdp.rho0, device=device),
-            "pi_star": torch.as_tensor(data.pi_star, dtype=torch.float64, device=device),
-            "star_pi": policy_probs(star, data, config.activation),
-            "star_flat": policy.flatten_params(star).double(), "base_flat": policy.flatten_params(base).double(),
-            "base_logps": pair_step_logps(base, data, config.activation),
-        }
+def reference(config: StudyConfig, data: GridData, base: dict, star: dict) -> Reference:
+    """What every method is measured against (``data.make_reference``)."""
+    return make_reference(config, data, base, star)
 
 
 def run_study(config: StudyConfig, progress: bool = False) -> StudyResult:
-    """Run the whole experiment for one config: all methods, all seeds batched."""
+    """Run the whole experiment for one config: all methods, all seeds batched.
+
+    ``truly`` (when asked for) trains first, so that every method is also measured against its
+    final policy (metric ``policy_mse_truly``); results keep the config's method order.
+    """
     t0 = time.perf_counter()
     device = policy.resolve_device(config.device)
     torch.manual_seed(config.seed)
@@ -303,21 +248,36 @@ def run_study(config: StudyConfig, progress: bool = False) -> StudyResult:
     star, fit_kl, fit_used = fit_to(base, pi_star_t, nonterminal, config.activation, config.fit_steps,
                                     config.fit_lr, config.fit_tol)
     ref = reference(config, data, base, star)
-    base_success = evaluate(base, data, config, ref)["success"].cpu().numpy()
-    star_success = evaluate(star, data, config, ref)["success"].cpu().numpy()
+    base_success = evaluate(base, data, config, ref).values["success"].cpu().numpy()
+    star_success = evaluate(star, data, config, ref).values["success"].cpu().numpy()
     bar = None
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=config.steps * len(config.methods), desc="fine-tuning", unit="step")
-    curves, occupancy, explored, steps = {}, {}, {}, []
-    for method in config.methods:
+    order = sorted(config.methods, key=lambda m: m != TRULY)  # truly first
+    runs: dict[str, MethodRun] = {}
+    for method in order:
         if bar is not None:
             bar.set_postfix_str(method)
-        steps, curves[method], occupancy[method], explored[method], _ = train_method(method, base, data, config,
-                                                                                    ref, bar)
+        runs[method] = train_method(method, base, data, config, ref, bar, keep_policies=method == TRULY)
+        if method == TRULY:
+            ref.truly_pi = runs[method].policies[-1]  # (E, S, A): its final policy
     if bar is not None:
         bar.close()
-    return StudyResult(config=config, steps=steps, curves=curves, final_occupancy=occupancy, explored=explored,
-                       fit_kl=fit_kl, fit_steps=fit_used, base_success=base_success, star_success=star_success,
-                       data=data, seconds=time.perf_counter() - t0, device=str(device))
+    if TRULY in runs:  # truly trained before its final policy existed: measure its own curve now
+        nt = torch.as_tensor(~mdp.terminal, device=device)
+        own = ((runs[TRULY].policies - ref.truly_pi) ** 2)[:, :, nt].mean((-1, -2))  # (n_evals, E)
+        curves = {**runs[TRULY].curves, metrics.TRULY_METRIC: own.cpu().numpy()}
+        runs[TRULY].curves = {k: curves[k] for k in metrics.METRICS if k in curves}
+        runs[TRULY].policies = None
+    runs = {m: runs[m] for m in config.methods}
+    return StudyResult(config=config, steps=runs[config.methods[0]].steps,
+                       curves={m: r.curves for m, r in runs.items()},
+                       final_occupancy={m: r.occupancy for m, r in runs.items()},
+                       explored={m: r.explored for m, r in runs.items()}, fit_kl=fit_kl, fit_steps=fit_used,
+                       base_success=base_success, star_success=star_success, data=data,
+                       stats={m: r.stats for m, r in runs.items()}, params={m: r.params for m, r in runs.items()},
+                       base=policy.clone_params(base, requires_grad=False),
+                       star=policy.clone_params(star, requires_grad=False),
+                       seconds=time.perf_counter() - t0, device=str(device))
 

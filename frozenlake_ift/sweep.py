@@ -42,7 +42,7 @@ from .study import StudyConfig, build_data, coerce_field, run_study
 FORMAT = 1
 SPEC_KEYS = ("name", "description", "grid", "fixed")
 DEFAULT_SPEC = Path(__file__).with_name("sweeps") / "default.json"
-_DEFAULTS = StudyConfig()
+DEFAULTS = StudyConfig()
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def _value(name: str, value, where: str):
     """One StudyConfig field's value from a spec, checked for type (strings parsed as --set does)."""
     if name not in StudyConfig.field_names():
         raise ValueError(f"{where}: unknown StudyConfig field {name!r}; allowed: {', '.join(StudyConfig.field_names())}")
-    default = getattr(_DEFAULTS, name)
+    default = getattr(DEFAULTS, name)
     if isinstance(value, str) and not isinstance(default, str):
         try:
             value = coerce_field(name, value)
@@ -153,7 +153,8 @@ def cell_key(config: StudyConfig) -> str:
     return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _label(value) -> str:
+def label(value) -> str:
+    """A short text label of a swept value (custom maps as "custom RxC", lists joined by "+")."""
     if isinstance(value, (list, tuple)):
         if value and all(isinstance(v, str) and set(v) <= set("SFHG") for v in value):
             return f"custom {len(value)}x{len(value[0])}"
@@ -170,7 +171,7 @@ def expand(spec: dict, check_maps: bool = True) -> list[Cell]:
         try:
             config = StudyConfig(**{**spec["fixed"], **values})
         except (ValueError, TypeError) as exc:
-            where = ", ".join(f"{k}={_label(v)}" for k, v in values.items()) or "fixed values"
+            where = ", ".join(f"{k}={label(v)}" for k, v in values.items()) or "fixed values"
             raise ValueError(f"invalid cell ({where}): {exc}") from None
         key = cell_key(config)
         if key not in seen:
@@ -182,7 +183,7 @@ def expand(spec: dict, check_maps: bool = True) -> list[Cell]:
             try:
                 build_data(config, "cpu")
             except (ValueError, KeyError) as exc:
-                raise ValueError(f"map {_label(config.map)!r}: {exc.args[0] if exc.args else exc}") from None
+                raise ValueError(f"map {label(config.map)!r}: {exc.args[0] if exc.args else exc}") from None
     return cells
 
 

@@ -26,8 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from .mdp import TabularMDP
-
-RESIDUALS = ("greedy", "expected")
+from .residual import RESIDUALS, temporal_residual
 
 
 @dataclass(frozen=True)
@@ -226,9 +225,7 @@ def ift_input(mdp: TabularMDP, pi: np.ndarray, states: Sequence[int], lam: float
                 for b in range(mdp.n_actions))
     else:
         raise ValueError(f"residual must be one of {RESIDUALS}, got {residual!r}")
-    delta = _onehot(s, mdp.n_states)
-    delta[1:] = (1.0 - lam) * delta[1:] + lam * m
-    return delta
+    return temporal_residual(_onehot(s, mdp.n_states), m, lam)  # (N+1, S): Eq. 17, shared with the study
 
 
 def ift_estimate(mdp: TabularMDP, pi: np.ndarray, states: Sequence[int], actions: Sequence[int],

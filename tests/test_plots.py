@@ -131,7 +131,8 @@ def test_import_does_not_pull_in_matplotlib():
 def test_curves_on_real_study(real):
     fig = plots.plot_curves(real)
     visible = [ax for ax in fig.axes if ax.get_visible()]
-    assert len(visible) == len(plots.DEFAULT_METRICS)
+    present = [k for k in plots.DEFAULT_METRICS if k in real["curves"]["sft"]]  # policy_mse_truly: only with truly
+    assert len(visible) == len(present) == len(plots.DEFAULT_METRICS) - 1
     text = _texts(fig)
     for m in real["curves"]:
         assert m.upper() in text
@@ -160,7 +161,7 @@ def test_method_colours_are_consistent(real):
     for ax in fig.axes[:2]:
         colours = {line.get_label(): line.get_color() for line in ax.lines}
         for m in real["curves"]:
-            assert colours[m.upper()] == plots.METHOD_COLORS[m]
+            assert colours[m.upper()] == plots.method_color(m)
 
 
 def test_synthetic_8x8_one_seed_and_method_subsets(tmp_path, monkeypatch):
@@ -248,7 +249,7 @@ def test_pretty_labels():
 
     assert plots.pretty("KL(pi* || pi_theta)") == r"KL($\pi^*$ || $\pi_\theta$)"
     assert plots.pretty("transition-matrix MSE to pi_theta*") == r"transition-matrix MSE to $\pi_{\theta^*}$"
-    for label, _ in results.METRICS.values():  # every label's math parses
+    for label in (m.label for m in results.METRICS.values()):  # every label's math parses
         for math in plots.pretty(label).split("$")[1::2]:
             MathTextParser("agg").parse(f"${math}$")
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from frozenlake_ift import cli, lakes, metrics, policy, results, solve
-from frozenlake_ift.study import (METHODS, StudyConfig, base_params, build_data, coerce_field, fit_to,
-                                  pair_step_logps, reference, run_study, train_method)
+from frozenlake_ift.study import (StudyConfig, base_params, build_data, coerce_field, fit_to, pair_step_logps,
+                                  reference, run_study, train_method)
 
 TINY = dict(seeds=3, steps=12, eval_every=4, fit_steps=400, device="cpu")
 
@@ -47,7 +47,7 @@ def test_members_do_not_depend_on_ensemble_size():
                                    rtol=1e-4, atol=1e-7)
 
 
-@pytest.mark.parametrize("method", ["sft", "ift", "dpo", "orpo"])
+@pytest.mark.parametrize("method", ["sft", "ift", "dpo", "orpo", "ipo", "simpo", "truly"])
 def test_each_method_lowers_its_own_training_loss(method):
     r = run_study(StudyConfig(**{**TINY, "steps": 60, "eval_every": 60, "methods": (method,)}))
     loss = r.curves[method]["loss"]  # (2, E)
@@ -67,8 +67,8 @@ def test_ift_with_lam0_gamma0_equals_sft_step_for_step():
     data = build_data(cfg, device)
     base = base_params(cfg, data, device)
     ref = reference(cfg, data, base, star=base)
-    *_, p_sft = train_method("sft", base, data, cfg, ref)
-    *_, p_ift = train_method("ift", base, data, cfg, ref)
+    p_sft = train_method("sft", base, data, cfg, ref).params
+    p_ift = train_method("ift", base, data, cfg, ref).params
     for k in p_sft:
         torch.testing.assert_close(p_sft[k], p_ift[k], rtol=1e-6, atol=1e-7)
 
@@ -126,7 +126,10 @@ def test_bases(base):
 
 
 @pytest.mark.parametrize("kwargs, needle", [
-    ({"methods": ("sft", "ppo")}, "methods"),
+    ({"methods": ("sft", "nope")}, "registered: sft, ift, dpo, orpo"),
+    ({"methods": ("sft", "sft")}, "repeat"),
+    ({"negatives": "sampled"}, "negatives"),
+    ({"grpo_group": 1}, "grpo_group"),
     ({"lam": 1.5}, "lam"),
     ({"lam": -0.1}, "lam"),
     ({"seeds": 0}, "seeds"),
@@ -183,7 +186,7 @@ def test_cli_reproduce_smoke(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["--methods", "sft,ppo"], "methods"),
+    (["--methods", "sft,nope"], "unknown method 'nope'"),
     (["--set", "lam=2"], "lam"),
     (["--seeds", "0"], "seeds"),
     (["--set", "nonsense=1"], "nonsense"),
@@ -205,9 +208,9 @@ def test_cli_plot_missing_file(tmp_path, capsys):
 
 def test_config_names_match_the_torch_tables():
     """config.py names choices without importing torch; study/policy map them: the two must agree."""
-    from frozenlake_ift import config, study
+    from frozenlake_ift import config, methods, study
 
     assert set(config.ACTIVATION_NAMES) == set(policy.ACTIVATIONS)
     assert set(config.OPTIMIZER_NAMES) == set(study.OPTIMIZERS)
     assert set(config.DTYPE_NAMES) == set(study.DTYPES)
-    assert set(config.METHOD_NAMES) == set(study.METHODS)
+    assert config.METHOD_NAMES == methods.paper_method_names() == StudyConfig().methods

@@ -1,0 +1,144 @@
+"""Batches of the study's methods: trajectories as tensors, their log-probs, and the builders.
+
+    path_logps(params, paths, data, activation, lam)   log pi_theta(a_t | x_t), Shape (E, N, T);
+                                                       lam > 0: IFT's temporal residual input (Eq. 17)
+    chosen_batch(params, ctx, step) -> Paths           the chosen trajectories (SFT, IFT, truly)
+    pair_batch(params, ctx, step) -> PairBatch         chosen + rejected (+ reference log-probs)
+    sample_paths(pi, n, ctx) -> Paths                  n trajectories per member from policies pi (E, S, A)
+
+What the pair builders train on is set by two StudyConfig fields:
+- ``chosen``: "route" (the chosen route, App. B.2) or "sampled" (``pairs`` trajectories per member
+  sampled once from pi*, for slippery maps);
+- ``negatives``: "fixed" (the rejected route, App. B.2), "policy" (``pairs`` trajectories sampled
+  from the current policy, resampled every ``resample_every`` steps) or "base" (sampled once from
+  theta_0).
+Builders run without gradient and keep what they reuse in ``ctx.cache``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .. import policy, sampling
+from ..data import GridData, Paths, policy_probs
+from ..residual import temporal_residual
+from .context import StepContext
+
+
+@dataclass(frozen=True)
+class PairBatch:
+    """Preference pairs: chosen[e, n] is preferred to rejected[e, n].
+
+    chosen, rejected: Paths of Shape (E, N, T) (each padded on its own). ref_chosen, ref_rejected:
+    Shape (E, N, T) per-step log-probs under theta_0, or None when the method needs no reference.
+    weight: Shape (E, N) float, how much each pair counts (0 for pairs without a preference), or None.
+    """
+
+    chosen: Paths
+    rejected: Paths
+    ref_chosen: torch.Tensor | None = None
+    ref_rejected: torch.Tensor | None = None
+    weight: torch.Tensor | None = None
+
+
+def path_logps(params: dict, paths: Paths, data: GridData, activation: str, lam: float = 0.0) -> torch.Tensor:
+    """log pi_theta(a_t | x_t) along every trajectory. Shape: -> (E, N, T) (masked steps hold junk).
+
+    x_t = onehot(s_t); with lam > 0 the input is IFT's temporal residual (Eq. 17, grid form):
+        x_t = (1 - lam) onehot(s_t) + lam P(. | s_{t-1}, argmax_a pi_theta(a | s_{t-1}))   (t >= 1),
+    the argmax taken in a no-grad pass; x_0 = onehot(s_0) (rho0).
+    """
+    E = params["W1"].shape[0]
+    paths = paths.expand(E)
+    states = paths.states[..., :-1]  # (E, N, T) the states actions are taken in
+    x = data.eye[states]  # (E, N, T, S)
+    if lam > 0:
+        with torch.no_grad():
+            a_hat = policy.log_probs(params, x[:, :, :-1], activation).argmax(-1)  # (E, N, T-1)
+            predicted = data.P[states[..., :-1], a_hat]  # (E, N, T-1, S)
+        x = temporal_residual(x, predicted, lam)  # (E, N, T, S)
+    return policy.step_logps(params, x, paths.actions, activation)  # (E, N, T)
+
+
+def sample_paths(pi: torch.Tensor, n: int, ctx: StepContext) -> Paths:
+    """n trajectories per member from the policies pi (Shape (E, S, A)), horizon ``config.horizon``."""
+    ref = ctx.reference
+    roll = sampling.sample_rollouts(ref.P, pi, ref.rho0, ref.terminal, ref.goal, n, ctx.config.horizon,
+                                    ctx.generator)
+    return Paths(roll.states, roll.actions, roll.mask).trimmed()
+
+
+def _members(ctx: StepContext) -> int:
+    return ctx.reference.base["W1"].shape[0]
+
+
+def _chosen(ctx: StepContext) -> Paths:
+    """The chosen trajectories: the chosen route (E = 1 view) or ``pairs`` samples of pi* per member."""
+    if "chosen" not in ctx.cache:
+        if ctx.config.chosen == "sampled":
+            E, (S, A) = _members(ctx), ctx.reference.pi_star.shape
+            ctx.cache["chosen"] = sample_paths(ctx.reference.pi_star.expand(E, S, A), ctx.config.pairs, ctx)
+        else:
+            ctx.cache["chosen"] = ctx.data.route_pair.split(1)[0]
+    return ctx.cache["chosen"]
+
+
+def chosen_batch(params: dict, ctx: StepContext, step: int) -> Paths:
+    """The chosen trajectories (``config.chosen``): what SFT, IFT and truly train on."""
+    return _chosen(ctx)
+
+
+def _negatives(params: dict, ctx: StepContext, step: int) -> tuple[Paths, bool]:
+    """The rejected trajectories and whether they are new this step."""
+    kind, cache = ctx.config.negatives, ctx.cache
+    if kind == "fixed":
+        new = "rejected" not in cache
+        if new:
+            cache["rejected"] = ctx.data.route_pair.split(1)[1]
+    elif kind == "base":
+        new = "rejected" not in cache
+        if new:
+            cache["rejected"] = sample_paths(policy_probs(ctx.reference.base, ctx.data, ctx.config.activation),
+                                             ctx.config.pairs, ctx)
+    else:  # "policy": resampled from the current policy every resample_every steps
+        new = "rejected" not in cache or step % ctx.config.resample_every == 0
+        if new:
+            cache["rejected"] = sample_paths(policy_probs(params, ctx.data, ctx.config.activation),
+                                             ctx.config.pairs, ctx)
+    return cache["rejected"], new
+
+
+def pair_batch(params: dict, ctx: StepContext, step: int) -> PairBatch:
+    """Chosen and rejected trajectories paired one to one (the default batch of a method).
+
+    With one chosen route and N sampled negatives the route is repeated N times (and vice versa).
+    Reference log-probs under theta_0 are computed when the method needs a reference.
+    """
+    chosen = _chosen(ctx)
+    rejected, new = _negatives(params, ctx, step)
+    if not new and "pair" in ctx.cache:
+        return ctx.cache["pair"]
+    E = _members(ctx)
+    chosen, rejected = chosen.expand(E), rejected.expand(E)
+    nc, nr = chosen.shape[1], rejected.shape[1]
+    if nc != nr:
+        if min(nc, nr) != 1:
+            raise ValueError(f"cannot pair {nc} chosen with {nr} rejected trajectories")
+        chosen, rejected = (chosen.repeat(nr), rejected) if nc == 1 else (chosen, rejected.repeat(nc))
+    ref_c = ref_r = None
+    if ctx.method.needs_reference:
+        base, act = ctx.reference.base, ctx.config.activation
+        ref_c, ref_r = path_logps(base, chosen, ctx.data, act), path_logps(base, rejected, ctx.data, act)
+    ctx.cache["pair"] = PairBatch(chosen, rejected, ref_c, ref_r)
+    return ctx.cache["pair"]
+
+
+def pair_logps(params: dict, batch: PairBatch, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-step log-probs of chosen and rejected, in one network pass. Shape: -> (E, N, Tc), (E, N, Tr)."""
+    E = params["W1"].shape[0]
+    chosen, rejected = batch.chosen.expand(E), batch.rejected.expand(E)
+    n, Tc, Tr = chosen.shape[1], chosen.shape[2], rejected.shape[2]
+    lp = path_logps(params, chosen.cat(rejected), ctx.data, ctx.config.activation)  # (E, 2N, T)
+    return lp[:, :n, :Tc], lp[:, n:, :Tr]

@@ -1,0 +1,124 @@
+"""Offline methods: they train on fixed (or pre-sampled) trajectories, not on their own rollouts.
+
+Each loss is ``loss(params, batch, ctx) -> LossOutput`` with a per-member loss of Shape (E,): the
+loss of each of the member's N trajectories (or pairs), averaged over N. The loss math itself is
+``losses.py``; this module only turns the network's output into per-step log-probs and masks.
+
+    sft    Table 1 "SFT": mean NLL of the chosen trajectory, teacher-forced
+    ift    Table 1 "IFT": the same on the temporal-residual input (Eq. 17) with relation propagation (Eq. 18)
+    dpo    Table 1 "DPO offline": summed log-probs against the frozen theta_0, beta = dpo_beta
+    orpo   ORPO: chosen NLL + odds-ratio term on average log-probs, beta = orpo_beta
+    ipo    IPO: the DPO margin (of average log-probs, as TRL computes it) regressed onto 1 / (2 ipo_beta)
+    simpo  SimPO: reference-free, average log-probs, beta = simpo_beta, target margin simpo_margin
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .. import losses
+from ..data import Paths
+from .batches import PairBatch, pair_logps, path_logps
+from .context import LossOutput, StepContext
+
+
+def _per_member(values: torch.Tensor, E: int, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """(E * N,) per-trajectory values -> (E,) mean over N (weighted, if given: Shape (E, N))."""
+    v = values.view(E, -1)  # (E, N)
+    if weight is None:
+        return v.mean(-1)
+    w = weight.to(v.dtype)
+    return (v * w).sum(-1) / w.sum(-1).clamp_min(1.0)
+
+
+def _flat(lp: torch.Tensor, paths: Paths) -> tuple[torch.Tensor, torch.Tensor]:
+    """(E, N, T) log-probs and the paths' mask as (E * N, T) rows for ``losses``."""
+    return lp.flatten(0, 1), paths.expand(lp.shape[0]).mask.flatten(0, 1)
+
+
+def sft(params: dict, batch: Paths, ctx: StepContext) -> LossOutput:
+    """Mean NLL of the chosen trajectory's actions, teacher-forced (Table 1, SFT)."""
+    lp = path_logps(params, batch, ctx.data, ctx.config.activation)  # (E, N, T)
+    flat, mask = _flat(lp, batch)
+    nll = losses.sft_loss(flat, mask, reduction="none")  # (E * N,)
+    return LossOutput(_per_member(nll, lp.shape[0]), {"nll_loss": _per_member(nll.detach(), lp.shape[0])})
+
+
+def ift(params: dict, batch: Paths, ctx: StepContext) -> LossOutput:
+    """IFT: NLL on the temporal-residual input (Eq. 17), steps weighted by relation propagation (Eq. 18)."""
+    cfg = ctx.config
+    lp = path_logps(params, batch, ctx.data, cfg.activation, lam=cfg.lam)  # (E, N, T)
+    flat, mask = _flat(lp, batch)
+    loss = losses.ift_loss(flat, mask, gamma=cfg.prop_gamma, reduction="none")  # (E * N,)
+    nll = losses.sft_loss(flat.detach(), mask, reduction="none")  # (E * N,) unweighted, for the log
+    return LossOutput(_per_member(loss, lp.shape[0]), {"nll_loss": _per_member(nll, lp.shape[0])})
+
+
+def _pair_stats(chosen_rewards, rejected_rewards, E, weight) -> dict:
+    """TRL's DPO statistics per member (mean over pairs): rewards/chosen, /rejected, /margins, /accuracies."""
+    margins = chosen_rewards - rejected_rewards
+    return {"rewards/chosen": _per_member(chosen_rewards, E, weight),
+            "rewards/rejected": _per_member(rejected_rewards, E, weight),
+            "rewards/margins": _per_member(margins, E, weight),
+            "rewards/accuracies": _per_member((margins > 0).to(margins.dtype), E, weight)}
+
+
+def _sequence(batch: PairBatch, lc, lr, average: bool):
+    """Sequence log-probs (summed or averaged) of chosen and rejected. Shape: -> (E * N,), (E * N,)."""
+    fc, mc = _flat(lc, batch.chosen)
+    fr, mr = _flat(lr, batch.rejected)
+    return losses.sequence_logps(fc, mc, average=average), losses.sequence_logps(fr, mr, average=average)
+
+
+def _reference(batch: PairBatch, average: bool):
+    if batch.ref_chosen is None or batch.ref_rejected is None:
+        raise ValueError("this method needs reference log-probs: register it with needs_reference=True")
+    return _sequence(batch, batch.ref_chosen, batch.ref_rejected, average)
+
+
+def dpo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
+    """DPO on summed log-probs against the frozen theta_0 (as the IFT authors ran it), beta = dpo_beta."""
+    lc, lr = pair_logps(params, batch, ctx)  # (E, N, Tc), (E, N, Tr)
+    E = lc.shape[0]
+    pc, pr = _sequence(batch, lc, lr, average=False)  # (E * N,)
+    rc, rr = _reference(batch, average=False)
+    loss, cr, rj = losses.dpo_loss(pc, pr, rc, rr, beta=ctx.config.dpo_beta)  # (E * N,)
+    stats = {"logps/chosen": _per_member(pc.detach(), E, batch.weight),
+             "logps/rejected": _per_member(pr.detach(), E, batch.weight), **_pair_stats(cr, rj, E, batch.weight)}
+    return LossOutput(_per_member(loss, E, batch.weight), stats)
+
+
+def ipo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
+    """IPO on average log-probs against theta_0 (TRL's loss_type="ipo"), beta = ipo_beta."""
+    lc, lr = pair_logps(params, batch, ctx)
+    E = lc.shape[0]
+    pc, pr = _sequence(batch, lc, lr, average=True)
+    rc, rr = _reference(batch, average=True)
+    loss, cr, rj = losses.ipo_loss(pc, pr, rc, rr, beta=ctx.config.ipo_beta)
+    stats = {"logps/chosen": _per_member(pc.detach(), E, batch.weight),
+             "logps/rejected": _per_member(pr.detach(), E, batch.weight), **_pair_stats(cr, rj, E, batch.weight)}
+    return LossOutput(_per_member(loss, E, batch.weight), stats)
+
+
+def orpo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
+    """ORPO on average log-probs with the chosen NLL as its SFT term, beta = orpo_beta (the authors' 0.25)."""
+    lc, lr = pair_logps(params, batch, ctx)
+    E = lc.shape[0]
+    ac, ar = _sequence(batch, lc, lr, average=True)  # (E * N,)
+    loss, log_odds = losses.orpo_loss(ac, ar, -ac, beta=ctx.config.orpo_beta)
+    stats = {"logps/chosen": _per_member(ac.detach(), E, batch.weight),
+             "logps/rejected": _per_member(ar.detach(), E, batch.weight),
+             "nll_loss": _per_member(-ac.detach(), E, batch.weight),
+             "log_odds_ratio": _per_member(log_odds, E, batch.weight)}
+    return LossOutput(_per_member(loss, E, batch.weight), stats)
+
+
+def simpo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
+    """SimPO: reference-free, average log-probs, beta = simpo_beta, target margin simpo_margin."""
+    lc, lr = pair_logps(params, batch, ctx)
+    E = lc.shape[0]
+    ac, ar = _sequence(batch, lc, lr, average=True)
+    loss, cr, rj = losses.simpo_loss(ac, ar, beta=ctx.config.simpo_beta, margin=ctx.config.simpo_margin)
+    stats = {"logps/chosen": _per_member(ac.detach(), E, batch.weight),
+             "logps/rejected": _per_member(ar.detach(), E, batch.weight), **_pair_stats(cr, rj, E, batch.weight)}
+    return LossOutput(_per_member(loss, E, batch.weight), stats)

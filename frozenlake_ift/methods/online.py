@@ -1,0 +1,213 @@
+"""Methods that estimate the model's preference on its own states (Table 1's other rows), and GRPO.
+
+    truly       Table 1 "truly": maximise sum_n log (rho0^T T_pi^n)[s*_n] along the chosen trajectory,
+                computed and differentiated exactly (no sampling)
+    ppo         Table 1 "PPO" (the RLHF analogue): on-policy rollouts, reward 1 on reaching G minus a KL
+                penalty to theta_0, clipped surrogate, advantages against the exact value of the sampling policy
+    dpo_online  Table 1 "DPO online": pairs sampled from the current policy, labelled by an exact oracle, DPO
+                against theta_0
+    grpo        GRPO (as TRL's GRPOTrainer): G rollouts per member, group-relative advantages, clipped
+                surrogate, a KL term only when grpo_beta > 0. Not a Table 1 row
+
+A study step is one optimiser step for every method. PPO samples fresh rollouts every ``ppo_epochs``
+steps and takes ``ppo_epochs`` full-batch steps on each (its K epochs); GRPO and online DPO sample
+every step (GRPO: every ``grpo_iterations`` steps; TRL's default is 1). Rollouts start from rho0 and
+stop at a hole, at G or after ``horizon`` steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .. import losses, metrics, solve
+from ..data import Paths, policy_probs
+from .batches import PairBatch, path_logps, sample_paths
+from .context import LossOutput, StepContext
+from .offline import dpo
+
+
+# ------------------------------------------------------------------------------------ truly
+def truly(params: dict, batch: Paths, ctx: StepContext) -> LossOutput:
+    """-(1/N) sum_{n=1..N} log (rho0^T T_pi^n)[s*_n] for each chosen trajectory (Table 1, "truly").
+
+    T_pi = sum_a pi(a|s) P(s'|s, a) (Eq. 2) from the network's policy on every state, in float64;
+    the n-step state distribution rho0^T T_pi^n is the model's own probability of being at s*_n
+    after n steps (on the deterministic two-route map the chosen route is the only n-step way to
+    s*_n, so this equals the path probability of Eq. 19). Shape: batch (E, N, T) -> loss (E,).
+    """
+    ref = ctx.reference
+    pi = policy_probs(params, ctx.data, ctx.config.activation)  # (E, S, A), with grad
+    T_pi = torch.einsum("esa,sat->est", pi, ref.P)  # (E, S, S)
+    E, N, T = batch.expand(pi.shape[0]).shape
+    d = ref.rho0.expand(E, -1)  # (E, S)
+    dists = []
+    for _ in range(T):
+        d = torch.bmm(d.unsqueeze(1), T_pi).squeeze(1)  # (E, S): rho0^T T_pi^n
+        dists.append(d)
+    dist = torch.stack(dists, 1)  # (E, T, S)
+    paths = batch.expand(E)
+    targets = paths.states[..., 1:]  # (E, N, T): s*_1 .. s*_T
+    p = torch.gather(dist.unsqueeze(1).expand(E, N, T, -1), -1, targets.unsqueeze(-1)).squeeze(-1)  # (E, N, T)
+    logp = torch.log(p.clamp_min(1e-300))  # (E, N, T)
+    mask = paths.mask
+    per_path = -(torch.where(mask, logp, 0.0)).sum(-1) / mask.sum(-1)  # (E, N)
+    return LossOutput(per_path.mean(-1).to(params["W1"].dtype), {})
+
+
+# -------------------------------------------------------------------------------------- PPO
+@dataclass(frozen=True)
+class RolloutBatch:
+    """On-policy samples: paths (E, N, T), their log-probs under the sampling policy (E, N, T),
+    advantages (E, N, T) (PPO) or (E, N) (GRPO), reference log-probs (E, N, T) or None, and the
+    fraction of each member's episodes that reached G, Shape (E,)."""
+
+    paths: Paths
+    old_logps: torch.Tensor
+    advantages: torch.Tensor
+    ref_logps: torch.Tensor | None
+    success: torch.Tensor
+
+
+def _rollouts(params: dict, n: int, ctx: StepContext):
+    with torch.no_grad():
+        pi = policy_probs(params, ctx.data, ctx.config.activation)  # (E, S, A)
+        paths = sample_paths(pi, n, ctx)
+        old = path_logps(params, paths, ctx.data, ctx.config.activation)  # (E, N, T)
+    return pi, paths, old
+
+
+def _rewards(paths: Paths, goal: torch.Tensor) -> torch.Tensor:
+    """1 on the step that enters G. Shape: -> (E, N, T) float64."""
+    return (paths.mask & goal[paths.states[..., 1:]]).double()
+
+
+def ppo_batch(params: dict, ctx: StepContext, step: int) -> RolloutBatch:
+    """Every ``ppo_epochs`` steps: ``ppo_episodes`` rollouts per member and their advantages.
+
+    Reward r_t = 1[s_{t+1} = G] - ppo_kl * (log pi(a_t|s_t) - log pi_0(a_t|s_t)) (the KL-penalised
+    reward of RLHF). Advantage A_t = G_t - V(s_t): the sampled discounted return (bootstrapped with
+    V at a truncated end) minus the exact value V of the sampling policy for the same penalised
+    reward in expectation, r(s, a) = R(s, a) - ppo_kl (log pi(a|s) - log pi_0(a|s)), by a linear
+    solve; then normalised per member (mean 0, std 1 over its steps).
+    """
+    cfg, ref = ctx.config, ctx.reference
+    if "ppo" in ctx.cache and step % cfg.ppo_epochs != 0:
+        return ctx.cache["ppo"]
+    pi, paths, old = _rollouts(params, cfg.ppo_episodes, ctx)
+    with torch.no_grad():
+        if "pi0" not in ctx.cache:
+            ctx.cache["pi0"] = policy_probs(ref.base, ctx.data, cfg.activation)  # (E, S, A)
+        ref_lp = path_logps(ref.base, paths, ctx.data, cfg.activation)  # (E, N, T)
+        log_ratio = torch.log(pi.clamp_min(1e-300)) - torch.log(ctx.cache["pi0"].clamp_min(1e-300))  # (E, S, A)
+        V = metrics.state_values(ref.P, ref.R - cfg.ppo_kl * log_ratio, ref.terminal, pi, cfg.gamma)  # (E, S)
+        mask = paths.mask
+        r = _rewards(paths, ref.goal) - cfg.ppo_kl * (old - ref_lp).double()  # (E, N, T)
+        r = torch.where(mask, r, 0.0)
+        E, N, T = paths.shape
+        v_next = torch.gather(V, 1, paths.states[..., -1].reshape(E, -1)).view(E, N)  # (E, N): bootstrap
+        ret = torch.where(ref.terminal[paths.states[..., -1]], 0.0, v_next)  # (E, N)
+        returns = torch.empty_like(r)
+        for t in range(T - 1, -1, -1):
+            ret = torch.where(mask[..., t], r[..., t] + cfg.gamma * ret, ret)
+            returns[..., t] = ret
+        v_s = torch.gather(V, 1, paths.states[..., :-1].reshape(E, -1)).view(E, N, T)  # (E, N, T)
+        adv = torch.where(mask, returns - v_s, 0.0)
+        count = mask.sum((1, 2)).clamp_min(1)  # (E,)
+        mean = adv.sum((1, 2)) / count
+        var = torch.where(mask, (adv - mean[:, None, None]) ** 2, 0.0).sum((1, 2)) / (count - 1).clamp_min(1)
+        adv = torch.where(mask, (adv - mean[:, None, None]) / (var.sqrt()[:, None, None] + 1e-8), 0.0)
+        success = (_rewards(paths, ref.goal).sum(-1) > 0).double().mean(-1)  # (E,)
+    ctx.cache["ppo"] = RolloutBatch(paths, old, adv, ref_lp, success)
+    return ctx.cache["ppo"]
+
+
+def ppo(params: dict, batch: RolloutBatch, ctx: StepContext) -> LossOutput:
+    """PPO's clipped surrogate (epsilon = ppo_clip) averaged over each member's sampled steps."""
+    lp = path_logps(params, batch.paths, ctx.data, ctx.config.activation)  # (E, N, T)
+    E = lp.shape[0]
+    loss = losses.clipped_surrogate_loss(lp.reshape(E, -1), batch.old_logps.reshape(E, -1),
+                                         batch.advantages.reshape(E, -1).to(lp.dtype),
+                                         batch.paths.mask.reshape(E, -1), epsilon=ctx.config.ppo_clip)  # (E,)
+    return LossOutput(loss, {"rollout/success": batch.success})
+
+
+# ------------------------------------------------------------------------------- DPO online
+def _oracle_scores(paths: Paths, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exact oracle: discounted return of each trajectory, and the tie-break, max_t V*(s_t). Shape (E, N)."""
+    ref, gamma = ctx.reference, ctx.config.gamma
+    if "v_star" not in ctx.cache:
+        v = solve.value_iteration(ctx.data.mdp, gamma=gamma).V
+        ctx.cache["v_star"] = torch.as_tensor(np.asarray(v), dtype=torch.float64, device=ref.P.device)
+    rewards = _rewards(paths, ref.goal)  # (E, N, T)
+    T = rewards.shape[-1]
+    discount = gamma ** torch.arange(T, dtype=torch.float64, device=rewards.device)  # (T,)
+    ret = (rewards * discount).sum(-1)  # (E, N)
+    reach = ctx.cache["v_star"][paths.states].amax(-1)  # (E, N): how close to G it came, by V*
+    return ret, reach
+
+
+def dpo_online_batch(params: dict, ctx: StepContext, step: int) -> PairBatch:
+    """Every step, 2 x ``pairs`` trajectories per member from the current policy, paired in order.
+
+    The oracle prefers the higher discounted return; ties (most often: both fall into a hole) are
+    broken by the larger max_t V*(s_t) along the trajectory (it came closer to G); pairs still tied
+    carry no preference and get weight 0 (a member whose pairs all tie gets a zero loss).
+    """
+    cfg = ctx.config
+    with torch.no_grad():
+        pi = policy_probs(params, ctx.data, cfg.activation)
+        paths = sample_paths(pi, 2 * cfg.pairs, ctx)
+        a, b = paths.split(cfg.pairs)
+        ret, reach = _oracle_scores(paths, ctx)  # (E, 2N)
+        ra, rb, ca, cb = ret[:, :cfg.pairs], ret[:, cfg.pairs:], reach[:, :cfg.pairs], reach[:, cfg.pairs:]
+        a_wins = (ra > rb) | ((ra == rb) & (ca > cb))  # (E, N)
+        tied = (ra == rb) & (ca == cb)
+
+        def pick(x, y):
+            w = a_wins.view(*a_wins.shape, *([1] * (x.dim() - 2)))
+            return torch.where(w, x, y)
+
+        chosen = Paths(pick(a.states, b.states), pick(a.actions, b.actions), pick(a.mask, b.mask)).trimmed()
+        rejected = Paths(pick(b.states, a.states), pick(b.actions, a.actions), pick(b.mask, a.mask)).trimmed()
+        base = ctx.reference.base
+        ref_c = path_logps(base, chosen, ctx.data, cfg.activation)
+        ref_r = path_logps(base, rejected, ctx.data, cfg.activation)
+    return PairBatch(chosen, rejected, ref_c, ref_r, weight=(~tied).double())
+
+
+def dpo_online(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
+    """DPO (summed log-probs, beta = dpo_beta, reference theta_0) on the oracle-labelled sampled pairs."""
+    out = dpo(params, batch, ctx)
+    out.stats["pairs/labelled"] = batch.weight.mean(-1)
+    return out
+
+
+# ------------------------------------------------------------------------------------- GRPO
+def grpo_batch(params: dict, ctx: StepContext, step: int) -> RolloutBatch:
+    """Every ``grpo_iterations`` steps: a group of ``grpo_group`` rollouts per member from rho0,
+    reward 1 if it reaches G, advantages (r - group mean) / (group std + 1e-4) (``losses.group_advantages``)."""
+    cfg, ref = ctx.config, ctx.reference
+    if "grpo" in ctx.cache and step % cfg.grpo_iterations != 0:
+        return ctx.cache["grpo"]
+    _, paths, old = _rollouts(params, cfg.grpo_group, ctx)
+    with torch.no_grad():
+        reward = (_rewards(paths, ref.goal).sum(-1) > 0).double()  # (E, G)
+        adv = losses.group_advantages(reward)  # (E, G)
+        ref_lp = path_logps(ref.base, paths, ctx.data, cfg.activation) if cfg.grpo_beta > 0 else None
+    ctx.cache["grpo"] = RolloutBatch(paths, old, adv, ref_lp, reward.mean(-1))
+    return ctx.cache["grpo"]
+
+
+def grpo(params: dict, batch: RolloutBatch, ctx: StepContext) -> LossOutput:
+    """GRPO's loss per rollout (mean over its steps), averaged over the group: the original formulation."""
+    cfg = ctx.config
+    lp = path_logps(params, batch.paths, ctx.data, cfg.activation)  # (E, G, T)
+    E, G, T = lp.shape
+    ref = None if batch.ref_logps is None else batch.ref_logps.flatten(0, 1)
+    loss = losses.grpo_loss(lp.flatten(0, 1), batch.old_logps.flatten(0, 1),
+                            batch.advantages.flatten().to(lp.dtype), batch.paths.mask.flatten(0, 1),
+                            ref_logps=ref, beta=cfg.grpo_beta, epsilon=cfg.grpo_clip)  # (E * G,)
+    return LossOutput(loss.view(E, G).mean(-1), {"rollout/success": batch.success})

@@ -1,0 +1,134 @@
+"""The method registry: the one place a fine-tuning method is named.
+
+A ``Method`` record says how a method trains: its per-member loss, how it builds its batch each
+step, whether it needs a frozen reference policy, whether the paper's Frozen-Lake study trained it
+(only those methods enter the paper's claims), its Table 1 row, and its plot style. Config
+validation, the study, results, plots, the sweep report and the CLI all read their method lists
+from here.
+
+Functions may be given as callables or as ``"module:function"`` strings (as gymnasium's
+``entry_point``); strings are imported on first use, so this module, and with it ``config`` and
+the CLI's argument checks, never imports torch.
+
+    register_method(Method("mine", loss=my_loss))    # a user method: no package edit
+    get_method("ift").loss_fn                         # the callable
+    method_names()                                    # every registered name, in registration order
+    paper_method_names()                              # ("sft", "ift", "dpo", "orpo")
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Union
+
+FunctionRef = Union[Callable, str]
+ROUTE_PAIR_BATCH = "frozenlake_ift.methods.batches:pair_batch"  # the default batch builder
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_REGISTRY: dict[str, "Method"] = {}
+
+
+def _resolve(ref: FunctionRef, what: str) -> Callable:
+    if callable(ref):
+        return ref
+    module, _, attr = ref.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load the {what} {ref!r}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Method:
+    """One fine-tuning method of the study.
+
+    name: lower-case identifier (``[a-z][a-z0-9_]*``), used in configs, files and figures.
+    loss: ``loss(params, batch, ctx) -> Tensor (E,)``, one loss per ensemble member (or a
+        ``methods.LossOutput`` with extra per-member statistics). ``params`` is the policy
+        network's parameter dict (``policy.py``), ``batch`` what ``batch`` built for this step,
+        ``ctx`` the study's ``methods.StepContext`` (config, data, reference, generator).
+    batch: ``batch(params, ctx, step) -> object``, called every step before the loss, without
+        gradient. The default builds the chosen / rejected pair of the study (``ctx.config.
+        negatives`` and ``chosen`` say how). On-policy methods sample here.
+    needs_reference: the loss reads the frozen reference policy theta_0 (``batch`` then carries
+        the reference log-probs).
+    in_paper: trained in the paper's Frozen-Lake study (Sec. 5.3): only these enter its claims,
+        so registering or running other methods never changes a verdict.
+    table1_row: the row of the paper's Table 1 the method trains ("" if none).
+    on_policy: the batch is sampled from the current policy.
+    fields: the StudyConfig fields the method reads (documentation, and the sweep report).
+    color, marker: plot style (matplotlib colour and marker).
+    description: one line for ``--help``, docs and figures.
+    """
+
+    name: str
+    loss: FunctionRef
+    batch: FunctionRef = ROUTE_PAIR_BATCH
+    needs_reference: bool = False
+    in_paper: bool = False
+    table1_row: str = ""
+    on_policy: bool = False
+    fields: tuple[str, ...] = ()
+    color: str = "#777777"
+    marker: str = "o"
+    description: str = ""
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
+            raise ValueError(f"method name must match [a-z][a-z0-9_]*, got {self.name!r}")
+        for what in ("loss", "batch"):
+            ref = getattr(self, what)
+            if not (callable(ref) or (isinstance(ref, str) and ":" in ref)):
+                raise TypeError(f"method {self.name!r}: {what} must be a callable or a 'module:function' "
+                                f"string, got {ref!r}")
+        object.__setattr__(self, "fields", tuple(self.fields))
+
+    @property
+    def loss_fn(self) -> Callable:
+        """The loss as a callable (imported on first use when given as a string)."""
+        if "loss" not in self._cache:
+            self._cache["loss"] = _resolve(self.loss, f"loss of method {self.name!r}")
+        return self._cache["loss"]
+
+    @property
+    def batch_fn(self) -> Callable:
+        """The batch builder as a callable (imported on first use when given as a string)."""
+        if "batch" not in self._cache:
+            self._cache["batch"] = _resolve(self.batch, f"batch builder of method {self.name!r}")
+        return self._cache["batch"]
+
+
+def register_method(method: Method, replace: bool = False) -> Method:
+    """Add ``method`` to the registry (``replace=True`` to overwrite a registered name); returns it."""
+    if not isinstance(method, Method):
+        raise TypeError(f"register_method expects a Method, got {type(method).__name__}")
+    if method.name in _REGISTRY and not replace:
+        raise ValueError(f"method {method.name!r} is already registered; pass replace=True to overwrite it")
+    _REGISTRY[method.name] = method
+    return method
+
+
+def unregister_method(name: str) -> None:
+    """Remove a registered method (tests and notebooks that register a throw-away method)."""
+    get_method(name)
+    del _REGISTRY[name]
+
+
+def get_method(name: str) -> Method:
+    """The registered method called ``name``; an unknown name lists the registered ones."""
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown method {name!r}; registered: {', '.join(_REGISTRY)}") from None
+
+
+def method_names() -> tuple[str, ...]:
+    """Every registered method name, in registration order (built-ins first)."""
+    return tuple(_REGISTRY)
+
+
+def paper_method_names() -> tuple[str, ...]:
+    """The methods the paper's Frozen-Lake study trained (``in_paper``), in registration order."""
+    return tuple(n for n, m in _REGISTRY.items() if m.in_paper)
