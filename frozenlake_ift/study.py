@@ -226,6 +226,20 @@ def train_method(method: str, base: dict, data: GridData, cfg: StudyConfig, ref:
                      torch.stack(policies) if keep_policies else None)
 
 
+def method_loss(method: str, params: dict, data: GridData, cfg: StudyConfig, base: dict, step: int = 0) -> LossOutput:
+    """One method's loss at one step, with ``base`` as theta_0 (and theta*): the loss ``train_method`` minimises.
+
+    Shape: -> LossOutput with loss (E,). For checks from outside the loop (e.g. the LLM path's equivalence test).
+    """
+    rec = get_method(method)
+    ctx = StepContext(config=cfg, data=data, reference=reference(cfg, data, base, base), method=rec,
+                      generator=method_generator(cfg, method, data.P.device))
+    with torch.no_grad():
+        batch = rec.batch_fn(params, ctx, step)
+    out = rec.loss_fn(params, batch, ctx)
+    return out if isinstance(out, LossOutput) else LossOutput(out)
+
+
 def reference(config: StudyConfig, data: GridData, base: dict, star: dict) -> Reference:
     """What every method is measured against (``data.make_reference``)."""
     return make_reference(config, data, base, star)
