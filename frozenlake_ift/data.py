@@ -155,6 +155,9 @@ class Reference:
     star_flat: torch.Tensor
     base_flat: torch.Tensor
     truly_pi: torch.Tensor | None = field(default=None)
+    star_T: torch.Tensor | None = field(default=None)  # (E, S, S) T_pi of pi_theta* (Eq. 2)
+    opt_T: torch.Tensor | None = field(default=None)  # (S, S) T_pi of pi*
+    preferred: torch.Tensor | None = field(default=None)  # (S,) bool: tiles pi* visits (metrics.preferred_tiles)
 
 
 def blocked_map(desc: Sequence[str], chosen: routes.Trajectory, rejected: routes.Trajectory) -> list[str]:
@@ -202,10 +205,14 @@ def make_reference(config: StudyConfig, data: GridData, base: dict, star: dict) 
 
     mdp, device = data.mdp, data.P.device
     with torch.no_grad():
+        P = metrics.dense_transitions(mdp, device)
+        pi_star = torch.as_tensor(data.pi_star, dtype=torch.float64, device=device)
+        star_pi = policy_probs(star, data, config.activation)
+        terminal, rho0 = torch.as_tensor(mdp.terminal, device=device), torch.as_tensor(mdp.rho0, device=device)
         return Reference(
-            P=metrics.dense_transitions(mdp, device), R=torch.as_tensor(mdp.R, device=device),
-            terminal=torch.as_tensor(mdp.terminal, device=device), goal=torch.as_tensor(mdp.goal, device=device),
-            rho0=torch.as_tensor(mdp.rho0, device=device),
-            pi_star=torch.as_tensor(data.pi_star, dtype=torch.float64, device=device),
-            base=base, star=star, star_pi=policy_probs(star, data, config.activation),
-            star_flat=policy.flatten_params(star).double(), base_flat=policy.flatten_params(base).double())
+            P=P, R=torch.as_tensor(mdp.R, device=device), terminal=terminal,
+            goal=torch.as_tensor(mdp.goal, device=device), rho0=rho0, pi_star=pi_star,
+            base=base, star=star, star_pi=star_pi,
+            star_flat=policy.flatten_params(star).double(), base_flat=policy.flatten_params(base).double(),
+            star_T=torch.einsum("esa,sat->est", star_pi, P), opt_T=torch.einsum("sa,sat->st", pi_star, P),
+            preferred=metrics.preferred_tiles(P, rho0, terminal, pi_star, config.gamma))

@@ -34,14 +34,19 @@ class Metric:
 # The one metric table: study (what it records), results (summary, ranking), plots and report read it.
 METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("param_mse", "parameter MSE to theta*", False, log_scale=True, default_panel=True),
-    Metric("policy_mse", "transition-matrix MSE to pi_theta*", False, log_scale=True, default_panel=True),
-    Metric("policy_mse_opt", "transition-matrix MSE to pi*", False, log_scale=True, default_panel=True),
-    Metric("policy_mse_truly", "transition-matrix MSE to the truly-trained policy", False, log_scale=True,
+    Metric("policy_mse", "action-matrix MSE of pi(a|s) (Eq. 1) to pi_theta*", False, log_scale=True,
+           default_panel=True),
+    Metric("policy_mse_opt", "action-matrix MSE of pi(a|s) (Eq. 1) to pi*", False, log_scale=True, default_panel=True),
+    Metric("tmatrix_mse", "state-transition-matrix MSE of T_pi(s'|s) (Eq. 2) to pi_theta*", False, log_scale=True,
+           default_panel=True),
+    Metric("tmatrix_mse_opt", "state-transition-matrix MSE of T_pi(s'|s) (Eq. 2) to pi*", False, log_scale=True),
+    Metric("policy_mse_truly", "action-matrix MSE of pi(a|s) to the truly-trained policy", False, log_scale=True,
            default_panel=True),
     Metric("kl", "KL(pi* || pi_theta)", False, log_scale=True, default_panel=True),
     Metric("success", "success probability", True, default_panel=True),
     Metric("value", "value from rho0", True),
     Metric("explored", "explored states", True, default_panel=True),
+    Metric("explored_alignment", "explored tiles vs pi*'s tiles (Jaccard)", True, default_panel=True),
     Metric("cosine", "cos(theta - theta_0, theta* - theta_0)", True),
     Metric("loss", "training loss (own objective)", None),
 )}
@@ -110,6 +115,28 @@ def discounted_occupancy(P: torch.Tensor, rho0: torch.Tensor, pi: torch.Tensor, 
     # d^T (I - gamma T) = (1 - gamma) rho0^T  <=>  (I - gamma T)^T d = (1 - gamma) rho0
     rhs = ((1 - gamma) * rho0).expand(T.shape[0], -1).unsqueeze(-1)  # (E, S, 1)
     return torch.linalg.solve((eye - gamma * T).transpose(1, 2), rhs).squeeze(-1)  # (E, S)
+
+
+def preferred_tiles(P: torch.Tensor, rho0: torch.Tensor, terminal: torch.Tensor, pi_star: torch.Tensor,
+                    gamma: float) -> torch.Tensor:
+    """The agent's preferred tiles: the non-terminal states pi* visits from rho0 (positive occupancy).
+
+    Shapes: P (S, A, S), rho0 / terminal (S,), pi_star (S, A) -> (S,) bool.
+    """
+    occ = discounted_occupancy(P, rho0, pi_star.unsqueeze(0), min(gamma, 0.999))[0]  # (S,)
+    return (occ > 1e-12) & ~terminal
+
+
+def explored_alignment(explored: torch.Tensor, preferred: torch.Tensor) -> torch.Tensor:
+    """How closely the explored grid matches the agent's preferred tiles: |X & P| / |X | P| (Jaccard).
+
+    1 when a method trained on exactly the tiles pi* visits, lower when it also trained on tiles pi*
+    never visits or missed some of pi*'s; 0 before any gradient. Shapes: explored (E, S) bool,
+    preferred (S,) bool -> (E,) float64.
+    """
+    inter = (explored & preferred).sum(-1).double()
+    union = (explored | preferred).sum(-1).double()
+    return inter / union.clamp_min(1.0)
 
 
 def kl_rows(p: torch.Tensor, q: torch.Tensor, eps: float = 1e-300) -> torch.Tensor:

@@ -27,29 +27,38 @@ from .sweep import DEFAULTS, label
 def load_cells(dirs) -> tuple[dict, list[dict], list[str]]:
     """Merge sweep folders (or shards): ({swept field: value labels in grid order}, finished cell
     records in grid order, keys of missing cells). Only cells named in some folder's manifest count;
-    a cell saved in several folders is read once.
+    a cell saved in several folders is read once. A manifest or cell file the report cannot read
+    (binary, not JSON, truncated, another version's layout) raises ValueError naming the file.
     """
     fields, grid, records = {}, {}, {}
     for d in map(Path, dirs):
         if not (d / "sweep.json").is_file():
             raise FileNotFoundError(f"{str(d)!r} is not a sweep folder (no sweep.json)")
-        man = _read_json(d / "sweep.json")
+        man = _read_json(d / "sweep.json", "manifest")
         for key, values in man["cells"].items():
             grid.setdefault(key, values)
             for f in man["fields"]:
                 fields.setdefault(f, {})[label(values.get(f))] = None
         for path in sorted((d / "cells").glob("*.json")):
             if path.stem in grid and path.stem not in records:
-                records[path.stem] = _read_json(path)
+                rec = _read_json(path, "cell")
+                if "error" not in rec:  # a failed cell's record (if a sweep saves one) counts as not finished
+                    records[path.stem] = rec
+    keysets = {frozenset(r["config"]) for r in records.values()}
+    if len(keysets) > 1:
+        raise ValueError(f"the cells in {', '.join(map(str, dirs))} were written by different versions (their "
+                         "configs have different fields); report them separately")
     fields = {f: list(v) for f, v in fields.items()}
     return fields, [records[k] for k in grid if k in records], [k for k in grid if k not in records]
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{str(path)!r} is not valid JSON: {exc}") from None
+def _read_json(path: Path, kind: str = "cell") -> dict:
+    """A sweep manifest (kind "manifest") or cell record ("cell"), checked (``safety.check_sweep_layout``)."""
+    from .safety import check_sweep_layout, read_json_file
+
+    obj = read_json_file(path)
+    check_sweep_layout(obj, str(path), kind, tuple(DEFAULTS.to_dict()))
+    return obj
 
 
 def _pair_flip_rate(items, field, swept):
@@ -72,7 +81,8 @@ def analyze(fields: dict, records: list[dict]) -> dict:
     by_claim: dict = {}
     for rec in records:
         for c in rec["claims"]:
-            by_claim.setdefault(f"{c['claim']} [{c['metric']}]", []).append((rec, bool(c["holds"])))
+            if c["holds"] is not None:  # cells with one seed are not judged
+                by_claim.setdefault(f"{c['claim']} [{c['metric']}]", []).append((rec, bool(c["holds"])))
     claims = {}
     for name, items in by_claim.items():
         rate = sum(h for _, h in items) / len(items)
@@ -103,8 +113,10 @@ def _ranking_text(rec: dict, metric: str) -> str:
         st = s[m][metric]
         if i:
             prev = s[order[i - 1]][metric]
-            text += " ~ " if abs(prev["final_mean"] - st["final_mean"]) <= prev["final_ci"] + st["final_ci"] else " > "
-        text += f"{m} {st['final_mean']:.3g}±{st['final_ci']:.2g}"
+            pc, sc = prev.get("final_ci95") or 0.0, st.get("final_ci95") or 0.0
+            text += " ~ " if abs(prev["final_mean"] - st["final_mean"]) <= pc + sc else " > "
+        ci = st.get("final_ci95")
+        text += f"{m} {st['final_mean']:.3g}" + (f"±{ci:.2g}" if ci is not None else "")
     return text
 
 
@@ -122,7 +134,8 @@ def render_markdown(rep: dict, records: list[dict]) -> str:
              "Swept: " + ("; ".join(f"`{f}` = " + ", ".join(rep["values"][f]) for f in swept) or "nothing") + ". "
              "Fixed (where not StudyConfig's default): " + (", ".join(f"`{k}={label(v)}`" for k, v in const.items()) or "none") + ".",
              "", "## How often each claim holds", "",
-             "Claims are judged per cell on final means over seeds (`results.check_claims`). *Flipped by*: single "
+             "Claims are judged per cell over seeds (`results.check_claims`): a \"better\" needs the means in order "
+             "and P(improvement) >= 0.75 (rliable's probability of improvement). *Flipped by*: single "
              "field values under which the claim's majority verdict is the opposite of the overall one. "
              "*Pair flip rate*: among pairs of cells that differ in that field only, how often the verdict differs.", ""]
     lines += _table(["claim", "holds in", "flipped by"] + [f"pair flip rate: {f}" for f in swept],

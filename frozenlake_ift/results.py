@@ -15,9 +15,11 @@ results.json layout (the stable input of ``plots`` and ``sweep``):
                     rewards/margins, logps/chosen; nll_loss; rollout/success for on-policy methods)
     final_occupancy {method: [E][S]}
     explored        {method: [E][S]} 0/1: first-layer rows that received gradient
-    summary         {method: {metric: {final_mean, final_ci, best_mean, best_ci}}}
+    summary         {method: {metric: {final_mean, final_ci95, best_mean, best_ci95, final_values [E],
+                    final_iqm, final_iqm_ci95 [low, high]}}}   (intervals None with one seed)
     ranking         {metric: [methods, best first by final mean]}
-    claims          [{claim, metric, holds, detail}]   judged over the paper's methods only (``in_paper``)
+    claims          [{claim, metric, holds, p_improvement, detail}]   over the paper's methods only (``in_paper``);
+                    holds is None when not judged (one seed)
     methods         {method: {in_paper, table1_row, on_policy, description}}   from the registry
 
 params.pt beside it holds the trained parameters (``load_params``): every method's final E members,
@@ -38,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import metrics
+from . import metrics, stats
 from .methods import get_method, paper_method_names
 from .metrics import METRICS
 
@@ -48,11 +50,16 @@ PARAMS_FORMAT = 1
 
 
 def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and a rename: readers see all or nothing."""
+    """Write ``data`` to ``path`` via a temporary file and a rename: readers see all or nothing.
+
+    The temporary name carries this process's pid, so ``safety.clean_orphans`` removes those of
+    killed writers only; on any error (a full disk) the temporary file is removed and the error
+    raised, and ``path`` keeps its previous content.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")  # safety.TMP_RE
     umask = os.umask(0)
     os.umask(umask)
     try:
@@ -77,8 +84,14 @@ def versions() -> dict:
             "gymnasium": gymnasium.__version__, "frozenlake_ift": __version__}
 
 
-def summarize(curves: dict[str, dict[str, np.ndarray]]) -> tuple[dict, dict]:
-    """Final and best value per method and metric (mean and 95% CI over seeds), and rankings."""
+def summarize(curves: dict[str, dict[str, np.ndarray]], robust: bool = True) -> tuple[dict, dict]:
+    """Final and best value per method and metric, and rankings (best first by final mean).
+
+    Per method and metric: final_mean / final_ci95 and best_mean / best_ci95 (mean and Student-t 95%
+    half-width over seeds; None with one seed: there is no interval), final_values (per seed, for
+    P(improvement)), and with ``robust`` final_iqm with its stratified-bootstrap 95% interval
+    final_iqm_ci95 = [low, high] (``stats``; None without scipy or with one seed).
+    """
     summary: dict = {}
     for method, mc in curves.items():
         summary[method] = {}
@@ -89,8 +102,15 @@ def summarize(curves: dict[str, dict[str, np.ndarray]]) -> tuple[dict, dict]:
             best = arr.max(0) if higher else arr.min(0)  # (E,) best over the run, per seed
             fm, fc = metrics.mean_ci95(arr[-1])
             bm, bc = metrics.mean_ci95(best)
-            summary[method][metric] = {"final_mean": float(fm), "final_ci": float(fc),
-                                       "best_mean": float(bm), "best_ci": float(bc)}
+            one = arr.shape[1] < 2
+            entry = {"final_mean": float(fm), "final_ci95": None if one else float(fc),
+                     "best_mean": float(bm), "best_ci95": None if one else float(bc),
+                     "final_values": arr[-1].tolist()}
+            if robust:
+                ci = stats.iqm_ci(arr[-1])
+                entry["final_iqm"] = None if np.isnan(stats.iqm(arr[-1])) else stats.iqm(arr[-1])
+                entry["final_iqm_ci95"] = None if ci is None or one else list(ci)
+            summary[method][metric] = entry
     ranking = {}
     for metric, spec in METRICS.items():
         if spec.higher_is_better is None or not all(metric in summary[m] for m in summary):
@@ -109,35 +129,72 @@ def _in_paper(method: str) -> bool:
         return method in paper_method_names()
 
 
-def check_claims(summary: dict) -> list[dict]:
-    """The paper's Frozen-Lake claims (Sec. 5.3), judged on final means; CIs are in ``detail``.
+MSE_CLAIM_METRICS = ("param_mse", "policy_mse", "policy_mse_opt", "tmatrix_mse", "tmatrix_mse_opt")
 
-    Only the paper's methods (the registry's ``in_paper``) take part, so running or registering
-    other methods never changes a verdict.
+
+def improvement(summary: dict, x: str, y: str, metric: str) -> float | None:
+    """P(a seed of method x is better than a seed of method y) on a metric's final values (``stats``)."""
+    a, b = summary[x][metric].get("final_values"), summary[y][metric].get("final_values")
+    if a is None or b is None:
+        return None
+    return stats.probability_of_improvement(a, b, bool(METRICS[metric].higher_is_better))
+
+
+def _fmt(summary: dict, m: str, k: str) -> str:
+    s = summary[m][k]
+    ci = s.get("final_ci95")
+    return f"{m}={s['final_mean']:.4g}" + (f"±{ci:.2g}" if ci is not None else " (1 seed)")
+
+
+def _claim(summary, claim: str, metric: str, pairs: list[tuple[str, str, str]], shown) -> dict:
+    """A claim made of "x better than y" pairs (each: x, y, metric): it holds when every pair's mean
+    ordering holds and P(improvement) >= stats.CLAIM_THRESHOLD; with one seed it is not judged."""
+    probs = {f"{x}>{y} [{k}]": improvement(summary, x, y, k) for x, y, k in pairs}
+    seeds = min(len(summary[m][metric].get("final_values") or [0, 0]) for m in shown)
+    detail = ", ".join(_fmt(summary, m, metric) for m in shown)
+    detail += "; P(improvement) " + ", ".join(f"{k} {v:.2f}" for k, v in probs.items() if v is not None)
+    if seeds < 2:
+        return {"claim": claim, "metric": metric, "holds": None, "p_improvement": probs,
+                "detail": detail + "; one seed: not judged (there is no interval)"}
+    higher = METRICS[metric].higher_is_better
+    means = all((summary[x][k]["final_mean"] > summary[y][k]["final_mean"]) == bool(higher) and
+                summary[x][k]["final_mean"] != summary[y][k]["final_mean"] for x, y, k in pairs)
+    holds = means and all(v is not None and v >= stats.CLAIM_THRESHOLD for v in probs.values())
+    return {"claim": claim, "metric": metric, "holds": bool(holds), "p_improvement": probs, "detail": detail}
+
+
+def check_claims(summary: dict) -> list[dict]:
+    """The paper's Frozen-Lake claims (Sec. 5.3), each sentence judged on its own.
+
+    - "DPO has the lowest MSE to the optimal policy" and "IFT is better than SFT and ORPO", on the
+      parameters and on both matrices (pi(a|s), Eq. 1; T_pi(s'|s), Eq. 2), against theta* and pi*;
+    - "how closely the explored grid aligns with the agent's preference: DPO > IFT > ORPO > SFT"
+      (metric ``explored_alignment``) and "DPO, ORPO and IFT explore more grids than SFT" (``explored``).
+    A "better" needs the means in order and P(improvement) >= ``stats.CLAIM_THRESHOLD`` (0.75) over
+    seeds, so a difference inside the noise does not count. Only the paper's methods (the registry's
+    ``in_paper``) take part: running or registering other methods never changes a verdict.
     """
     summary = {m: s for m, s in summary.items() if _in_paper(m)}
     methods = set(summary)
     out = []
-
-    def fmt(m, k):
-        s = summary[m][k]
-        return f"{m}={s['final_mean']:.4g}±{s['final_ci']:.2g}"
-
-    for metric in ("param_mse", "policy_mse"):
-        if {"dpo"} <= methods and len(methods) > 1:
-            best = min(methods, key=lambda m: summary[m][metric]["final_mean"])
-            out.append({"claim": "DPO has the lowest MSE to the optimal policy", "metric": metric,
-                        "holds": best == "dpo", "detail": ", ".join(fmt(m, metric) for m in sorted(methods))})
+    for metric in MSE_CLAIM_METRICS:
+        if not all(metric in summary[m] for m in methods):
+            continue
+        if "dpo" in methods and len(methods) > 1:
+            others = sorted(methods - {"dpo"})
+            out.append(_claim(summary, "DPO has the lowest MSE to the optimal policy", metric,
+                              [("dpo", o, metric) for o in others], sorted(methods)))
         if {"ift", "sft", "orpo"} <= methods:
-            ift = summary["ift"][metric]["final_mean"]
-            holds = ift < summary["sft"][metric]["final_mean"] and ift < summary["orpo"][metric]["final_mean"]
-            out.append({"claim": "IFT is better (lower MSE) than SFT and ORPO", "metric": metric, "holds": holds,
-                        "detail": ", ".join(fmt(m, metric) for m in ("ift", "sft", "orpo"))})
+            out.append(_claim(summary, "IFT is better (lower MSE) than SFT and ORPO", metric,
+                              [("ift", "sft", metric), ("ift", "orpo", metric)], ("ift", "sft", "orpo")))
     if set(PAPER_EXPLORATION_ORDER) <= methods:
-        vals = [summary[m]["explored"]["final_mean"] for m in PAPER_EXPLORATION_ORDER]
-        holds = all(a > b for a, b in zip(vals, vals[1:]))
-        out.append({"claim": "exploration DPO > IFT > ORPO > SFT", "metric": "explored", "holds": holds,
-                    "detail": ", ".join(fmt(m, "explored") for m in PAPER_EXPLORATION_ORDER)})
+        order = PAPER_EXPLORATION_ORDER
+        if all("explored_alignment" in summary[m] for m in order):
+            out.append(_claim(summary, "explored grid aligns with the agent's preference: DPO > IFT > ORPO > SFT",
+                              "explored_alignment", [(a, b, "explored_alignment") for a, b in zip(order, order[1:])],
+                              order))
+        out.append(_claim(summary, "DPO, ORPO and IFT explore more grids than SFT", "explored",
+                          [(m, "sft", "explored") for m in ("dpo", "orpo", "ift")], order))
     return out
 
 
@@ -178,27 +235,107 @@ def method_info(method: str) -> dict:
             "description": rec.description}
 
 
+def _num(x) -> str:
+    return "" if x is None else f"{x:.6g}"
+
+
 def summary_csv(res: dict) -> str:
+    """summary.csv: one row per method and metric, with the metric's label (which matrix, against what)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["method", "metric", "final_mean", "final_ci95", "best_mean", "best_ci95"])
+    w.writerow(["method", "metric", "label", "final_mean", "final_ci95", "best_mean", "best_ci95", "final_iqm",
+                "final_iqm_low", "final_iqm_high"])
     for method, ms in res["summary"].items():
         for metric, s in ms.items():
-            w.writerow([method, metric, f"{s['final_mean']:.6g}", f"{s['final_ci']:.6g}",
-                        f"{s['best_mean']:.6g}", f"{s['best_ci']:.6g}"])
+            iqm_ci = s.get("final_iqm_ci95") or [None, None]
+            label = METRICS[metric].label if metric in METRICS else metric
+            w.writerow([method, metric, label, _num(s["final_mean"]), _num(s.get("final_ci95")), _num(s["best_mean"]),
+                        _num(s.get("best_ci95")), _num(s.get("final_iqm")), _num(iqm_ci[0]), _num(iqm_ci[1])])
     return buf.getvalue()
+
+
+def step_columns(res: dict) -> list[str]:
+    """The value columns of steps.csv: every metric (``metrics.METRICS`` order) and loss statistic present."""
+    present = {k for mc in res["curves"].values() for k in mc} | {k for st in res.get("stats", {}).values() for k in st}
+    return [k for k in METRICS if k in present] + sorted(present - set(METRICS))
+
+
+def steps_csv(res: dict) -> str:
+    """steps.csv (wide): one row per method, seed and evaluation step; a column per metric and statistic.
+
+    Columns: method, member (0..E-1), seed, step, then ``step_columns(res)`` (loss, every metric, and the
+    loss's own statistics with TRL's names: logps/chosen, rewards/margins, ...); empty where a
+    method has no such value. The last row of each (method, member) holds results.json's final values.
+    """
+    cols = step_columns(res)
+    seed0 = int(res["config"].get("seed", 0))
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["method", "member", "seed", "step"] + cols)
+    for method, mc in res["curves"].items():
+        st = res.get("stats", {}).get(method, {})
+        series = {k: np.asarray(mc[k] if k in mc else st[k], dtype=np.float64) for k in cols if k in mc or k in st}
+        E = next(iter(series.values())).shape[1]
+        for e in range(E):
+            for i, step in enumerate(res["steps"]):
+                w.writerow([method, e, seed0 + e, step] + [_num(float(series[k][i, e])) if k in series else ""
+                                                         for k in cols])
+    return buf.getvalue()
+
+
+def to_frame(run_dir: str | os.PathLike):
+    """The per-step results of a run as a long ("tidy") pandas DataFrame (pandas is optional: the ``frames`` extra).
+
+    Columns: method, member, seed, step, quantity (a metric or statistic name), value; one row per
+    method, member, evaluation step and quantity, read from the run's results.json.
+    """
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError("results.to_frame needs pandas: pip install 'frozenlake_ift[frames]'") from None
+    res = load(run_dir)
+    seed0 = int(res["config"].get("seed", 0))
+    rows = []
+    for method, mc in res["curves"].items():
+        quantities = {**mc, **res.get("stats", {}).get(method, {})}
+        for name, arr in quantities.items():
+            arr = np.asarray(arr, dtype=np.float64)  # (n_evals, E)
+            for i, step in enumerate(res["steps"]):
+                for e in range(arr.shape[1]):
+                    rows.append((method, e, seed0 + e, step, name, arr[i, e]))
+    return pd.DataFrame(rows, columns=["method", "member", "seed", "step", "quantity", "value"])
 
 
 def save(result_or_dict, out_dir: str | os.PathLike) -> dict:
     """Write results.json and summary.csv (and, for a StudyResult, params.pt) into out_dir, each
-    atomically; return the dict."""
+    atomically; return the dict.
+
+    results.json is strict JSON: a non-finite value (a diverged run's NaN) is written as null, and
+    ``notes`` in the file (and in the returned dict) names where (``strict_results``).
+    """
     res = result_or_dict if isinstance(result_or_dict, dict) else to_dict(result_or_dict)
     out = Path(out_dir)
+    text = strict_results(res)  # before anything is written: a dict that cannot be JSON fails here
     if not isinstance(result_or_dict, dict) and getattr(result_or_dict, "params", None):
         atomic_write(out / PARAMS_FILE, params_bytes(result_or_dict))
     atomic_write(out / "summary.csv", summary_csv(res))
-    atomic_write(out / "results.json", json.dumps(res, separators=(",", ":")))
+    atomic_write(out / "steps.csv", steps_csv(res))
+    atomic_write(out / "results.json", text)
     return res
+
+
+def strict_results(res: dict) -> str:
+    """results.json text without NaN / Infinity tokens: each non-finite value becomes null and a line
+    of ``res["notes"]`` (added to ``res``) names the lists that held one."""
+    from .safety import strict_json
+
+    text, where = strict_json(res, separators=(",", ":"))
+    if where:
+        notes = [n for n in res.get("notes", []) if not n.startswith("non-finite")]
+        res["notes"] = notes + [f"non-finite values (NaN or inf, e.g. a diverged run) written as null in: "
+                                f"{', '.join(where)}"]
+        text, _ = strict_json(res, separators=(",", ":"))
+    return text
 
 
 @dataclass(frozen=True)
@@ -273,20 +410,33 @@ def load_params(run_dir: str | os.PathLike) -> SavedParams:
 
 
 def load(path: str | os.PathLike) -> dict:
-    """Read a results.json (or the folder holding one) with a clear error if it is not one."""
+    """Read a results.json (or the folder holding one); a file that is not one (binary, not JSON,
+    another layout, lists whose lengths disagree) raises ValueError naming the file and the problem."""
+    from .safety import check_results_layout, read_json_file
+
     path = Path(path)
     if path.is_dir():
         path = path / "results.json"
     if not path.exists():
         raise FileNotFoundError(f"no results file at {str(path)!r}")
-    try:
-        res = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{str(path)!r} is not valid JSON: {exc}") from None
-    missing = [k for k in ("config", "steps", "curves", "summary", "map") if k not in res]
-    if missing:
-        raise ValueError(f"{str(path)!r} is not a frozenlake-ift results file: missing keys {missing}")
+    res = read_json_file(path)
+    check_results_layout(res, str(path))
     return res
+
+
+def ranking_text(summary: dict, order: list[str], metric: str) -> str:
+    """'sft > ift ~ orpo > dpo': '>' where P(improvement) of the left over the right >= stats.CLAIM_THRESHOLD,
+    '~' where the pair is inside the noise (or with one seed)."""
+    text = order[0]
+    for a, b in zip(order, order[1:]):
+        p = improvement(summary, a, b, metric)
+        seeds = len(summary[a][metric].get("final_values") or [])
+        text += (" > " if p is not None and seeds > 1 and p >= stats.CLAIM_THRESHOLD else " ~ ") + b
+    return text
+
+
+def _pm(x, digits: int = 2) -> str:
+    return "n/a (1 seed)" if x is None else f"{x:.{digits}g}"
 
 
 def format_table(res: dict) -> str:
@@ -294,6 +444,9 @@ def format_table(res: dict) -> str:
     lines = []
     methods = list(res["summary"])
     width = max([5] + [len(m) for m in methods])
+    one_seed = any(s.get("final_ci95") is None for ms in res["summary"].values() for s in ms.values())
+    if one_seed:
+        lines.append("one seed: no confidence intervals, and the claims are not judged")
     for metric, spec in METRICS.items():
         if not all(metric in res["summary"][m] for m in methods):
             continue
@@ -302,10 +455,13 @@ def format_table(res: dict) -> str:
         lines.append(f"{metric}: {spec.label}{arrow}")
         for m in methods:
             s = res["summary"][m][metric]
-            lines.append(f"  {m:<{width}} final {s['final_mean']:>10.4g} ± {s['final_ci']:<9.2g}"
-                         f" best {s['best_mean']:>10.4g} ± {s['best_ci']:.2g}")
+            iqm = s.get("final_iqm")
+            lines.append(f"  {m:<{width}} final {s['final_mean']:>10.4g} ± {_pm(s.get('final_ci95')):<9}"
+                         f" best {s['best_mean']:>10.4g} ± {_pm(s.get('best_ci95')):<9}"
+                         + (f" IQM {iqm:.4g}" if iqm is not None else ""))
         if metric in res.get("ranking", {}):
-            lines.append("  ranking: " + " > ".join(res["ranking"][metric]))
+            lines.append("  ranking: " + ranking_text(res["summary"], res["ranking"][metric], metric))
     for c in res.get("claims", []):
-        lines.append(f"claim [{c['metric']}] {c['claim']}: {'HOLDS' if c['holds'] else 'does NOT hold'} ({c['detail']})")
+        verdict = "not judged" if c["holds"] is None else "HOLDS" if c["holds"] else "does NOT hold"
+        lines.append(f"claim [{c['metric']}] {c['claim']}: {verdict} ({c['detail']})")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ module only runs the loop. ``run_study(StudyConfig(...)) -> StudyResult``; no gl
 
 from __future__ import annotations
 
+import math
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -153,11 +154,14 @@ def evaluate(params, data: GridData, cfg: StudyConfig, ref: Reference) -> Evalua
     with torch.no_grad():
         pi = policy_probs(params, data, cfg.activation)  # (E, S, A)
         flat = policy.flatten_params(params).double()  # (E, D)
+        T = torch.einsum("esa,sat->est", pi, ref.P)  # (E, S, S): T_pi(s'|s), Eq. 2
         value, success = metrics.value_and_success(ref.P, ref.R, ref.terminal, ref.goal, ref.rho0, pi, cfg.gamma)
         values = {
             "param_mse": ((flat - ref.star_flat) ** 2).mean(-1),
             "policy_mse": ((pi - ref.star_pi) ** 2)[:, nt].mean((-1, -2)),
             "policy_mse_opt": ((pi - ref.pi_star) ** 2)[:, nt].mean((-1, -2)),
+            "tmatrix_mse": ((T - ref.star_T) ** 2)[:, nt].mean((-1, -2)),
+            "tmatrix_mse_opt": ((T - ref.opt_T) ** 2)[:, nt].mean((-1, -2)),
             "kl": metrics.kl_rows(ref.pi_star.expand_as(pi), pi)[:, nt].mean(-1),
             "success": success,
             "value": value,
@@ -166,6 +170,21 @@ def evaluate(params, data: GridData, cfg: StudyConfig, ref: Reference) -> Evalua
         if ref.truly_pi is not None:
             values[metrics.TRULY_METRIC] = ((pi - ref.truly_pi) ** 2)[:, nt].mean((-1, -2))
     return Evaluation(values, pi)
+
+
+def lr_factor(step: int, steps: int, scheduler: str = "constant", warmup_ratio: float = 0.0) -> float:
+    """The learning-rate multiplier at optimiser step ``step`` of ``steps`` (Hugging Face's schedules).
+
+    Linear warmup over ceil(warmup_ratio * steps) steps from 0, then 1 (constant) or a half cosine to 0
+    (cosine), as transformers' get_constant_schedule_with_warmup / get_cosine_schedule_with_warmup.
+    """
+    warmup = math.ceil(warmup_ratio * steps)
+    if step < warmup:
+        return step / max(1, warmup)
+    if scheduler == "constant":
+        return 1.0
+    progress = (step - warmup) / max(1, steps - warmup)
+    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 def method_generator(config: StudyConfig, method: str, device) -> torch.Generator:
@@ -183,6 +202,10 @@ def train_method(method: str, base: dict, data: GridData, cfg: StudyConfig, ref:
     record_ = get_method(method)
     params = policy.clone_params(base)
     opt = OPTIMIZERS[cfg.optimizer](params.values(), lr=cfg.lr)
+    schedule = None
+    if cfg.scheduler != "constant" or cfg.warmup_ratio > 0:
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: lr_factor(step, cfg.steps, cfg.scheduler, cfg.warmup_ratio))
     E, S = params["W1"].shape[:2]
     ctx = StepContext(config=cfg, data=data, reference=ref, method=record_,
                       generator=method_generator(cfg, method, params["W1"].device))
@@ -203,7 +226,8 @@ def train_method(method: str, base: dict, data: GridData, cfg: StudyConfig, ref:
                              f"member, got {getattr(loss, 'shape', type(loss).__name__)}")
         if step % cfg.eval_every == 0 or step == cfg.steps:
             last = evaluate(params, data, cfg, ref)
-            values = {**last.values, "explored": explored.sum(-1).double(), "loss": loss.detach().double()}
+            values = {**last.values, "explored": explored.sum(-1).double(), "loss": loss.detach().double(),
+                      "explored_alignment": metrics.explored_alignment(explored, ref.preferred)}
             for name in metrics.METRICS:
                 if name in values:
                     curves.setdefault(name, []).append(values[name].cpu().numpy())
@@ -218,6 +242,8 @@ def train_method(method: str, base: dict, data: GridData, cfg: StudyConfig, ref:
         loss.sum().backward()  # members are independent: d(sum)/d(theta_e) = d(loss_e)/d(theta_e)
         explored |= params["W1"].grad.abs().sum(-1) > 0  # (E, S)
         opt.step()
+        if schedule is not None:
+            schedule.step()
         if progress is not None:
             progress.update(1)
     occupancy = metrics.discounted_occupancy(ref.P, ref.rho0, last.pi, min(cfg.gamma, 0.999))
