@@ -102,7 +102,28 @@ def analyze(fields: dict, records: list[dict]) -> dict:
         if spec.higher_is_better is not None and orders:
             rankings[metric] = dict(orders.most_common())
     return {"swept": swept, "values": {f: values[f] for f in swept}, "n_done": len(records), "claims": claims,
-            "rankings": rankings, "cell_seconds": float(sum(r["seconds"] for r in records))}
+            "rankings": rankings, "metrics_by_field": metrics_by_field(records, swept),
+            "cell_seconds": float(sum(r["seconds"] for r in records))}
+
+
+FIELD_METRICS = ("param_mse", "policy_mse", "tmatrix_mse", "success", "explored", "explored_alignment")
+
+
+def metrics_by_field(records: list[dict], swept: list[str]) -> dict:
+    """Each metric against each swept field, per method: {metric: {field: {value: {method: mean of the
+    cells' final means}}}}, over the finished cells that hold that value (a marginal over the other fields)."""
+    out: dict = {}
+    for metric in FIELD_METRICS:
+        for f in swept:
+            agg: dict = {}
+            for rec in records:
+                for method, ms in rec["summary"].items():
+                    if metric in ms:
+                        agg.setdefault(label(rec["values"].get(f)), {}).setdefault(method, []).append(
+                            ms[metric]["final_mean"])
+            if agg:
+                out.setdefault(metric, {})[f] = {v: {m: float(np.mean(x)) for m, x in by.items()} for v, by in agg.items()}
+    return out
 
 
 def _ranking_text(rec: dict, metric: str) -> str:
@@ -147,6 +168,15 @@ def render_markdown(rep: dict, records: list[dict]) -> str:
         lines += [f"### `{f}`", ""] + _table(["claim"] + rep["values"][f], [
             [name] + ["" if by(c, v) is None else f"{pct(by(c, v)[0] / by(c, v)[1])} ({by(c, v)[0]}/{by(c, v)[1]})"
                       for v in rep["values"][f]] for name, c in rep["claims"].items()])
+    lines += ["## Each metric against each swept field", "",
+              "Mean over the cells that hold the value (of each cell's final mean over seeds), per method.", "",
+              "![metrics by field](metrics_by_field.png)", ""]
+    for metric, by_field in rep.get("metrics_by_field", {}).items():
+        lines += [f"### `{metric}`: {results.METRICS[metric].label}", ""]
+        for f, by_value in by_field.items():
+            methods = sorted({m for by in by_value.values() for m in by})
+            lines += _table([f] + methods, [[v] + [f"{by_value[v].get(m, float('nan')):.4g}" for m in methods]
+                                            for v in rep["values"].get(f, by_value)])
     lines += ["## Rankings across cells", "", "How often each full ordering (best first, by final mean) occurs.", ""]
     for metric, orders in rep["rankings"].items():
         top = ", ".join(f"{o} ({n})" for o, n in list(orders.items())[:4])
@@ -157,6 +187,43 @@ def render_markdown(rep: dict, records: list[dict]) -> str:
         lines += [f"### `{metric}`: {results.METRICS[metric].label}", ""] + _table(["cell"] + swept + ["ranking"], [
             [r["key"][:8]] + [label(r["values"].get(f)) for f in swept] + [_ranking_text(r, metric)] for r in records])
     return "\n".join(lines)
+
+
+def metrics_figure(rep: dict):
+    """Grid of panels: a metric (row) against a swept field (column), one line per method (registry colours)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plots import method_color, method_marker
+
+    data = rep.get("metrics_by_field", {})
+    rows, cols = list(data), rep["swept"]
+    if not rows or not cols:
+        return None
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(2.8 * len(cols) + 0.6, 2.2 * len(rows) + 0.8),
+                             squeeze=False, layout="constrained")
+    handles = {}
+    for i, metric in enumerate(rows):
+        for j, f in enumerate(cols):
+            ax, by_value = axes[i, j], data[metric].get(f, {})
+            vals = [v for v in rep["values"].get(f, []) if v in by_value]
+            for m in sorted({m for by in by_value.values() for m in by}):
+                ys = [by_value[v].get(m, np.nan) for v in vals]
+                (h,) = ax.plot(range(len(vals)), ys, marker=method_marker(m), color=method_color(m), lw=1.5, ms=4,
+                               label=m.upper())
+                handles[m] = h
+            ax.set_xticks(range(len(vals)), vals, rotation=30 if len(vals) > 3 else 0, fontsize=7)
+            ax.tick_params(axis="y", labelsize=7)
+            ax.grid(alpha=0.3)
+            if i == 0:
+                ax.set_title(f, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(metric, fontsize=8)
+    fig.legend(handles=list(handles.values()), loc="outside lower center", ncols=min(8, len(handles)), fontsize=8,
+               frameon=False)
+    return fig
 
 
 def claims_figure(rep: dict):
@@ -205,13 +272,15 @@ def write_report(dirs, out_dir=None, figures: bool = True) -> tuple[dict, list[P
     if figures:
         import matplotlib.pyplot as plt
 
-        fig = claims_figure(rep)
-        for ext in ("png", "svg"):
-            buf = io.BytesIO()
-            fig.savefig(buf, format=ext, dpi=120, metadata={"svg": {"Date": None}, "png": {"Software": None}}[ext])
-            results.atomic_write(out / f"claims_by_field.{ext}", buf.getvalue())
-            written.append(out / f"claims_by_field.{ext}")
-        plt.close(fig)
+        for name, fig in (("claims_by_field", claims_figure(rep)), ("metrics_by_field", metrics_figure(rep))):
+            if fig is None:
+                continue
+            for ext in ("png", "svg"):
+                buf = io.BytesIO()
+                fig.savefig(buf, format=ext, dpi=120, metadata={"svg": {"Date": None}, "png": {"Software": None}}[ext])
+                results.atomic_write(out / f"{name}.{ext}", buf.getvalue())
+                written.append(out / f"{name}.{ext}")
+            plt.close(fig)
     results.atomic_write(out / "report.json", json.dumps(rep, indent=1))
     results.atomic_write(out / "report.md", render_markdown(rep, records))
     return rep, [out / "report.md", out / "report.json"] + written
