@@ -11,3 +11,9 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("default")
+
+# The networks are tiny: one torch thread is fastest, and the default (one per core) oversubscribes
+# a shared 2-core CI machine (a 10x slowdown was measured on some sampling calls).
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
