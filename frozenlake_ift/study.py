@@ -216,6 +216,7 @@ def train_method(method: str, base: dict, data: GridData, cfg: StudyConfig, ref:
     policies: list[torch.Tensor] = []
     last = None
     for step in range(cfg.steps + 1):
+        ctx.logging = step % cfg.eval_every == 0 or step == cfg.steps
         with torch.no_grad():
             batch = record_.batch_fn(params, ctx, step)
         out = record_.loss_fn(params, batch, ctx)
@@ -224,7 +225,7 @@ def train_method(method: str, base: dict, data: GridData, cfg: StudyConfig, ref:
         if not isinstance(loss, torch.Tensor) or tuple(loss.shape) != (E,):
             raise ValueError(f"method {method!r}: loss must return a Tensor of Shape (E,) = ({E},), one loss per "
                              f"member, got {getattr(loss, 'shape', type(loss).__name__)}")
-        if step % cfg.eval_every == 0 or step == cfg.steps:
+        if ctx.logging:
             last = evaluate(params, data, cfg, ref)
             values = {**last.values, "explored": explored.sum(-1).double(), "loss": loss.detach().double(),
                       "explored_alignment": metrics.explored_alignment(explored, ref.preferred)}

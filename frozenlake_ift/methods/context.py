@@ -15,6 +15,7 @@ class StepContext:
     method's own seeded ``torch.Generator`` on the study's device (all sampling draws from it, so a
     run is reproducible bit for bit on CPU). method: the ``Method`` record. cache: scratch space a
     batch builder may keep between steps (e.g. samples it reuses for ``resample_every`` steps).
+    logging: whether the study records this step's ``LossOutput.stats`` (an evaluation step).
     """
 
     config: Any
@@ -23,6 +24,7 @@ class StepContext:
     generator: Any
     method: Any
     cache: dict = field(default_factory=dict)
+    logging: bool = True  # this step's statistics are recorded: losses may skip computing them otherwise
 
 
 @dataclass
