@@ -1,0 +1,122 @@
+"""Execute the teaching notebooks and write their outputs in place (the one command that regenerates them).
+
+Each notebook runs top to bottom with nbclient in a fresh ``python3`` kernel, in a temporary working
+directory (a notebook writes no file), with ``MPLBACKEND=Agg`` and the repository root on
+``PYTHONPATH``. Figures are inline PNGs at ``plots.NOTEBOOK_DPI`` (``plots.show``), so each notebook
+stays well under the size limit of ``tools/check_notebook_size.py`` (1 MB). Execution timings are not
+recorded, so re-running on unchanged code changes only what the code computes.
+
+Usage: ``python tools/run_notebooks.py [--timeout S] [NOTEBOOK ...]`` (default: every
+``notebooks/*.ipynb``). Prints one line per notebook (wall and CPU seconds, size) and exits 1 if one fails or is
+over the size limit; a notebook that fails is left as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+CELL_TIMEOUT_S = 300
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from check_notebook_size import MAX_NOTEBOOK_BYTES, measure  # noqa: E402  (the size limit's one home)
+
+
+def kernel_env() -> dict[str, str]:
+    """The environment a notebook kernel runs in: no windows, the repository importable."""
+    env = dict(os.environ)
+    env["MPLBACKEND"] = "Agg"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return env
+
+
+def execute(nb, workdir: str | os.PathLike, timeout: int = CELL_TIMEOUT_S):
+    """Run ``nb`` (an nbformat notebook) in place in a fresh python3 kernel with its cwd at ``workdir``.
+
+    Raises nbclient's CellExecutionError (naming the cell, with its traceback) if a cell fails."""
+    import nbclient
+
+    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                                     resources={"metadata": {"path": str(workdir)}})
+    old = dict(os.environ)
+    os.environ.update(kernel_env())  # the kernel inherits this process's environment
+    try:
+        client.execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    return nb
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the kernels), user + system."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run_one(path: Path, timeout: int = CELL_TIMEOUT_S) -> tuple[float, float, int]:
+    """Execute one notebook and write it back with its outputs; return (wall s, CPU s, bytes written).
+
+    CPU seconds (this process and the kernel) do not depend on how loaded the machine is; wall seconds do."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    start, cpu0 = time.perf_counter(), _cpu_seconds()
+    with tempfile.TemporaryDirectory(prefix="nb-") as tmp:
+        execute(nb, tmp, timeout)
+        stray = sorted(p.name for p in Path(tmp).iterdir())
+    if stray:
+        raise RuntimeError(f"{path.name} wrote files into its working directory: {stray}")
+    seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu0
+    nb.metadata.pop("widgets", None)
+    nbformat.validate(nb)
+    tmp_path = path.with_suffix(".ipynb.tmp")
+    nbformat.write(nb, tmp_path)
+    tmp_path.replace(path)  # whole or unchanged
+    return seconds, cpu, path.stat().st_size
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("paths", nargs="*", type=Path, help="notebooks to run (default: notebooks/*.ipynb)")
+    ap.add_argument("--timeout", type=_positive, default=CELL_TIMEOUT_S, help="limit per cell, seconds")
+    args = ap.parse_args(argv)
+    paths = args.paths or sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+    bad = [p for p in paths if p.suffix != ".ipynb" or not p.is_file()]
+    if bad:
+        print(f"not notebooks: {', '.join(map(str, bad))} (expected existing *.ipynb files)")
+        return 2
+    failed = []
+    for path in paths:
+        try:
+            seconds, cpu, n_bytes = run_one(path, args.timeout)
+        except Exception as err:  # report every notebook, then fail
+            print(f"FAILED {path.name}: {type(err).__name__}: {str(err)[-2000:]}")
+            failed.append(path.name)
+            continue
+        problems = measure(path).problems(MAX_NOTEBOOK_BYTES)
+        note = f"  ({'; '.join(problems)})" if problems else ""
+        print(f"ran    {path.name}: {seconds:5.1f} s wall, {cpu:5.1f} s CPU, {n_bytes:,} bytes{note}")
+        if problems:
+            failed.append(path.name)
+    if failed:
+        print(f"{len(failed)} notebook(s) failed or are over the size limit: {', '.join(failed)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
