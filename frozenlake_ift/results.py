@@ -283,6 +283,32 @@ def steps_csv(res: dict) -> str:
     return buf.getvalue()
 
 
+def write_tensorboard(res: dict, log_dir: str | os.PathLike) -> list[Path]:
+    """TensorBoard event files of a run: one folder per method under log_dir, scalars = seed means.
+
+    Tags: ``metrics/<metric>`` and ``stats/<statistic>`` (TRL's names), at every evaluation step.
+    TensorBoard is optional (the ``tensorboard`` extra): without it this raises ImportError naming it.
+    """
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ImportError("TensorBoard event files need tensorboard: pip install 'frozenlake_ift[tensorboard]'") from None
+    written = []
+    for method, mc in res["curves"].items():
+        folder = Path(log_dir) / method
+        writer = SummaryWriter(log_dir=str(folder))
+        quantities = {**{f"metrics/{k}": v for k, v in mc.items()},
+                      **{f"stats/{k}": v for k, v in res.get("stats", {}).get(method, {}).items()}}
+        for tag, arr in quantities.items():
+            arr = np.asarray(arr, dtype=np.float64)  # (n_evals, E)
+            for i, step in enumerate(res["steps"]):
+                value = float(np.nanmean(arr[i])) if np.isfinite(arr[i]).any() else float("nan")
+                writer.add_scalar(tag, value, global_step=int(step))
+        writer.close()
+        written.append(folder)
+    return written
+
+
 def to_frame(run_dir: str | os.PathLike):
     """The per-step results of a run as a long ("tidy") pandas DataFrame (pandas is optional: the ``frames`` extra).
 

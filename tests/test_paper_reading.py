@@ -80,8 +80,17 @@ def test_steps_csv_holds_trl_names_and_ends_at_the_final_values(run):
     result, res, out = run
     rows = list(csv.DictReader(io.StringIO((out / "steps.csv").read_text())))
     cols = rows[0].keys()
-    for name in ("logps/chosen", "logps/rejected", "rewards/chosen", "rewards/rejected", "rewards/margins",
-                 "rewards/accuracies", "loss", "param_mse", "tmatrix_mse"):
+    for name in (
+        "logps/chosen",
+        "logps/rejected",
+        "rewards/chosen",
+        "rewards/rejected",
+        "rewards/margins",
+        "rewards/accuracies",
+        "loss",
+        "param_mse",
+        "tmatrix_mse",
+    ):
         assert name in cols
     for m in ("dpo", "orpo"):
         dpo_rows = [r for r in rows if r["method"] == m]
@@ -108,8 +117,10 @@ def test_to_frame_matches_results_json(run):
 
 def test_lr_schedule_matches_transformers():
     transformers = pytest.importorskip("transformers")
-    for sched, make in (("cosine", transformers.get_cosine_schedule_with_warmup),
-                        ("constant", lambda o, w, n: transformers.get_constant_schedule_with_warmup(o, w))):
+    for sched, make in (
+        ("cosine", transformers.get_cosine_schedule_with_warmup),
+        ("constant", lambda o, w, n: transformers.get_constant_schedule_with_warmup(o, w)),
+    ):
         opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
         hf = make(opt, 30, 300)
         for step in range(300):
@@ -123,3 +134,17 @@ def test_paper_preset():
         StudyConfig.preset("nope")
     with pytest.raises(ValueError, match="scheduler"):
         StudyConfig(scheduler="linear")
+
+
+def test_tensorboard_event_files(run, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, res, _ = run
+    folders = results.write_tensorboard(res, tmp_path / "tb")
+    assert {f.name for f in folders} == set(res["curves"])
+    acc = EventAccumulator(str(tmp_path / "tb" / "dpo"))
+    acc.Reload()
+    events = acc.Scalars("stats/rewards/margins")
+    assert [e.step for e in events] == res["steps"]
+    assert events[-1].value == pytest.approx(float(np.mean(res["stats"]["dpo"]["rewards/margins"][-1])), rel=1e-5)
