@@ -17,6 +17,12 @@ Trainer runs on the GPU when there is one. For example
 
     python examples/llm_ift_tiny.py --model-id Qwen/Qwen2.5-0.5B --steps 200 --batch-size 8 --lr 1e-5
 
+Several processes (DDP through accelerate; gloo on CPU, NCCL on GPUs): ``--global-batch-size`` is
+split over the processes, so the loss curve is that of one process with the same global batch.
+
+    accelerate launch --cpu --num_processes 2 examples/llm_ift_tiny.py --methods ift --steps 6 \
+        --global-batch-size 8 --no-eval --log-json curve.json
+
 Needs the `llm` extra (transformers and accelerate).
 """
 
@@ -24,6 +30,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
+import os
 import random
 import tempfile
 import time
@@ -100,7 +108,18 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n-train", type=int, default=4000)
     ap.add_argument("--n-test", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--methods", default="sft,ift", help="comma-separated, from sft, ift")
+    ap.add_argument("--global-batch-size", type=int, default=None,
+                    help="examples per optimiser step over all processes (overrides --batch-size)")
+    ap.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
+    ap.add_argument("--log-json", default=None, help="write each method's logged loss curve to this JSON file")
     args = ap.parse_args(argv)
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # set by accelerate launch / torchrun
+    if args.global_batch_size is not None:
+        if args.global_batch_size % world:
+            raise SystemExit(f"--global-batch-size {args.global_batch_size} must be a multiple of the "
+                             f"{world} processes")
+        args.batch_size = args.global_batch_size // world
     import transformers
 
     if args.model_id is None:
@@ -115,28 +134,37 @@ def main(argv: list[str] | None = None) -> dict:
         collator = llm.PromptResponseCollator(pad_token_id=pad, tokenizer=tokenizer, eos_token_id=eos_id)
     train = make_examples(args.n_train, args.digits, args.seed, args.task, tokenizer)
     test = make_examples(args.n_test, args.digits, args.seed + 1, args.task, tokenizer)
-    print(f"task: {args.task} {args.digits} digits | model: {args.model_id or 'tiny GPT-2 from a config'} "
-          f"({sum(p.numel() for p in base.parameters()):,} parameters) | {args.steps} steps x batch {args.batch_size}")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"task: {args.task} {args.digits} digits | model: {args.model_id or 'tiny GPT-2 from a config'} "
+              f"({sum(p.numel() for p in base.parameters()):,} parameters) | "
+              f"{args.steps} steps x batch {args.batch_size}")
     results = {}
-    for method in ("sft", "ift"):
+    for method in args.methods.split(","):
         model = copy.deepcopy(base)
         with tempfile.TemporaryDirectory() as out:
-            targs = transformers.TrainingArguments(
-                output_dir=out, per_device_train_batch_size=args.batch_size, max_steps=args.steps,
+            cfg = llm.IFTConfig(
+                output_dir=out, method=method, lam=args.lam, gamma=args.gamma,
+                per_device_train_batch_size=args.batch_size, max_steps=args.steps,
                 learning_rate=args.lr, lr_scheduler_type="cosine", warmup_steps=max(1, args.steps // 20),
-                logging_steps=max(1, args.steps // 10), report_to="none", save_strategy="no", seed=args.seed,
-                disable_tqdm=True, dataloader_num_workers=0, use_cpu=args.model_id is None)
-            trainer = llm.IFTTrainer(model=model, args=targs, train_dataset=train, data_collator=collator,
-                                     method=method, lam=args.lam, gamma=args.gamma)
+                logging_steps=1 if args.log_json else max(1, args.steps // 10), report_to="none", save_strategy="no",
+                seed=args.seed, disable_tqdm=True, dataloader_num_workers=0, use_cpu=args.model_id is None)
+            trainer = llm.IFTTrainer(model=model, args=cfg, train_dataset=train, data_collator=collator)
             trainer.remove_callback(transformers.PrinterCallback)  # keep the output to one line per method
             t0 = time.perf_counter()
             trainer.train()
             seconds = time.perf_counter() - t0
-        last = [h["loss"] for h in trainer.state.log_history if "loss" in h][-1]
-        nll, em = evaluate(model, collator, test, eos_id)
-        results[method] = {"train_loss": last, "test_nll": nll, "exact_match": em, "seconds": seconds}
-        print(f"{method.upper():4s} train loss {last:.4f} | test NLL {nll:.4f} | exact match {em:6.1%} "
-              f"| {seconds:.1f} s")
+        curve = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        results[method] = {"train_loss": curve[-1], "curve": curve, "seconds": seconds, "processes": world}
+        line = f"{method.upper():4s} train loss {curve[-1]:.4f}"
+        if not args.no_eval and trainer.is_world_process_zero():
+            nll, em = evaluate(trainer.accelerator.unwrap_model(trainer.model), collator, test, eos_id)
+            results[method].update(test_nll=nll, exact_match=em)
+            line += f" | test NLL {nll:.4f} | exact match {em:6.1%}"
+        if trainer.is_world_process_zero():
+            print(f"{line} | {seconds:.1f} s ({world} process{'es' if world > 1 else ''})")
+    if args.log_json and int(os.environ.get("RANK", "0")) == 0:
+        with open(args.log_json, "w") as f:
+            json.dump(results, f)
     return results
 
 

@@ -1,0 +1,195 @@
+"""TRL's dataset formats -> token ids -> padded batches with the prompt masked.
+
+A row is a dict (from a list of dicts or a ``datasets.Dataset``) in one of these forms:
+
+    prompt / completion            SFT, IFT   (TRL's prompt-completion form; "response" is accepted for "completion")
+    messages                       SFT, IFT   (conversational language modelling: the last message, an assistant
+                                               turn, is the completion; the ones before it are the prompt)
+    prompt / chosen / rejected     DPO, ORPO  (TRL's preference form with an explicit prompt)
+
+Each of prompt / completion / chosen / rejected is a string (standard form), a list of messages
+``[{"role": ..., "content": ...}]`` (conversational form, rendered with the tokenizer's chat
+template), or token ids under ``<field>_ids`` (no tokenizer needed). Tokenisation, as TRL does for
+preference data: prompt and answer are encoded separately, without special tokens; a standard-form
+answer gets the tokenizer's EOS appended (unless it already ends with it); a conversational answer
+is the text the chat template adds after the prompt (rendered with the generation prompt, or as a
+continued final message when the prompt ends with an assistant turn), so its end-of-turn tokens come
+from the template. Labels are the answer's tokens; prompt and padding positions are ignore_index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import torch
+
+from .logps import IGNORE_INDEX
+
+COMPLETION_FIELDS = ("completion", "response")  # TRL's name first; "response" is this package's older name
+PREFERENCE_FIELDS = ("prompt", "chosen", "rejected")
+
+
+@dataclass(frozen=True)
+class EncodedRow:
+    """Token ids of one row: the prompt and one answer (completion) or two (chosen, rejected)."""
+
+    prompt: list[int]
+    answers: dict[str, list[int]]  # "completion" or "chosen" and "rejected"
+
+
+def _is_conversation(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) > 0 and all(
+        isinstance(m, dict) and "role" in m and "content" in m for m in value)
+
+
+def _has(row: dict, name: str) -> bool:
+    return row.get(name) is not None or row.get(f"{name}_ids") is not None
+
+
+def _completion_field(row: dict) -> str | None:
+    return next((f for f in COMPLETION_FIELDS if _has(row, f)), None)
+
+
+def row_error(row: Any, where: str, paired: bool) -> str | None:
+    """Why ``row`` (described by ``where``, e.g. "row 7") is not a row of the wanted form, or None if it is."""
+    if not isinstance(row, dict):
+        return f"{where} is a {type(row).__name__}, not a dict of fields"
+    has = sorted(k for k, v in row.items() if v is not None)
+    if paired:
+        missing = [f for f in PREFERENCE_FIELDS if not _has(row, f)]
+        if missing:
+            hint = (" (the implicit-prompt form is not supported: put the shared prompt under 'prompt')"
+                    if missing == ["prompt"] else "")
+            return (f"{where} lacks the field(s) {missing} (has {has}); a preference method (dpo, orpo) needs "
+                    f"prompt / chosen / rejected{hint}")
+        return None
+    if row.get("messages") is not None:
+        msgs = row["messages"]
+        if not _is_conversation(msgs) or len(msgs) < 2 or msgs[-1]["role"] != "assistant":
+            return (f"{where}: 'messages' must be a list of at least two {{'role', 'content'}} dicts ending "
+                    f"with an assistant turn (the completion)")
+        return None
+    missing = [f for f in ("prompt",) if not _has(row, f)]
+    if _completion_field(row) is None:
+        missing.append("completion")
+    if missing:
+        hint = " (this is a preference row: use method dpo or orpo)" if _has(row, "chosen") else ""
+        return (f"{where} lacks the field(s) {missing} (has {has}); sft and ift need prompt / completion "
+                f"(or 'messages'){hint}")
+    return None
+
+
+def validate_rows(rows: Iterable[dict], paired: bool) -> None:
+    """Check every row of a list of dicts, or a ``datasets.Dataset``'s columns; ValueError naming the row."""
+    if getattr(rows, "column_names", None) is not None:  # datasets.Dataset: columnar, row 0 has every field
+        rows = [rows[0]] if len(rows) else []
+    for i, row in enumerate(rows):
+        problem = row_error(row, f"row {i}", paired)
+        if problem:
+            raise ValueError(problem)
+
+
+def _render(tokenizer: Any, prompt: Any, answer: Any) -> tuple[str, str]:
+    """(prompt text, answer text) of a conversational prompt and answer, with the tokenizer's chat template."""
+    if not _is_conversation(prompt) or not _is_conversation(answer):
+        raise TypeError("a conversational row needs both the prompt and the answer as lists of "
+                        "{'role', 'content'} messages")
+    cont = prompt[-1]["role"] == "assistant"  # TRL: a prompt ending with an assistant turn is continued
+    prompt_text = tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=not cont,
+                                                continue_final_message=cont)
+    full = tokenizer.apply_chat_template(list(prompt) + list(answer), tokenize=False)
+    if not full.startswith(prompt_text):
+        raise ValueError("the chat template renders prompt + answer with a different prefix than the prompt "
+                         "alone, so the answer's tokens cannot be told apart")
+    return prompt_text, full[len(prompt_text):]
+
+
+class PromptResponseCollator:
+    """Pads rows of TRL's formats (see the module docstring) into input_ids / attention_mask / labels.
+
+    Right padding with ``pad_token_id``; prompt and padding labels are ``ignore_index``. Preference rows
+    give ``chosen_`` / ``rejected_``-prefixed tensors. ``max_length`` cuts each sequence from the right.
+    Text and conversational fields need ``tokenizer`` (a Hugging Face tokenizer; conversational ones
+    also its chat template); ``eos_token_id`` (default: the tokenizer's) is appended to standard-form answers.
+    """
+
+    def __init__(self, pad_token_id: int = 0, ignore_index: int = IGNORE_INDEX, max_length: int | None = None,
+                 tokenizer: Any = None, eos_token_id: int | None = None):
+        if max_length is not None and max_length < 2:
+            raise ValueError(f"max_length must be >= 2 (or None), got {max_length}")
+        self.pad_token_id, self.ignore_index, self.max_length = pad_token_id, ignore_index, max_length
+        self.tokenizer = tokenizer
+        self.eos_token_id = eos_token_id if eos_token_id is not None else getattr(tokenizer, "eos_token_id", None)
+
+    def _encode(self, text: str) -> list[int]:
+        if self.tokenizer is None:
+            raise ValueError(f"text fields need a tokenizer (got text {text[:40]!r}); pass tokenizer=... or "
+                             f"give token ids as <field>_ids")
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _answer(self, prompt: Any, answer: Any) -> tuple[list[int] | None, list[int]]:
+        """(prompt ids if the answer is conversational, else None, answer ids)."""
+        if _is_conversation(answer):
+            if self.tokenizer is None:
+                raise ValueError("conversational rows need a tokenizer with a chat template")
+            prompt_text, answer_text = _render(self.tokenizer, prompt, answer)
+            return self._encode(prompt_text), self._encode(answer_text)
+        if isinstance(answer, str):
+            ids = self._encode(answer)
+            if self.eos_token_id is not None and (not ids or ids[-1] != self.eos_token_id):
+                ids.append(self.eos_token_id)
+            return None, ids
+        raise TypeError(f"an answer must be a string or a list of messages, got {type(answer).__name__}")
+
+    def encode(self, row: dict, where: str = "row") -> EncodedRow:
+        """Token ids of one row (any supported form). ``where`` names the row in errors."""
+        paired = _has(row, "chosen") if isinstance(row, dict) else False
+        problem = row_error(row, where, paired)
+        if problem:
+            raise ValueError(problem)
+        if not paired and row.get("messages") is not None:
+            row = {"prompt": row["messages"][:-1], "completion": row["messages"][-1:]}
+        names = ("chosen", "rejected") if paired else (_completion_field(row),)
+        prompt_ids = list(row["prompt_ids"]) if row.get("prompt_ids") is not None else None
+        if prompt_ids is None and isinstance(row["prompt"], str):
+            prompt_ids = self._encode(row["prompt"])
+        answers = {}
+        for name in names:
+            if row.get(f"{name}_ids") is not None:
+                ids = list(row[f"{name}_ids"])
+            else:
+                conv_prompt, ids = self._answer(row.get("prompt"), row[name])
+                if conv_prompt is not None:
+                    prompt_ids = conv_prompt if prompt_ids is None else prompt_ids
+            if prompt_ids is None:
+                raise TypeError(f"{where}: the prompt is conversational but {name!r} is not")
+            answers["completion" if name in COMPLETION_FIELDS else name] = ids
+        return EncodedRow(prompt_ids, answers)
+
+    def _pad(self, prompts: Sequence[list[int]], answers: Sequence[list[int]], prefix: str = "") -> dict:
+        rows = [(p + r, [self.ignore_index] * len(p) + r) for p, r in zip(prompts, answers)]
+        if self.max_length is not None:
+            rows = [(i[: self.max_length], l[: self.max_length]) for i, l in rows]
+        T = max(len(i) for i, _ in rows)
+        ids = torch.full((len(rows), T), self.pad_token_id, dtype=torch.long)  # (B, T)
+        labels = torch.full((len(rows), T), self.ignore_index, dtype=torch.long)  # (B, T)
+        att = torch.zeros((len(rows), T), dtype=torch.long)  # (B, T)
+        for b, (i, l) in enumerate(rows):
+            ids[b, : len(i)], labels[b, : len(l)], att[b, : len(i)] = torch.tensor(i), torch.tensor(l), 1
+        return {f"{prefix}input_ids": ids, f"{prefix}attention_mask": att, f"{prefix}labels": labels}
+
+    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        if not examples:
+            raise ValueError("cannot collate an empty list of examples")
+        encoded = [self.encode(ex, f"example {b} of the batch") for b, ex in enumerate(examples)]
+        kinds = {tuple(sorted(e.answers)) for e in encoded}
+        if len(kinds) > 1:
+            raise ValueError(f"a batch mixes preference and prompt/completion rows ({sorted(kinds)})")
+        prompts = [e.prompt for e in encoded]
+        out: dict[str, torch.Tensor] = {}
+        if "chosen" in encoded[0].answers:
+            for side in ("chosen", "rejected"):
+                out.update(self._pad(prompts, [e.answers[side] for e in encoded], f"{side}_"))
+            return out
+        return self._pad(prompts, [e.answers["completion"] for e in encoded])
