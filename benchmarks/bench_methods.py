@@ -44,11 +44,15 @@ def main() -> None:
     if args.json:
         print(json.dumps({"config": base, "rows": rows}, indent=1))
         return
-    print(f"{args.seeds} members x {args.steps} steps on the default map, CPU, 1 thread "
-          f"(PPO N = {args.episodes} episodes per member, GRPO G = {args.group})")
+    print(
+        f"{args.seeds} members x {args.steps} steps on the default map, CPU, 1 thread "
+        f"(PPO N = {args.episodes} episodes per member, GRPO G = {args.group})"
+    )
     for method, row in rows.items():
-        print(f"  {method:<11} {row['seconds']:7.2f} s   {row['seconds'] / ref:6.1f}x SFT   "
-              f"final success {row['final_success']:.3f}")
+        print(
+            f"  {method:<11} {row['seconds']:7.2f} s   {row['seconds'] / ref:6.1f}x SFT   "
+            f"final success {row['final_success']:.3f}"
+        )
     for method, target in (("ppo", 30.0), ("grpo", 30.0)):
         verdict = "meets" if rows[method]["seconds"] < target else "MISSES"
         print(f"  {method}: {rows[method]['seconds']:.1f} s {verdict} the < {target:.0f} s target")

@@ -44,12 +44,23 @@ def policies(mdp, E: int) -> dict[str, np.ndarray]:
     route[list(chosen.states[:-1])] = 0.1 / 3
     route[list(chosen.states[:-1]), list(chosen.actions)] = 0.9
     wall = np.tile([0.49, 0.01, 0.01, 0.49], (S, 1))  # left / up: stays in the top-left corner
-    return {"init": init, "route": np.broadcast_to(route, (E, S, 4)).copy(),
-            "wall": np.broadcast_to(wall, (E, S, 4)).copy()}
+    return {
+        "init": init,
+        "route": np.broadcast_to(route, (E, S, 4)).copy(),
+        "wall": np.broadcast_to(wall, (E, S, 4)).copy(),
+    }
 
 
-def naive(P: np.ndarray, pi: np.ndarray, rho0: np.ndarray, terminal: np.ndarray, goal: np.ndarray,
-          n_episodes: int, horizon: int, seed: int) -> list[tuple[list[int], list[int], list[float]]]:
+def naive(
+    P: np.ndarray,
+    pi: np.ndarray,
+    rho0: np.ndarray,
+    terminal: np.ndarray,
+    goal: np.ndarray,
+    n_episodes: int,
+    horizon: int,
+    seed: int,
+) -> list[tuple[list[int], list[int], list[float]]]:
     """One episode, one step at a time, in pure Python. pi Shape (E, S, A); returns E * n_episodes episodes."""
     rng = random.Random(seed)
     cP, cpi, crho = np.cumsum(P, -1).tolist(), np.cumsum(pi, -1).tolist(), np.cumsum(rho0).tolist()
@@ -105,10 +116,14 @@ def main() -> None:
     m = mdp_tensors(mdp, dev)
     E, N, T = args.members, args.episodes, args.horizon
     P, rho0, term, goal = mdp.dense_P(), mdp.rho0, mdp.terminal, mdp.goal
-    print(f"two-route map, device {dev}, E={E} members x N={N} episodes, horizon {T}, {args.calls} calls, "
-          f"torch threads {torch.get_num_threads()}; seconds are {'CPU' if dev.type == 'cpu' else 'wall'} seconds")
-    print(f"{'policy':<7} {'mean len':>8} {'s/call':>9} {'calls/s':>8} {'naive s/ep':>11} {'x naive':>8} "
-          f"{'numpy s/ep':>11} {'x numpy':>8}")
+    print(
+        f"two-route map, device {dev}, E={E} members x N={N} episodes, horizon {T}, {args.calls} calls, "
+        f"torch threads {torch.get_num_threads()}; seconds are {'CPU' if dev.type == 'cpu' else 'wall'} seconds"
+    )
+    print(
+        f"{'policy':<7} {'mean len':>8} {'s/call':>9} {'calls/s':>8} {'naive s/ep':>11} {'x naive':>8} "
+        f"{'numpy s/ep':>11} {'x numpy':>8}"
+    )
     per_ep_by_n: dict[str, float] = {}
     for name, pis in policies(mdp, E).items():
         pi = torch.as_tensor(pis, dtype=torch.float32, device=dev)  # what policy_table gives in training
@@ -128,8 +143,11 @@ def main() -> None:
         t_naive = best_of(3, lambda pis=pis, n=n_naive: naive(P, pis, rho0, term, goal, n, T, 0)) / (E * n_naive)
         t_numpy = best_of(3, lambda pis=pis: [sample_episodes(mdp, pis[e], N, T, seed=e) for e in range(E)]) / (E * N)
         per_ep = t_batched / (E * N)
-        print(f"{name:<7} {mean_len:>8.2f} {t_batched:>9.5f} {1 / t_batched:>8.1f} {t_naive:>11.2e} "
-              f"{t_naive / per_ep:>7.1f}x {t_numpy:>11.2e} {t_numpy / per_ep:>7.1f}x", flush=True)
+        print(
+            f"{name:<7} {mean_len:>8.2f} {t_batched:>9.5f} {1 / t_batched:>8.1f} {t_naive:>11.2e} "
+            f"{t_naive / per_ep:>7.1f}x {t_numpy:>11.2e} {t_numpy / per_ep:>7.1f}x",
+            flush=True,
+        )
         per_ep_by_n[name] = per_ep
     if args.scale_episodes:  # per-op overheads dominate at E * N = 1280: what a bigger batch costs per episode
         n_big, calls = args.scale_episodes, max(1, args.calls // 10)
@@ -146,8 +164,11 @@ def main() -> None:
 
             big()
             t = best_of(3, big) / calls
-            print(f"{name:<7} {t:>9.5f} s/call, {t / (E * n_big):.2e} s/episode: "
-                  f"{per_ep_by_n[name] / (t / (E * n_big)):.1f}x cheaper per episode than at N={N}", flush=True)
+            print(
+                f"{name:<7} {t:>9.5f} s/call, {t / (E * n_big):.2e} s/episode: "
+                f"{per_ep_by_n[name] / (t / (E * n_big)):.1f}x cheaper per episode than at N={N}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

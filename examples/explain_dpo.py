@@ -32,10 +32,14 @@ def main() -> None:
     def mean(method: str, column: str, step: int) -> float:
         return float(np.mean([float(r[column]) for r in rows if r["method"] == method and int(r["step"]) == step]))
 
-    print(f"DPO, summed log-prob of the rejected route: {mean('dpo', 'logps/rejected', first):.1f} under theta_0 -> "
-          f"{mean('dpo', 'logps/rejected', last):.1f} at step {last}")
-    print(f"DPO, summed log-prob of the chosen route:   {mean('dpo', 'logps/chosen', first):.1f} -> "
-          f"{mean('dpo', 'logps/chosen', last):.1f}")
+    print(
+        f"DPO, summed log-prob of the rejected route: {mean('dpo', 'logps/rejected', first):.1f} under theta_0 -> "
+        f"{mean('dpo', 'logps/rejected', last):.1f} at step {last}"
+    )
+    print(
+        f"DPO, summed log-prob of the chosen route:   {mean('dpo', 'logps/chosen', first):.1f} -> "
+        f"{mean('dpo', 'logps/chosen', last):.1f}"
+    )
     if "sft" in res["curves"]:
         saved = results.load_params(run)
         # the chosen route of the same map, to score SFT's final parameters on it

@@ -11,14 +11,15 @@ route (``routes.chosen_and_rejected``), as App. B.2 of the paper describes for i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from . import lakes, metrics, routes, solve
 from .config import StudyConfig
+from .mdp import TabularMDP
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}  # StudyConfig.dtype -> torch dtype
 
@@ -39,15 +40,18 @@ class Paths:
     def __post_init__(self) -> None:
         E, N, T = self.actions.shape
         if tuple(self.states.shape) != (E, N, T + 1) or tuple(self.mask.shape) != (E, N, T):
-            raise ValueError(f"Paths: states must be (E, N, T+1) and mask (E, N, T) for actions {(E, N, T)}, got "
-                             f"states {tuple(self.states.shape)}, mask {tuple(self.mask.shape)}")
+            raise ValueError(
+                f"Paths: states must be (E, N, T+1) and mask (E, N, T) for actions {(E, N, T)}, got "
+                f"states {tuple(self.states.shape)}, mask {tuple(self.mask.shape)}"
+            )
 
     @property
     def shape(self) -> tuple[int, int, int]:
         """(E, N, T)."""
-        return tuple(self.actions.shape)
+        E, N, T = self.actions.shape
+        return E, N, T
 
-    def expand(self, E: int) -> "Paths":
+    def expand(self, E: int) -> Paths:
         """The same trajectories for E members (from a Paths with E = 1; a view, no copy)."""
         if self.shape[0] == E:
             return self
@@ -55,11 +59,11 @@ class Paths:
             raise ValueError(f"can only expand Paths with E = 1 to E = {E}, got E = {self.shape[0]}")
         return Paths(self.states.expand(E, -1, -1), self.actions.expand(E, -1, -1), self.mask.expand(E, -1, -1))
 
-    def repeat(self, n: int) -> "Paths":
+    def repeat(self, n: int) -> Paths:
         """Each member's trajectories repeated n times along N (pairs one chosen route with n negatives)."""
         return Paths(self.states.repeat(1, n, 1), self.actions.repeat(1, n, 1), self.mask.repeat(1, n, 1))
 
-    def pad_to(self, T: int) -> "Paths":
+    def pad_to(self, T: int) -> Paths:
         """Pad (never cut) to T steps: masked steps, the last state repeated."""
         E, N, T0 = self.shape
         if T < T0:
@@ -67,30 +71,35 @@ class Paths:
         if T == T0:
             return self
         extra = T - T0
-        return Paths(torch.cat([self.states, self.states[..., -1:].expand(E, N, extra)], dim=-1),
-                     torch.cat([self.actions, self.actions.new_zeros(E, N, extra)], dim=-1),
-                     torch.cat([self.mask, self.mask.new_zeros(E, N, extra)], dim=-1))
+        return Paths(
+            torch.cat([self.states, self.states[..., -1:].expand(E, N, extra)], dim=-1),
+            torch.cat([self.actions, self.actions.new_zeros(E, N, extra)], dim=-1),
+            torch.cat([self.mask, self.mask.new_zeros(E, N, extra)], dim=-1),
+        )
 
-    def cat(self, other: "Paths") -> "Paths":
+    def cat(self, other: Paths) -> Paths:
         """Both sets of trajectories along N, padded to the longer T."""
         T = max(self.shape[2], other.shape[2])
         a, b = self.pad_to(T), other.pad_to(T)
-        return Paths(torch.cat([a.states, b.states], 1), torch.cat([a.actions, b.actions], 1),
-                     torch.cat([a.mask, b.mask], 1))
+        return Paths(
+            torch.cat([a.states, b.states], 1), torch.cat([a.actions, b.actions], 1), torch.cat([a.mask, b.mask], 1)
+        )
 
-    def split(self, n: int) -> tuple["Paths", "Paths"]:
+    def split(self, n: int) -> tuple[Paths, Paths]:
         """The first n trajectories of each member and the rest."""
-        return (Paths(self.states[:, :n], self.actions[:, :n], self.mask[:, :n]),
-                Paths(self.states[:, n:], self.actions[:, n:], self.mask[:, n:]))
+        return (
+            Paths(self.states[:, :n], self.actions[:, :n], self.mask[:, :n]),
+            Paths(self.states[:, n:], self.actions[:, n:], self.mask[:, n:]),
+        )
 
-    def trimmed(self) -> "Paths":
+    def trimmed(self) -> Paths:
         """Cut trailing steps that no trajectory takes (at least one step stays)."""
         taken = self.mask.any(dim=(0, 1)).nonzero()
         T = int(taken.max()) + 1 if taken.numel() else 1
-        return Paths(self.states[..., :T + 1], self.actions[..., :T], self.mask[..., :T])
+        return Paths(self.states[..., : T + 1], self.actions[..., :T], self.mask[..., :T])
 
     @staticmethod
-    def from_trajectories(trajectories: Sequence[routes.Trajectory], device="cpu") -> "Paths":
+    def from_trajectories(trajectories: Sequence[routes.Trajectory], device="cpu") -> Paths:
         """Route trajectories (``routes.Trajectory``) as Paths with E = 1, N = len(trajectories)."""
         T = max(len(t) for t in trajectories)
         states = torch.empty((1, len(trajectories), T + 1), dtype=torch.long)
@@ -98,8 +107,8 @@ class Paths:
         mask = torch.zeros((1, len(trajectories), T), dtype=torch.bool)
         for i, t in enumerate(trajectories):
             n = len(t)
-            states[0, i, :n + 1] = torch.tensor(t.states[:n + 1])
-            states[0, i, n + 1:] = t.states[n]
+            states[0, i, : n + 1] = torch.tensor(t.states[: n + 1])
+            states[0, i, n + 1 :] = t.states[n]
             actions[0, i, :n] = torch.tensor(t.actions)
             mask[0, i, :n] = True
         return Paths(states.to(device), actions.to(device), mask.to(device))
@@ -109,7 +118,7 @@ class Paths:
 class GridData:
     """Everything the methods train on, as tensors on the study's device."""
 
-    mdp: object  # TabularMDP
+    mdp: TabularMDP
     pi_star: np.ndarray  # (S, A)
     chosen: routes.Trajectory
     rejected: routes.Trajectory
@@ -154,10 +163,10 @@ class Reference:
     star_pi: torch.Tensor
     star_flat: torch.Tensor
     base_flat: torch.Tensor
+    star_T: torch.Tensor  # (E, S, S) T_pi of pi_theta* (Eq. 2)
+    opt_T: torch.Tensor  # (S, S) T_pi of pi*
+    preferred: torch.Tensor  # (S,) bool: tiles pi* visits (metrics.preferred_tiles)
     truly_pi: torch.Tensor | None = field(default=None)
-    star_T: torch.Tensor | None = field(default=None)  # (E, S, S) T_pi of pi_theta* (Eq. 2)
-    opt_T: torch.Tensor | None = field(default=None)  # (S, S) T_pi of pi*
-    preferred: torch.Tensor | None = field(default=None)  # (S,) bool: tiles pi* visits (metrics.preferred_tiles)
 
 
 def blocked_map(desc: Sequence[str], chosen: routes.Trajectory, rejected: routes.Trajectory) -> list[str]:
@@ -169,7 +178,7 @@ def blocked_map(desc: Sequence[str], chosen: routes.Trajectory, rejected: routes
     return ["".join(r) for r in rows]
 
 
-def make_mdp(config: StudyConfig):
+def make_mdp(config: StudyConfig) -> TabularMDP:
     """The config's map as a TabularMDP."""
     return lakes.make_lake(config.map if isinstance(config.map, str) else list(config.map), slippery=config.slippery)
 
@@ -178,16 +187,23 @@ def build_data(config: StudyConfig, device: torch.device | str = "cpu") -> GridD
     """Solve the map, derive pi*, pick the chosen (optimal) and rejected (sub-optimal) trajectories."""
     mdp = make_mdp(config)
     if config.route_pair == "two-route" and not routes.has_two_routes(mdp):
-        raise ValueError(f"route_pair='two-route' needs a map whose frozen tiles form exactly two S->G routes of "
-                         f"different lengths; map {config.map!r} does not (use route_pair='auto')")
+        raise ValueError(
+            f"route_pair='two-route' needs a map whose frozen tiles form exactly two S->G routes of "
+            f"different lengths; map {config.map!r} does not (use route_pair='auto')"
+        )
     sol = solve.value_iteration(mdp, gamma=config.gamma)
     pi_star = solve.optimal_action_probs(sol.Q, temperature=config.temperature)  # (S, A)
     chosen, rejected = routes.chosen_and_rejected(mdp, gamma=config.gamma)
     dtype = DTYPES[config.dtype]
-    return GridData(mdp=mdp, pi_star=pi_star, chosen=chosen, rejected=rejected,
-                    P=torch.as_tensor(mdp.dense_P(), dtype=dtype, device=device),
-                    route_pair=Paths.from_trajectories([chosen, rejected], device),
-                    eye=torch.eye(mdp.n_states, dtype=dtype, device=device))
+    return GridData(
+        mdp=mdp,
+        pi_star=pi_star,
+        chosen=chosen,
+        rejected=rejected,
+        P=torch.as_tensor(mdp.dense_P(), dtype=dtype, device=device),
+        route_pair=Paths.from_trajectories([chosen, rejected], device),
+        eye=torch.eye(mdp.n_states, dtype=dtype, device=device),
+    )
 
 
 def policy_probs(params: dict, data: GridData, activation: str) -> torch.Tensor:
@@ -210,9 +226,18 @@ def make_reference(config: StudyConfig, data: GridData, base: dict, star: dict) 
         star_pi = policy_probs(star, data, config.activation)
         terminal, rho0 = torch.as_tensor(mdp.terminal, device=device), torch.as_tensor(mdp.rho0, device=device)
         return Reference(
-            P=P, R=torch.as_tensor(mdp.R, device=device), terminal=terminal,
-            goal=torch.as_tensor(mdp.goal, device=device), rho0=rho0, pi_star=pi_star,
-            base=base, star=star, star_pi=star_pi,
-            star_flat=policy.flatten_params(star).double(), base_flat=policy.flatten_params(base).double(),
-            star_T=torch.einsum("esa,sat->est", star_pi, P), opt_T=torch.einsum("sa,sat->st", pi_star, P),
-            preferred=metrics.preferred_tiles(P, rho0, terminal, pi_star, config.gamma))
+            P=P,
+            R=torch.as_tensor(mdp.R, device=device),
+            terminal=terminal,
+            goal=torch.as_tensor(mdp.goal, device=device),
+            rho0=rho0,
+            pi_star=pi_star,
+            base=base,
+            star=star,
+            star_pi=star_pi,
+            star_flat=policy.flatten_params(star).double(),
+            base_flat=policy.flatten_params(base).double(),
+            star_T=torch.einsum("esa,sat->est", star_pi, P),
+            opt_T=torch.einsum("sa,sat->st", pi_star, P),
+            preferred=metrics.preferred_tiles(P, rho0, terminal, pi_star, config.gamma),
+        )

@@ -17,12 +17,13 @@ Arrays and names follow the house convention: P[s, a, s'], R[s, a], V[s], Q[s, a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
 ROW_SUM_TOL = 1e-9
+Indices = Sequence[int] | np.ndarray  # states or actions along a path: ints or an int array, Shape (N,)
 
 
 def _check_shape(name: str, array: np.ndarray, expected: tuple[int, ...]) -> None:
@@ -52,7 +53,7 @@ class TabularMDP:
     R: np.ndarray
     terminal: np.ndarray
     rho0: np.ndarray
-    goal: np.ndarray | None = None
+    goal: np.ndarray = None  # type: ignore[assignment]  # None = no goal; __post_init__ stores a bool array
     shape: tuple[int, int] | None = None
     desc: tuple[str, ...] | None = None
     name: str = ""
@@ -108,7 +109,9 @@ class TabularMDP:
         goal = np.zeros(S, dtype=bool) if self.goal is None else np.asarray(self.goal, dtype=bool)
         _check_shape("goal", goal, (S,))
         if (goal & ~terminal).any():
-            raise ValueError(f"goal states must be terminal, got non-terminal goal {int(np.flatnonzero(goal & ~terminal)[0])}")
+            raise ValueError(
+                f"goal states must be terminal, got non-terminal goal {int(np.flatnonzero(goal & ~terminal)[0])}"
+            )
         object.__setattr__(self, "goal", goal)
         if self.desc is not None:
             object.__setattr__(self, "desc", tuple(self.desc))
@@ -129,7 +132,7 @@ class TabularMDP:
 
     # ------------------------------------------------------------ constructors
     @classmethod
-    def from_dense(cls, P: np.ndarray, R: np.ndarray, terminal: np.ndarray, rho0: np.ndarray, **kw) -> "TabularMDP":
+    def from_dense(cls, P: np.ndarray, R: np.ndarray, terminal: np.ndarray, rho0: np.ndarray, **kw) -> TabularMDP:
         """Build from a dense P[s, a, s'] (Shape (S, A, S)); for small MDPs and tests."""
         P = np.asarray(P, dtype=np.float64)
         if P.ndim != 3 or P.shape[0] != P.shape[2]:
@@ -204,8 +207,14 @@ class TabularMDP:
             out[i + 1] = self.push(out[i], pi)
         return out
 
-    def occupancy(self, pi: np.ndarray, gamma: float | None = None, horizon: int | None = None,
-                  tol: float = 1e-12, max_iter: int = 1_000_000) -> np.ndarray:
+    def occupancy(
+        self,
+        pi: np.ndarray,
+        gamma: float | None = None,
+        horizon: int | None = None,
+        tol: float = 1e-12,
+        max_iter: int = 1_000_000,
+    ) -> np.ndarray:
         """State occupancy of pi from rho0, Shape (S,).
 
         Finite horizon H: sum_{t<H} Pr(s_t = s) (expected visits in H steps).
@@ -227,7 +236,7 @@ class TabularMDP:
             d = self.push(d, pi)
         return (1 - gamma) * total
 
-    def path_probability(self, states: Sequence[int], pi: np.ndarray, actions: Sequence[int] | None = None) -> float:
+    def path_probability(self, states: Indices, pi: np.ndarray, actions: Indices | None = None) -> float:
         """Probability that pi, started from rho0, walks exactly this path (paper Eq. 19).
 
         Without actions: rho0[s_0] * prod_i T_pi[s_{i-1}, s_i].

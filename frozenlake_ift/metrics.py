@@ -32,24 +32,40 @@ class Metric:
 
 
 # The one metric table: study (what it records), results (summary, ranking), plots and report read it.
-METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("param_mse", "parameter MSE to theta*", False, log_scale=True, default_panel=True),
-    Metric("policy_mse", "action-matrix MSE of pi(a|s) (Eq. 1) to pi_theta*", False, log_scale=True,
-           default_panel=True),
-    Metric("policy_mse_opt", "action-matrix MSE of pi(a|s) (Eq. 1) to pi*", False, log_scale=True, default_panel=True),
-    Metric("tmatrix_mse", "state-transition-matrix MSE of T_pi(s'|s) (Eq. 2) to pi_theta*", False, log_scale=True,
-           default_panel=True),
-    Metric("tmatrix_mse_opt", "state-transition-matrix MSE of T_pi(s'|s) (Eq. 2) to pi*", False, log_scale=True),
-    Metric("policy_mse_truly", "action-matrix MSE of pi(a|s) to the truly-trained policy", False, log_scale=True,
-           default_panel=True),
-    Metric("kl", "KL(pi* || pi_theta)", False, log_scale=True, default_panel=True),
-    Metric("success", "success probability", True, default_panel=True),
-    Metric("value", "value from rho0", True),
-    Metric("explored", "explored states", True, default_panel=True),
-    Metric("explored_alignment", "explored tiles vs pi*'s tiles (Jaccard)", True, default_panel=True),
-    Metric("cosine", "cos(theta - theta_0, theta* - theta_0)", True),
-    Metric("loss", "training loss (own objective)", None),
-)}
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("param_mse", "parameter MSE to theta*", False, log_scale=True, default_panel=True),
+        Metric(
+            "policy_mse", "action-matrix MSE of pi(a|s) (Eq. 1) to pi_theta*", False, log_scale=True, default_panel=True
+        ),
+        Metric(
+            "policy_mse_opt", "action-matrix MSE of pi(a|s) (Eq. 1) to pi*", False, log_scale=True, default_panel=True
+        ),
+        Metric(
+            "tmatrix_mse",
+            "state-transition-matrix MSE of T_pi(s'|s) (Eq. 2) to pi_theta*",
+            False,
+            log_scale=True,
+            default_panel=True,
+        ),
+        Metric("tmatrix_mse_opt", "state-transition-matrix MSE of T_pi(s'|s) (Eq. 2) to pi*", False, log_scale=True),
+        Metric(
+            "policy_mse_truly",
+            "action-matrix MSE of pi(a|s) to the truly-trained policy",
+            False,
+            log_scale=True,
+            default_panel=True,
+        ),
+        Metric("kl", "KL(pi* || pi_theta)", False, log_scale=True, default_panel=True),
+        Metric("success", "success probability", True, default_panel=True),
+        Metric("value", "value from rho0", True),
+        Metric("explored", "explored states", True, default_panel=True),
+        Metric("explored_alignment", "explored tiles vs pi*'s tiles (Jaccard)", True, default_panel=True),
+        Metric("cosine", "cos(theta - theta_0, theta* - theta_0)", True),
+        Metric("loss", "training loss (own objective)", None),
+    )
+}
 TRULY_METRIC = "policy_mse_truly"  # recorded only when the ``truly`` method runs (against its final policy)
 
 
@@ -63,8 +79,15 @@ def _state_matrix(P: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
     return torch.einsum("esa,sat->est", pi, P)
 
 
-def value_and_success(P: torch.Tensor, R: torch.Tensor, terminal: torch.Tensor, goal: torch.Tensor,
-                      rho0: torch.Tensor, pi: torch.Tensor, gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
+def value_and_success(
+    P: torch.Tensor,
+    R: torch.Tensor,
+    terminal: torch.Tensor,
+    goal: torch.Tensor,
+    rho0: torch.Tensor,
+    pi: torch.Tensor,
+    gamma: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Discounted value from rho0 and probability of ever reaching a goal state, per member.
 
     Solves the linear systems on the non-terminal states N (terminal states are absorbing):
@@ -87,8 +110,9 @@ def value_and_success(P: torch.Tensor, R: torch.Tensor, terminal: torch.Tensor, 
     return v_start, s_start.clamp(0.0, 1.0)
 
 
-def state_values(P: torch.Tensor, R: torch.Tensor, terminal: torch.Tensor, pi: torch.Tensor,
-                 gamma: float) -> torch.Tensor:
+def state_values(
+    P: torch.Tensor, R: torch.Tensor, terminal: torch.Tensor, pi: torch.Tensor, gamma: float
+) -> torch.Tensor:
     """Exact discounted value of every state under each member's policy, 0 on terminal states.
 
     Solves V_N = (I - gamma T_NN)^-1 r_N on the non-terminal states N, r = sum_a pi R.
@@ -117,8 +141,9 @@ def discounted_occupancy(P: torch.Tensor, rho0: torch.Tensor, pi: torch.Tensor, 
     return torch.linalg.solve((eye - gamma * T).transpose(1, 2), rhs).squeeze(-1)  # (E, S)
 
 
-def preferred_tiles(P: torch.Tensor, rho0: torch.Tensor, terminal: torch.Tensor, pi_star: torch.Tensor,
-                    gamma: float) -> torch.Tensor:
+def preferred_tiles(
+    P: torch.Tensor, rho0: torch.Tensor, terminal: torch.Tensor, pi_star: torch.Tensor, gamma: float
+) -> torch.Tensor:
     """The agent's preferred tiles: the non-terminal states pi* visits from rho0 (positive occupancy).
 
     Shapes: P (S, A, S), rho0 / terminal (S,), pi_star (S, A) -> (S,) bool.
@@ -165,8 +190,26 @@ def mean_ci95(x: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def t_quantile_975(df: int) -> float:
     """0.975 quantile of Student's t with ``df`` degrees of freedom (table for small df, else normal)."""
-    table = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
-             10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}
+    table = {
+        1: 12.706,
+        2: 4.303,
+        3: 3.182,
+        4: 2.776,
+        5: 2.571,
+        6: 2.447,
+        7: 2.365,
+        8: 2.306,
+        9: 2.262,
+        10: 2.228,
+        12: 2.179,
+        15: 2.131,
+        20: 2.086,
+        25: 2.060,
+        30: 2.042,
+        40: 2.021,
+        60: 2.000,
+        120: 1.980,
+    }
     if df in table:
         return table[df]
     if df > 120:

@@ -14,7 +14,7 @@ depends only on seed ``seeds[e]``: the same seed gives the same network whatever
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -38,8 +38,14 @@ def check_activation(activation: str) -> None:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
 
 
-def init_params(n_inputs: int, n_actions: int, hidden: int, seeds: Sequence[int],
-                device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+def init_params(
+    n_inputs: int,
+    n_actions: int,
+    hidden: int,
+    seeds: Sequence[int],
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> dict[str, torch.Tensor]:
     """Seeded initialisation of E = len(seeds) networks (PyTorch's nn.Linear default: U(-1/sqrt(fan_in), +)).
 
     Returns W1 (E, S, H), b1 (E, H), W2 (E, H, A), b2 (E, A), all leaf tensors with requires_grad.
@@ -53,14 +59,17 @@ def init_params(n_inputs: int, n_actions: int, hidden: int, seeds: Sequence[int]
     for seed in seeds:
         g = torch.Generator().manual_seed(int(seed))
         b_in, b_hid = 1 / math.sqrt(n_inputs), 1 / math.sqrt(hidden)
-        members.append({
-            "W1": (torch.rand(n_inputs, hidden, generator=g, dtype=torch.float64) * 2 - 1) * b_in,
-            "b1": (torch.rand(hidden, generator=g, dtype=torch.float64) * 2 - 1) * b_in,
-            "W2": (torch.rand(hidden, n_actions, generator=g, dtype=torch.float64) * 2 - 1) * b_hid,
-            "b2": (torch.rand(n_actions, generator=g, dtype=torch.float64) * 2 - 1) * b_hid,
-        })
-    return {k: torch.stack([m[k] for m in members]).to(device=device, dtype=dtype).requires_grad_(True)
-            for k in PARAM_NAMES}
+        members.append(
+            {
+                "W1": (torch.rand(n_inputs, hidden, generator=g, dtype=torch.float64) * 2 - 1) * b_in,
+                "b1": (torch.rand(hidden, generator=g, dtype=torch.float64) * 2 - 1) * b_in,
+                "W2": (torch.rand(hidden, n_actions, generator=g, dtype=torch.float64) * 2 - 1) * b_hid,
+                "b2": (torch.rand(n_actions, generator=g, dtype=torch.float64) * 2 - 1) * b_hid,
+            }
+        )
+    return {
+        k: torch.stack([m[k] for m in members]).to(device=device, dtype=dtype).requires_grad_(True) for k in PARAM_NAMES
+    }
 
 
 def clone_params(params: dict[str, torch.Tensor], requires_grad: bool = True) -> dict[str, torch.Tensor]:
@@ -84,7 +93,7 @@ def check_params(params: dict[str, torch.Tensor]) -> tuple[int, int, int, int]:
 def logits(params: dict[str, torch.Tensor], x: torch.Tensor, activation: str = "tanh") -> torch.Tensor:
     """Action logits. Shape: x (E, ..., S) -> (E, ..., A)."""
     check_activation(activation)
-    E, S, H, A = check_params(params)
+    E, S, _, A = check_params(params)
     if x.shape[0] != E or x.shape[-1] != S:
         raise ValueError(f"x must have shape (E={E}, ..., S={S}), got {tuple(x.shape)}")
     lead = x.shape[1:-1]
@@ -99,15 +108,18 @@ def log_probs(params: dict[str, torch.Tensor], x: torch.Tensor, activation: str 
     return torch.log_softmax(logits(params, x, activation), dim=-1)
 
 
-def step_logps(params: dict[str, torch.Tensor], inputs: torch.Tensor, actions: torch.Tensor,
-               activation: str = "tanh") -> torch.Tensor:
+def step_logps(
+    params: dict[str, torch.Tensor], inputs: torch.Tensor, actions: torch.Tensor, activation: str = "tanh"
+) -> torch.Tensor:
     """Log-probability of the given action at each step: the boundary from logits to log-probs.
 
     Shape: inputs (E, ..., S) float, actions (E, ...) int64 -> (E, ...).
     """
     if tuple(actions.shape) != tuple(inputs.shape[:-1]):
-        raise ValueError(f"actions must have shape {tuple(inputs.shape[:-1])} (inputs without the state axis), "
-                         f"got {tuple(actions.shape)}")
+        raise ValueError(
+            f"actions must have shape {tuple(inputs.shape[:-1])} (inputs without the state axis), "
+            f"got {tuple(actions.shape)}"
+        )
     lp = log_probs(params, inputs, activation)  # (E, ..., A)
     return lp.gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # (E, ...)
 

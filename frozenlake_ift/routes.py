@@ -10,6 +10,7 @@ Imports ``lakes`` (never the reverse); ``solve`` only inside ``chosen_and_reject
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -32,8 +33,10 @@ class Trajectory:
         object.__setattr__(self, "states", tuple(int(s) for s in self.states))
         object.__setattr__(self, "actions", tuple(int(a) for a in self.actions))
         if len(self.states) != len(self.actions) + 1:
-            raise ValueError(f"a trajectory of {len(self.actions)} actions needs {len(self.actions) + 1} states, "
-                             f"got {len(self.states)}")
+            raise ValueError(
+                f"a trajectory of {len(self.actions)} actions needs {len(self.actions) + 1} states, "
+                f"got {len(self.states)}"
+            )
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -56,7 +59,7 @@ def _graph(mdp: TabularMDP) -> tuple[list[list[int]], list[list[int]], list[bool
     succ: list[list[int]] = [[] for _ in range(S)]
     pred: list[list[int]] = [[] for _ in range(S)]
     blocked = (mdp.terminal & ~mdp.goal).tolist()
-    for u, t in zip(*np.nonzero(~mdp.terminal[:, None] & (nxt != np.arange(S)[:, None]))):
+    for u, t in zip(*np.nonzero(~mdp.terminal[:, None] & (nxt != np.arange(S)[:, None])), strict=True):
         t = int(nxt[u, t])
         if not blocked[t]:
             succ[int(u)].append(t)
@@ -68,7 +71,8 @@ def _bfs(adj: list[list[int]], sources, ok, stop=None) -> tuple[dict[int, int], 
     """Breadth-first search from ``sources`` along ``adj`` (neighbours in action order; first
     discovery wins) into states with ok[s] or stop(s). Returns (distances, the path to the first
     state with stop(s), or None)."""
-    dist, parent, todo = {s: 0 for s in sources}, {}, deque(sources)
+    parent: dict[int, int] = {}
+    dist, todo = dict.fromkeys(sources, 0), deque(sources)
     while todo:
         u = todo.popleft()
         if stop is not None and stop(u):
@@ -92,13 +96,15 @@ def routes(mdp: TabularMDP, max_routes: int = 10_000) -> list[Trajectory]:
     succ, pred, ok = _graph(mdp)
     start, goal = _start(mdp), mdp.goal.tolist()
     useful = _bfs(pred, [int(g) for g in np.flatnonzero(mdp.goal)], ok)[0]  # can still reach G
-    found: list[Trajectory] = []
+    found: list[list[int]] = []  # the routes' states
     path, on_path, stack, budget = [start], {start}, [0], max(10**6, 1000 * max_routes)
     while stack:
         budget -= 1
         if budget < 0:
-            raise ValueError(f"route search exceeded {max(10**6, 1000 * max_routes)} steps; "
-                             f"map {mdp.name!r} has too many simple paths to list")
+            raise ValueError(
+                f"route search exceeded {max(10**6, 1000 * max_routes)} steps; "
+                f"map {mdp.name!r} has too many simple paths to list"
+            )
         s, k = path[-1], stack[-1]
         if goal[s] or k == len(succ[s]):
             if goal[s]:
@@ -120,7 +126,7 @@ def routes(mdp: TabularMDP, max_routes: int = 10_000) -> list[Trajectory]:
 def _route(mdp: TabularMDP, states: list[int]) -> Trajectory:
     """The trajectory of intended moves through ``states`` (lowest action on a tie)."""
     nxt = intended_next(mdp)
-    return Trajectory(tuple(states), tuple(int(np.flatnonzero(nxt[s] == t)[0]) for s, t in zip(states[:-1], states[1:])))
+    return Trajectory(tuple(states), tuple(int(np.flatnonzero(nxt[s] == t)[0]) for s, t in itertools.pairwise(states)))
 
 
 def has_two_routes(mdp: TabularMDP) -> bool:
@@ -144,9 +150,12 @@ def most_likely_path(mdp: TabularMDP, policy) -> Trajectory:
     """
     policy = np.asarray(policy)
     if policy.shape != (mdp.n_states,) or not np.issubdtype(policy.dtype, np.integer):
-        raise ValueError(f"policy must be integer actions of shape ({mdp.n_states},), got {policy.dtype} {policy.shape}")
+        raise ValueError(
+            f"policy must be integer actions of shape ({mdp.n_states},), got {policy.dtype} {policy.shape}"
+        )
     start = _start(mdp)
-    best, prev, heap, done = {start: (0.0, 0)}, {}, [(0.0, 0, start)], set()
+    prev: dict[int, int] = {}
+    best, heap, done = {start: (0.0, 0)}, [(0.0, 0, start)], set()
     while heap:
         cost, n, s = heapq.heappop(heap)
         if s in done:
@@ -159,7 +168,7 @@ def most_likely_path(mdp: TabularMDP, policy) -> Trajectory:
             return Trajectory(tuple(states[::-1]), tuple(int(policy[u]) for u in states[:0:-1]))
         if mdp.terminal[s]:
             continue
-        for t, p in zip(mdp.next_states[s, policy[s]].tolist(), mdp.probs[s, policy[s]].tolist()):
+        for t, p in zip(mdp.next_states[s, policy[s]].tolist(), mdp.probs[s, policy[s]].tolist(), strict=True):
             if p <= 0 or t == s or t in done:
                 continue
             key, old = (cost - math.log(p), n + 1), best.get(t, (np.inf, 0))
@@ -194,7 +203,7 @@ def chosen_and_rejected(mdp: TabularMDP, gamma: float = 0.99) -> tuple[Trajector
     d_start = _bfs(succ, [start], ok)[0]
     d_goal = _bfs(pred, np.flatnonzero(mdp.goal).tolist(), ok)[0]
     moves = []
-    for u, a in zip(*np.nonzero(suboptimal & ~mdp.terminal[:, None])):
+    for u, a in zip(*np.nonzero(suboptimal & ~mdp.terminal[:, None]), strict=True):
         u, v = int(u), int(nxt[u, a])
         if v in succ[u] and u in d_start and v in d_goal:
             moves.append((d_start[u] + 1 + d_goal[v], u, int(a), v))
@@ -203,7 +212,7 @@ def chosen_and_rejected(mdp: TabularMDP, gamma: float = 0.99) -> tuple[Trajector
         return _bfs(succ, [src], [x and i not in avoid for i, x in enumerate(ok)], stop)[1] or []
 
     best: list[int] = []
-    for bound, u, a, v in sorted(moves):
+    for bound, u, _a, v in sorted(moves):
         if best and bound >= len(best) - 1:
             break
         at_u = u.__eq__
@@ -215,8 +224,9 @@ def chosen_and_rejected(mdp: TabularMDP, gamma: float = 0.99) -> tuple[Trajector
             if path and len(set(path)) == len(path) and (not best or len(path) < len(best)):
                 best = path
     if not best:
-        raise ValueError(f"map {mdp.name!r} has no route to G that makes a sub-optimal move "
-                         f"(the study needs a second, worse route)")
+        raise ValueError(
+            f"map {mdp.name!r} has no route to G that makes a sub-optimal move (the study needs a second, worse route)"
+        )
     return chosen, _route(mdp, best)
 
 
@@ -225,8 +235,13 @@ def _render(mdp: TabularMDP, arrows: dict[int, int]) -> str:
     if mdp.shape is None or mdp.desc is None:
         raise ValueError(f"MDP {mdp.name!r} is not a lake map")
     ncol = mdp.shape[1]
-    return "\n".join(" ".join(tile if tile in "HG" else ACTION_ARROWS[arrows[r * ncol + c]] if r * ncol + c in arrows
-                               else "·" for c, tile in enumerate(row)) for r, row in enumerate(mdp.desc))
+    return "\n".join(
+        " ".join(
+            tile if tile in "HG" else ACTION_ARROWS[arrows[r * ncol + c]] if r * ncol + c in arrows else "·"
+            for c, tile in enumerate(row)
+        )
+        for r, row in enumerate(mdp.desc)
+    )
 
 
 def render_policy(mdp: TabularMDP, policy) -> str:
@@ -239,4 +254,4 @@ def render_policy(mdp: TabularMDP, policy) -> str:
 
 def render_path(mdp: TabularMDP, path: Trajectory) -> str:
     """The map with the trajectory's actions as arrows on its states, '·' on other frozen tiles."""
-    return _render(mdp, dict(zip(path.states[:-1], path.actions)))
+    return _render(mdp, dict(zip(path.states[:-1], path.actions, strict=True)))

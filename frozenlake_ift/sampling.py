@@ -89,11 +89,13 @@ def _check_record(record, lead: str, array_type, dtypes) -> None:
     shapes = (head + (T + 1,),) + (head + (T,),) * 3 + (head,)
     for name, x, shape, dtype in zip(FIELDS, arrays, shapes, dtypes, strict=True):
         if tuple(x.shape) != shape:
-            raise ValueError(f"{name} must have shape {shape} ({lead}{', T' if name != 'success' else ''}), "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"{name} must have shape {shape} ({lead}{', T' if name != 'success' else ''}), got {tuple(x.shape)}"
+            )
         if x.dtype != dtype:
-            raise TypeError(f"{name} must have dtype {np.dtype(dtype) if array_type is np.ndarray else dtype}, "
-                            f"got {x.dtype}")
+            raise TypeError(
+                f"{name} must have dtype {np.dtype(dtype) if array_type is np.ndarray else dtype}, got {x.dtype}"
+            )
 
 
 # ------------------------------------------------------------------ records
@@ -226,7 +228,7 @@ def episodes_from_uniforms(mdp: TabularMDP, pi: np.ndarray, uniforms: np.ndarray
     for t in range(T):
         alive = ~mdp.terminal[s]  # (N,)
         if not alive.any():  # every episode has ended: the rest is already in place
-            states[:, t + 1:] = s[:, None]
+            states[:, t + 1 :] = s[:, None]
             break
         a = _np_pick(cdf_pi[s], u[:, 1 + 2 * t])  # (N,)
         s_next = succ[s, a, _np_pick(cdf_P[s, a], u[:, 2 + 2 * t])]  # (N,)
@@ -238,8 +240,9 @@ def episodes_from_uniforms(mdp: TabularMDP, pi: np.ndarray, uniforms: np.ndarray
     return Episodes(states, actions, rewards, mask, goal[s])
 
 
-def sample_episodes(mdp: TabularMDP, pi: np.ndarray, n_episodes: int, horizon: int,
-                    seed: int | np.random.Generator = 0) -> Episodes:
+def sample_episodes(
+    mdp: TabularMDP, pi: np.ndarray, n_episodes: int, horizon: int, seed: int | np.random.Generator = 0
+) -> Episodes:
     """Sample ``n_episodes`` episodes of ``horizon`` steps of policy pi (Shape (S, A)) on mdp.
 
     seed: an integer >= 0 or a ``numpy.random.Generator`` (advanced by N * (2T + 1) draws).
@@ -273,15 +276,18 @@ class MDPTensors:
 
 def mdp_tensors(mdp: TabularMDP, device: str | torch.device = "cpu") -> MDPTensors:
     """Dense float64 tensors of a (small) TabularMDP on ``device``; P costs S^2 * A memory."""
-    return MDPTensors(P=dense_transitions(mdp, device),
-                      rho0=torch.as_tensor(mdp.rho0, dtype=torch.float64, device=device),
-                      terminal=torch.as_tensor(mdp.terminal, device=device),
-                      goal=torch.as_tensor(mdp.goal, device=device))
+    return MDPTensors(
+        P=dense_transitions(mdp, device),
+        rho0=torch.as_tensor(mdp.rho0, dtype=torch.float64, device=device),
+        terminal=torch.as_tensor(mdp.terminal, device=device),
+        goal=torch.as_tensor(mdp.goal, device=device),
+    )
 
 
 def _same_device(a: torch.device, b: torch.device) -> bool:
     def index(d: torch.device) -> int:
         return d.index if d.index is not None else (torch.cuda.current_device() if d.type == "cuda" else 0)
+
     return a.type == b.type and index(a) == index(b)
 
 
@@ -324,14 +330,16 @@ def _check_values(P, pi, rho0, terminal, goal, u=None) -> int:
         stats += [u.detach().double().amin(), u.detach().double().amax()]
     v = torch.stack(stats).tolist()  # the one sync
     for i, (name, x, row) in enumerate(dists):
-        lo, err = v[2 * i: 2 * i + 2]
+        lo, err = v[2 * i : 2 * i + 2]
         if not lo >= 0:
             raise ValueError(f"{name} must hold finite, non-negative probabilities, got minimum {lo!r}")
         if not err <= ROW_SUM_TOL:
             sums = x.detach().double().sum(-1)
             where = tuple(int(i) for i in np.unravel_index(int((sums - 1).abs().argmax()), tuple(sums.shape)))
-            raise ValueError(f"{name} rows ({row}) must sum to 1 within {ROW_SUM_TOL}; the row at index "
-                             f"{where} sums to {float(sums[where])!r}")
+            raise ValueError(
+                f"{name} rows ({row}) must sum to 1 within {ROW_SUM_TOL}; the row at index "
+                f"{where} sums to {float(sums[where])!r}"
+            )
     if v[6]:
         bad = int(torch.nonzero(goal & ~terminal)[0])
         raise ValueError(f"goal states must be terminal, got goal state {bad} with terminal[{bad}] = False")
@@ -366,8 +374,9 @@ def _rollouts(P, pi, rho0, terminal, goal, u: torch.Tensor, K: int) -> Rollouts:
     """
     (E, N, W), S, A = u.shape, P.shape[0], P.shape[1]
     T, dev, M = (W - 1) // 2, pi.device, E * N
-    P = torch.where(terminal[:, None, None], torch.eye(S, dtype=torch.float64, device=dev)[:, None, :],
-                    P.detach().double())  # (S, A, S) terminal rows absorbing
+    P = torch.where(
+        terminal[:, None, None], torch.eye(S, dtype=torch.float64, device=dev)[:, None, :], P.detach().double()
+    )  # (S, A, S) terminal rows absorbing
     succ = torch.sort((P <= 0).to(torch.uint8), dim=-1, stable=True).indices[..., :K]  # (S, A, K) positive first
     cdf_P = _guarded_cdf(P.gather(-1, succ)).reshape(1, S * A * K).expand(E, -1).reshape(E * S * A, K)
     offset = torch.arange(E, device=dev) * S  # (E,) first row of each member
@@ -382,7 +391,7 @@ def _rollouts(P, pi, rho0, terminal, goal, u: torch.Tensor, K: int) -> Rollouts:
     terminal_z = terminal.repeat(E)  # (E*S,)
     for t in range(T):
         if dev.type == "cpu" and t % 4 == 0 and bool(terminal_z.take(z).all()):  # free on CPU, a sync elsewhere
-            z_steps[t + 1:] = z  # every episode has ended: terminal states repeat, a_t stays 0
+            z_steps[t + 1 :] = z  # every episode has ended: terminal states repeat, a_t stays 0
             break
         a = _pick(cdf_pi, z, u[1 + 2 * t])  # (M,)
         row = torch.add(a, z, alpha=A)  # (M,) row z*A + a of the P tables
@@ -396,8 +405,14 @@ def _rollouts(P, pi, rho0, terminal, goal, u: torch.Tensor, K: int) -> Rollouts:
     return Rollouts(states, actions, rewards, mask, goal.take(states[..., -1]))
 
 
-def rollouts_from_uniforms(P: torch.Tensor, pi: torch.Tensor, rho0: torch.Tensor, terminal: torch.Tensor,
-                           goal: torch.Tensor, uniforms: torch.Tensor) -> Rollouts:
+def rollouts_from_uniforms(
+    P: torch.Tensor,
+    pi: torch.Tensor,
+    rho0: torch.Tensor,
+    terminal: torch.Tensor,
+    goal: torch.Tensor,
+    uniforms: torch.Tensor,
+) -> Rollouts:
     """Rollouts of E policies driven by given uniforms (common random numbers, or a custom stream).
 
     Shapes: P (S, A, S), pi (E, S, A), rho0 / terminal / goal (S,), uniforms (E, N, 2T+1) floats in
@@ -410,16 +425,23 @@ def rollouts_from_uniforms(P: torch.Tensor, pi: torch.Tensor, rho0: torch.Tensor
         raise TypeError(f"uniforms must be a floating-point torch.Tensor, got {got}")
     W = uniforms.shape[-1] if uniforms.ndim == 3 else 0
     if uniforms.ndim != 3 or uniforms.shape[0] != E or uniforms.shape[1] < 1 or W < 3 or W % 2 == 0:
-        raise ValueError(f"uniforms must have shape (E={E}, N, 2T+1) with N >= 1, T >= 1, "
-                         f"got {tuple(uniforms.shape)}")
+        raise ValueError(f"uniforms must have shape (E={E}, N, 2T+1) with N >= 1, T >= 1, got {tuple(uniforms.shape)}")
     if not _same_device(uniforms.device, pi.device):
         raise ValueError(f"uniforms must be on pi's device {pi.device}, got {uniforms.device}")
     K = _check_values(P, pi, rho0, terminal, goal, uniforms)
     return _rollouts(P, pi, rho0, terminal, goal, uniforms, K)
 
 
-def sample_rollouts(P: torch.Tensor, pi: torch.Tensor, rho0: torch.Tensor, terminal: torch.Tensor,
-                    goal: torch.Tensor, n_episodes: int, horizon: int, generator: torch.Generator) -> Rollouts:
+def sample_rollouts(
+    P: torch.Tensor,
+    pi: torch.Tensor,
+    rho0: torch.Tensor,
+    terminal: torch.Tensor,
+    goal: torch.Tensor,
+    n_episodes: int,
+    horizon: int,
+    generator: torch.Generator,
+) -> Rollouts:
     """Sample ``n_episodes`` episodes of ``horizon`` steps from each of the E policies pi[e].
 
     Args:
@@ -441,13 +463,15 @@ def sample_rollouts(P: torch.Tensor, pi: torch.Tensor, rho0: torch.Tensor, termi
     if not _same_device(generator.device, pi.device):
         raise ValueError(f"generator must be on pi's device {pi.device}, got {generator.device}")
     K = _check_values(P, pi, rho0, terminal, goal)
-    u = torch.rand((E, n_episodes, n_uniforms(horizon)), generator=generator, dtype=torch.float64,
-                   device=pi.device)  # (E, N, 2T+1)
+    u = torch.rand(
+        (E, n_episodes, n_uniforms(horizon)), generator=generator, dtype=torch.float64, device=pi.device
+    )  # (E, N, 2T+1)
     return _rollouts(P, pi, rho0, terminal, goal, u, K)
 
 
-def rollouts_from_mdp(mdp: TabularMDP, pi: torch.Tensor, n_episodes: int, horizon: int,
-                      generator: torch.Generator) -> Rollouts:
+def rollouts_from_mdp(
+    mdp: TabularMDP, pi: torch.Tensor, n_episodes: int, horizon: int, generator: torch.Generator
+) -> Rollouts:
     """``sample_rollouts`` on the tensors of ``mdp`` built on pi's device (for many calls, build
     ``mdp_tensors`` once and call ``sample_rollouts``)."""
     if not isinstance(pi, torch.Tensor):

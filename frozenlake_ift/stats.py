@@ -49,8 +49,9 @@ def iqm(x) -> float:
     return float(stats.trim_mean(x, 0.25))
 
 
-def iqm_ci(x, confidence: float = 0.95, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
-           strata=None) -> tuple[float, float] | None:
+def iqm_ci(
+    x, confidence: float = 0.95, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0, strata=None
+) -> tuple[float, float] | None:
     """Bootstrap percentile interval of the IQM; stratified by ``strata`` (Shape (n,) labels) if given.
 
     Returns (low, high), or None with fewer than 2 runs, without scipy, or when every run is equal
@@ -64,8 +65,15 @@ def iqm_ci(x, confidence: float = 0.95, n_resamples: int = BOOTSTRAP_RESAMPLES, 
         return float(x[0]), float(x[0])
     rng = np.random.default_rng(seed)
     if strata is None:
-        res = stats.bootstrap((x,), lambda a, axis: stats.trim_mean(a, 0.25, axis=axis), confidence_level=confidence,
-                              n_resamples=n_resamples, method="percentile", vectorized=True, random_state=rng)
+        res = stats.bootstrap(
+            (x,),
+            lambda a, axis: stats.trim_mean(a, 0.25, axis=axis),
+            confidence_level=confidence,
+            n_resamples=n_resamples,
+            method="percentile",
+            vectorized=True,
+            random_state=rng,
+        )
         return float(res.confidence_interval.low), float(res.confidence_interval.high)
     strata = np.asarray(strata)
     groups = [x[strata == s] for s in np.unique(strata)]
@@ -73,6 +81,14 @@ def iqm_ci(x, confidence: float = 0.95, n_resamples: int = BOOTSTRAP_RESAMPLES, 
     def stat(*gs, axis=-1):  # resample within each stratum, pool, then the IQM
         return stats.trim_mean(np.concatenate(gs, axis=axis), 0.25, axis=axis)
 
-    res = stats.bootstrap(groups, stat, confidence_level=confidence, n_resamples=n_resamples,
-                          method="percentile", vectorized=True, random_state=rng, paired=False)
+    res = stats.bootstrap(
+        groups,
+        stat,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="percentile",
+        vectorized=True,
+        random_state=rng,
+        paired=False,
+    )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)

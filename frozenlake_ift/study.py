@@ -22,8 +22,16 @@ import torch
 
 from . import lakes, metrics, policy, solve
 from .config import StudyConfig, coerce_field  # noqa: F401  (re-exported: the stable API)
-from .data import (DTYPES, GridData, Paths, Reference, blocked_map, build_data, make_reference,  # noqa: F401
-                   policy_probs)
+from .data import (  # noqa: F401  (Paths re-exported: the stable API)
+    DTYPES,
+    GridData,
+    Paths,
+    Reference,
+    blocked_map,
+    build_data,
+    make_reference,
+    policy_probs,
+)
 from .methods import LossOutput, StepContext, get_method
 from .methods.batches import path_logps
 
@@ -77,8 +85,9 @@ def pair_step_logps(params, data: GridData, activation: str, lam: float = 0.0) -
 
 
 # ------------------------------------------------------------------------------ fit and train
-def fit_to(params, target: torch.Tensor, states: torch.Tensor, activation: str, steps: int, lr: float,
-           tol: float) -> tuple[dict, np.ndarray, np.ndarray]:
+def fit_to(
+    params, target: torch.Tensor, states: torch.Tensor, activation: str, steps: int, lr: float, tol: float
+) -> tuple[dict, np.ndarray, np.ndarray]:
     """Fit a copy of params to target[s, a] on ``states`` by Adam on mean KL(target || pi_theta).
 
     Each member stops on its own once its KL <= tol (its parameters are then frozen), so a member's
@@ -125,17 +134,27 @@ def base_params(config: StudyConfig, data: GridData, device) -> dict:
             params["W2"].zero_()
             params["b2"].zero_()
     elif config.base == "suboptimal":
+        assert data.mdp.desc is not None, "build_data makes a lake map"
         desc = blocked_map(data.mdp.desc, data.chosen, data.rejected)
         try:
             blocked = lakes.make_lake(desc, slippery=config.slippery)
         except ValueError as exc:
-            raise ValueError(f"base='suboptimal' blocks the chosen route's own tiles, which leaves map "
-                             f"{config.map!r} without a route to G ({exc}); use base='random' or 'uniform'") from None
+            raise ValueError(
+                f"base='suboptimal' blocks the chosen route's own tiles, which leaves map "
+                f"{config.map!r} without a route to G ({exc}); use base='random' or 'uniform'"
+            ) from None
         q = solve.value_iteration(blocked, gamma=config.gamma).Q
         target = torch.as_tensor(solve.optimal_action_probs(q, temperature=max(config.temperature, 0.05)))
         states = torch.as_tensor(np.flatnonzero(~blocked.terminal), device=device)
-        params, _, _ = fit_to(params, target.to(device), states, config.activation, config.fit_steps,
-                              config.fit_lr, tol=10 * config.fit_tol)
+        params, _, _ = fit_to(
+            params,
+            target.to(device),
+            states,
+            config.activation,
+            config.fit_steps,
+            config.fit_lr,
+            tol=10 * config.fit_tol,
+        )
     return params
 
 
@@ -193,8 +212,15 @@ def method_generator(config: StudyConfig, method: str, device) -> torch.Generato
     return torch.Generator(device=device).manual_seed(seed)
 
 
-def train_method(method: str, base: dict, data: GridData, cfg: StudyConfig, ref: Reference,
-                 progress=None, keep_policies: bool = False) -> MethodRun:
+def train_method(
+    method: str,
+    base: dict,
+    data: GridData,
+    cfg: StudyConfig,
+    ref: Reference,
+    progress=None,
+    keep_policies: bool = False,
+) -> MethodRun:
     """Fine-tune a copy of theta_0 with one registered method; metrics at step 0 and every eval_every steps.
 
     keep_policies: also return the policy table at every evaluation step (``MethodRun.policies``).
@@ -205,10 +231,16 @@ def train_method(method: str, base: dict, data: GridData, cfg: StudyConfig, ref:
     schedule = None
     if cfg.scheduler != "constant" or cfg.warmup_ratio > 0:
         schedule = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: lr_factor(step, cfg.steps, cfg.scheduler, cfg.warmup_ratio))
+            opt, lambda step: lr_factor(step, cfg.steps, cfg.scheduler, cfg.warmup_ratio)
+        )
     E, S = params["W1"].shape[:2]
-    ctx = StepContext(config=cfg, data=data, reference=ref, method=record_,
-                      generator=method_generator(cfg, method, params["W1"].device))
+    ctx = StepContext(
+        config=cfg,
+        data=data,
+        reference=ref,
+        method=record_,
+        generator=method_generator(cfg, method, params["W1"].device),
+    )
     explored = torch.zeros(E, S, dtype=torch.bool, device=params["W1"].device)
     curves: dict[str, list] = {}
     stats: dict[str, list] = {}
@@ -223,12 +255,18 @@ def train_method(method: str, base: dict, data: GridData, cfg: StudyConfig, ref:
         out = out if isinstance(out, LossOutput) else LossOutput(out)
         loss = out.loss
         if not isinstance(loss, torch.Tensor) or tuple(loss.shape) != (E,):
-            raise ValueError(f"method {method!r}: loss must return a Tensor of Shape (E,) = ({E},), one loss per "
-                             f"member, got {getattr(loss, 'shape', type(loss).__name__)}")
+            raise ValueError(
+                f"method {method!r}: loss must return a Tensor of Shape (E,) = ({E},), one loss per "
+                f"member, got {getattr(loss, 'shape', type(loss).__name__)}"
+            )
         if ctx.logging:
             last = evaluate(params, data, cfg, ref)
-            values = {**last.values, "explored": explored.sum(-1).double(), "loss": loss.detach().double(),
-                      "explored_alignment": metrics.explored_alignment(explored, ref.preferred)}
+            values = {
+                **last.values,
+                "explored": explored.sum(-1).double(),
+                "loss": loss.detach().double(),
+                "explored_alignment": metrics.explored_alignment(explored, ref.preferred),
+            }
             for name in metrics.METRICS:
                 if name in values:
                     curves.setdefault(name, []).append(values[name].cpu().numpy())
@@ -241,16 +279,25 @@ def train_method(method: str, base: dict, data: GridData, cfg: StudyConfig, ref:
             break
         opt.zero_grad()
         loss.sum().backward()  # members are independent: d(sum)/d(theta_e) = d(loss_e)/d(theta_e)
-        explored |= params["W1"].grad.abs().sum(-1) > 0  # (E, S)
+        grad = params["W1"].grad
+        assert grad is not None, "loss.backward() fills the gradient of W1"
+        explored |= grad.abs().sum(-1) > 0  # (E, S)
         opt.step()
         if schedule is not None:
             schedule.step()
         if progress is not None:
             progress.update(1)
+    assert last is not None, "step 0 always evaluates"
     occupancy = metrics.discounted_occupancy(ref.P, ref.rho0, last.pi, min(cfg.gamma, 0.999))
-    return MethodRun(steps, {k: np.stack(v) for k, v in curves.items()}, {k: np.stack(v) for k, v in stats.items()},
-                     occupancy.cpu().numpy(), explored.cpu().numpy(), policy.clone_params(params, requires_grad=False),
-                     torch.stack(policies) if keep_policies else None)
+    return MethodRun(
+        steps,
+        {k: np.stack(v) for k, v in curves.items()},
+        {k: np.stack(v) for k, v in stats.items()},
+        occupancy.cpu().numpy(),
+        explored.cpu().numpy(),
+        policy.clone_params(params, requires_grad=False),
+        torch.stack(policies) if keep_policies else None,
+    )
 
 
 def method_loss(method: str, params: dict, data: GridData, cfg: StudyConfig, base: dict, step: int = 0) -> LossOutput:
@@ -259,8 +306,13 @@ def method_loss(method: str, params: dict, data: GridData, cfg: StudyConfig, bas
     Shape: -> LossOutput with loss (E,). For checks from outside the loop (e.g. the LLM path's equivalence test).
     """
     rec = get_method(method)
-    ctx = StepContext(config=cfg, data=data, reference=reference(cfg, data, base, base), method=rec,
-                      generator=method_generator(cfg, method, data.P.device))
+    ctx = StepContext(
+        config=cfg,
+        data=data,
+        reference=reference(cfg, data, base, base),
+        method=rec,
+        generator=method_generator(cfg, method, data.P.device),
+    )
     with torch.no_grad():
         batch = rec.batch_fn(params, ctx, step)
     out = rec.loss_fn(params, batch, ctx)
@@ -286,14 +338,16 @@ def run_study(config: StudyConfig, progress: bool = False) -> StudyResult:
     base = base_params(config, data, device)
     nonterminal = torch.as_tensor(np.flatnonzero(~mdp.terminal), device=device)
     pi_star_t = torch.as_tensor(data.pi_star, dtype=torch.float64, device=device)
-    star, fit_kl, fit_used = fit_to(base, pi_star_t, nonterminal, config.activation, config.fit_steps,
-                                    config.fit_lr, config.fit_tol)
+    star, fit_kl, fit_used = fit_to(
+        base, pi_star_t, nonterminal, config.activation, config.fit_steps, config.fit_lr, config.fit_tol
+    )
     ref = reference(config, data, base, star)
     base_success = evaluate(base, data, config, ref).values["success"].cpu().numpy()
     star_success = evaluate(star, data, config, ref).values["success"].cpu().numpy()
     bar = None
     if progress:
         from tqdm.auto import tqdm
+
         bar = tqdm(total=config.steps * len(config.methods), desc="fine-tuning", unit="step")
     order = sorted(config.methods, key=lambda m: m != TRULY)  # truly first
     runs: dict[str, MethodRun] = {}
@@ -302,23 +356,35 @@ def run_study(config: StudyConfig, progress: bool = False) -> StudyResult:
             bar.set_postfix_str(method)
         runs[method] = train_method(method, base, data, config, ref, bar, keep_policies=method == TRULY)
         if method == TRULY:
-            ref.truly_pi = runs[method].policies[-1]  # (E, S, A): its final policy
+            truly_policies = runs[method].policies
+            assert truly_policies is not None, "keep_policies=True"
+            ref.truly_pi = truly_policies[-1]  # (E, S, A): its final policy
     if bar is not None:
         bar.close()
     if TRULY in runs:  # truly trained before its final policy existed: measure its own curve now
         nt = torch.as_tensor(~mdp.terminal, device=device)
-        own = ((runs[TRULY].policies - ref.truly_pi) ** 2)[:, :, nt].mean((-1, -2))  # (n_evals, E)
+        truly_policies, truly_pi = runs[TRULY].policies, ref.truly_pi
+        assert truly_policies is not None and truly_pi is not None, "set when truly trained"
+        own = ((truly_policies - truly_pi) ** 2)[:, :, nt].mean((-1, -2))  # (n_evals, E)
         curves = {**runs[TRULY].curves, metrics.TRULY_METRIC: own.cpu().numpy()}
         runs[TRULY].curves = {k: curves[k] for k in metrics.METRICS if k in curves}
         runs[TRULY].policies = None
     runs = {m: runs[m] for m in config.methods}
-    return StudyResult(config=config, steps=runs[config.methods[0]].steps,
-                       curves={m: r.curves for m, r in runs.items()},
-                       final_occupancy={m: r.occupancy for m, r in runs.items()},
-                       explored={m: r.explored for m, r in runs.items()}, fit_kl=fit_kl, fit_steps=fit_used,
-                       base_success=base_success, star_success=star_success, data=data,
-                       stats={m: r.stats for m, r in runs.items()}, params={m: r.params for m, r in runs.items()},
-                       base=policy.clone_params(base, requires_grad=False),
-                       star=policy.clone_params(star, requires_grad=False),
-                       seconds=time.perf_counter() - t0, device=str(device))
-
+    return StudyResult(
+        config=config,
+        steps=runs[config.methods[0]].steps,
+        curves={m: r.curves for m, r in runs.items()},
+        final_occupancy={m: r.occupancy for m, r in runs.items()},
+        explored={m: r.explored for m, r in runs.items()},
+        fit_kl=fit_kl,
+        fit_steps=fit_used,
+        base_success=base_success,
+        star_success=star_success,
+        data=data,
+        stats={m: r.stats for m, r in runs.items()},
+        params={m: r.params for m, r in runs.items()},
+        base=policy.clone_params(base, requires_grad=False),
+        star=policy.clone_params(star, requires_grad=False),
+        seconds=time.perf_counter() - t0,
+        device=str(device),
+    )

@@ -21,11 +21,10 @@ s*_0..s*_{n-1}, i.e. its stand-in for T_theta(s*_{n-1} | rho0). Estimates concer
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
-from .mdp import TabularMDP
+from .mdp import Indices, TabularMDP
 from .residual import RESIDUALS, temporal_residual
 
 
@@ -73,7 +72,7 @@ class Path:
 
 
 # ------------------------------------------------------------------------------------- helpers
-def _path(mdp: TabularMDP, states: Sequence[int], actions: Sequence[int] | None) -> tuple[np.ndarray, np.ndarray]:
+def _path(mdp: TabularMDP, states: Indices, actions: Indices | None) -> tuple[np.ndarray, np.ndarray]:
     """Validated target path as int arrays, Shape (N+1,) and (N,); actions=None checks the states only."""
     s = np.asarray(states, dtype=np.int64)
     a = np.zeros(max(s.size - 1, 0), dtype=np.int64) if actions is None else np.asarray(actions, dtype=np.int64)
@@ -116,7 +115,7 @@ def path_preference(mdp: TabularMDP, pi: np.ndarray, n_steps: int, max_paths: in
     (``TabularMDP.preference(pi, n)[n]``). Exponential in n_steps: small MDPs only.
     """
     T = mdp.state_transition(pi)  # (S, S)
-    paths = [(int(s),) for s in np.flatnonzero(mdp.rho0 > 0)]
+    paths: list[tuple[int, ...]] = [(int(s),) for s in np.flatnonzero(mdp.rho0 > 0)]
     for _ in range(n_steps):
         paths = [p + (int(t),) for p in paths for t in np.flatnonzero(T[p[-1]] > 0)]
         if len(paths) > max_paths:
@@ -124,7 +123,7 @@ def path_preference(mdp: TabularMDP, pi: np.ndarray, n_steps: int, max_paths: in
     return {p: mdp.path_probability(p, pi) for p in paths}
 
 
-def step_probabilities(mdp: TabularMDP, pi: np.ndarray, states: Sequence[int], actions: Sequence[int]) -> np.ndarray:
+def step_probabilities(mdp: TabularMDP, pi: np.ndarray, states: Indices, actions: Indices) -> np.ndarray:
     """q_i = pi(a*_i | s*_i) P(s*_{i+1} | s*_i, a*_i), the factors of Eq. 19. Shape (N,)."""
     pi = mdp.check_policy(pi)
     s, a = _path(mdp, states, actions)
@@ -132,17 +131,17 @@ def step_probabilities(mdp: TabularMDP, pi: np.ndarray, states: Sequence[int], a
     return pi[s[:-1], a] * step
 
 
-def transition_targets(mdp: TabularMDP, states: Sequence[int], actions: Sequence[int]) -> TransitionTargets:
+def transition_targets(mdp: TabularMDP, states: Indices, actions: Indices) -> TransitionTargets:
     """The transition-optimisation targets of a target path (Eq. 7-10); see ``TransitionTargets``."""
     s, a = _path(mdp, states, actions)
     nxt = mdp.next_state_distribution(s[:-1], a)  # (N, S)
     reach = mdp.rho0[s[0]] * np.cumprod(np.concatenate([[1.0], nxt[np.arange(a.size), s[1:]]]))
     chosen: dict[int, int] = {}
-    markov = all(chosen.setdefault(int(si), int(ai)) == int(ai) for si, ai in zip(s[:-1], a))
+    markov = all(chosen.setdefault(int(si), int(ai)) == int(ai) for si, ai in zip(s[:-1], a, strict=True))
     return TransitionTargets(_onehot(a, mdp.n_actions), nxt, reach, markov)
 
 
-def follow_path_policy(mdp: TabularMDP, pi: np.ndarray, states: Sequence[int], actions: Sequence[int]) -> np.ndarray:
+def follow_path_policy(mdp: TabularMDP, pi: np.ndarray, states: Indices, actions: Indices) -> np.ndarray:
     """pi with row s*_i replaced by one-hot a*_i: the policy meeting the Eq. 7-10 targets. Shape (S, A)."""
     if not transition_targets(mdp, states, actions).markov:
         raise ValueError("the path revisits a state with a different action: no Markov policy follows it")
@@ -153,7 +152,7 @@ def follow_path_policy(mdp: TabularMDP, pi: np.ndarray, states: Sequence[int], a
 
 
 # --------------------------------------------------------------------------------- Table 1
-def truly_estimate(mdp: TabularMDP, pi: np.ndarray, states: Sequence[int], actions: Sequence[int]) -> Estimate:
+def truly_estimate(mdp: TabularMDP, pi: np.ndarray, states: Indices, actions: Indices) -> Estimate:
     """Truly (Eq. 19): the model's own prefix probability, est[n] = T_theta(s*_n | rho0) = rho0[s*_0] prod q_i.
 
     It conditions on the target's states s*_i, weighted by the model's probability of the prefix.
@@ -164,25 +163,27 @@ def truly_estimate(mdp: TabularMDP, pi: np.ndarray, states: Sequence[int], actio
     return _estimate("truly", w, step_probabilities(mdp, pi, s, a), _onehot(s, mdp.n_states), _onehot(a, mdp.n_actions))
 
 
-def sft_estimate(mdp: TabularMDP, pi: np.ndarray, states: Sequence[int], actions: Sequence[int]) -> Estimate:
+def sft_estimate(mdp: TabularMDP, pi: np.ndarray, states: Indices, actions: Indices) -> Estimate:
     """SFT (Table 1, teacher forcing): the prefix is taken as certain, T_theta(s*_{n-1} | rho0) := 1,
     so est[n] = T_theta(s*_n | s*_{n-1}) = q_{n-1} (est[0] = 1). Conditions on the target's states.
     """
     s, a = _path(mdp, states, actions)
-    return _estimate("sft", np.ones(s.size), step_probabilities(mdp, pi, s, a), _onehot(s, mdp.n_states),
-                     _onehot(a, mdp.n_actions))
+    return _estimate(
+        "sft", np.ones(s.size), step_probabilities(mdp, pi, s, a), _onehot(s, mdp.n_states), _onehot(a, mdp.n_actions)
+    )
 
 
 def _on_policy(method: str, mdp, pi, states, actions, behaviour: np.ndarray, target_policy=None) -> Estimate:
     s, a = _path(mdp, states, actions)
     behaviour = mdp.check_policy(behaviour, "behaviour policy")
     cond = mdp.preference(behaviour, s.size - 1)  # (N+1, S): rho0 T_behaviour^i
-    target = _onehot(a, mdp.n_actions) if target_policy is None else cond[:-1] @ mdp.check_policy(target_policy, "pi_star")
+    target = (
+        _onehot(a, mdp.n_actions) if target_policy is None else cond[:-1] @ mdp.check_policy(target_policy, "pi_star")
+    )
     return _estimate(method, _prefix_probs(mdp, behaviour, s, a), step_probabilities(mdp, pi, s, a), cond, target)
 
 
-def ppo_estimate(mdp: TabularMDP, pi: np.ndarray, states: Sequence[int], actions: Sequence[int],
-                 pi_star: np.ndarray) -> Estimate:
+def ppo_estimate(mdp: TabularMDP, pi: np.ndarray, states: Indices, actions: Indices, pi_star: np.ndarray) -> Estimate:
     """PPO (Table 1): the model's own rollouts. cond[i] = rho0 T_theta^i (its own states); in
     expectation its rollouts follow the prefix with probability T_theta(s*_{n-1} | rho0), so
     est = truly. target[i] = cond[i] @ pi_star: the optimal policy's actions on those states.
@@ -190,23 +191,25 @@ def ppo_estimate(mdp: TabularMDP, pi: np.ndarray, states: Sequence[int], actions
     return _on_policy("ppo", mdp, pi, states, actions, pi, pi_star)
 
 
-def dpo_online_estimate(mdp: TabularMDP, pi: np.ndarray, states: Sequence[int], actions: Sequence[int]) -> Estimate:
+def dpo_online_estimate(mdp: TabularMDP, pi: np.ndarray, states: Indices, actions: Indices) -> Estimate:
     """DPO online (Table 1): pairs sampled from the model itself; est = truly, cond[i] = rho0 T_theta^i,
     target = the chosen (target) path's actions.
     """
     return _on_policy("dpo_online", mdp, pi, states, actions, pi)
 
 
-def dpo_offline_estimate(mdp: TabularMDP, pi: np.ndarray, states: Sequence[int], actions: Sequence[int],
-                         pi_old: np.ndarray) -> Estimate:
+def dpo_offline_estimate(
+    mdp: TabularMDP, pi: np.ndarray, states: Indices, actions: Indices, pi_old: np.ndarray
+) -> Estimate:
     """DPO offline (Table 1): pairs sampled from an older policy pi_old, so the prefix weight is
     T_old(s*_{n-1} | rho0): est[n] = T_old(s*_{n-1} | rho0) * q_{n-1}; cond[i] = rho0 T_old^i.
     """
     return _on_policy("dpo_offline", mdp, pi, states, actions, pi_old)
 
 
-def ift_input(mdp: TabularMDP, pi: np.ndarray, states: Sequence[int], lam: float = 0.2,
-              residual: str = "greedy") -> np.ndarray:
+def ift_input(
+    mdp: TabularMDP, pi: np.ndarray, states: Indices, lam: float = 0.2, residual: str = "greedy"
+) -> np.ndarray:
     """The temporal residual connection (Eq. 17) on a grid, Shape (N+1, S):
 
         delta_0 = onehot(s*_0),   delta_i = (1 - lam) onehot(s*_i) + lam * m_i   (i >= 1),
@@ -221,15 +224,23 @@ def ift_input(mdp: TabularMDP, pi: np.ndarray, states: Sequence[int], lam: float
     if residual == "greedy":
         m = mdp.next_state_distribution(prev, pi[prev].argmax(-1))
     elif residual == "expected":
-        m = sum(pi[prev, b][:, None] * mdp.next_state_distribution(prev, np.full_like(prev, b))
-                for b in range(mdp.n_actions))
+        m = sum(
+            pi[prev, b][:, None] * mdp.next_state_distribution(prev, np.full_like(prev, b))
+            for b in range(mdp.n_actions)
+        )
     else:
         raise ValueError(f"residual must be one of {RESIDUALS}, got {residual!r}")
     return temporal_residual(_onehot(s, mdp.n_states), m, lam)  # (N+1, S): Eq. 17, shared with the study
 
 
-def ift_estimate(mdp: TabularMDP, pi: np.ndarray, states: Sequence[int], actions: Sequence[int],
-                 lam: float = 0.2, residual: str = "greedy") -> Estimate:
+def ift_estimate(
+    mdp: TabularMDP,
+    pi: np.ndarray,
+    states: Indices,
+    actions: Indices,
+    lam: float = 0.2,
+    residual: str = "greedy",
+) -> Estimate:
     """IFT (Eq. 17-18): the step to s*_n is conditioned on the mixed state delta_{n-1} of ``ift_input``.
 
     Acting on a mixed state. A tabular policy acts linearly on a mixed input, pi(. | delta) =
@@ -251,13 +262,25 @@ def ift_estimate(mdp: TabularMDP, pi: np.ndarray, states: Sequence[int], actions
     return _estimate("ift", weight, step_probabilities(mdp, pi, s, a), delta, _onehot(a, mdp.n_actions))
 
 
-def table1(mdp: TabularMDP, pi: np.ndarray, states: Sequence[int], actions: Sequence[int], *, lam: float = 0.2,
-           residual: str = "greedy", pi_star: np.ndarray | None = None, pi_old: np.ndarray | None = None) -> dict:
+def table1(
+    mdp: TabularMDP,
+    pi: np.ndarray,
+    states: Indices,
+    actions: Indices,
+    *,
+    lam: float = 0.2,
+    residual: str = "greedy",
+    pi_star: np.ndarray | None = None,
+    pi_old: np.ndarray | None = None,
+) -> dict:
     """Every row of Table 1 for one target path: {method: Estimate}. PPO needs pi_star and DPO
     offline needs pi_old; each is left out when its policy is None."""
-    rows = {"truly": truly_estimate(mdp, pi, states, actions), "sft": sft_estimate(mdp, pi, states, actions),
-            "dpo_online": dpo_online_estimate(mdp, pi, states, actions),
-            "ift": ift_estimate(mdp, pi, states, actions, lam, residual)}
+    rows = {
+        "truly": truly_estimate(mdp, pi, states, actions),
+        "sft": sft_estimate(mdp, pi, states, actions),
+        "dpo_online": dpo_online_estimate(mdp, pi, states, actions),
+        "ift": ift_estimate(mdp, pi, states, actions, lam, residual),
+    }
     if pi_star is not None:
         rows["ppo"] = ppo_estimate(mdp, pi, states, actions, pi_star)
     if pi_old is not None:

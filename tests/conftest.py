@@ -2,6 +2,7 @@
 
 import os
 
+import torch
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -14,6 +15,4 @@ settings.load_profile("default")
 
 # The networks are tiny: one torch thread is fastest, and the default (one per core) oversubscribes
 # a shared 2-core CI machine (a 10x slowdown was measured on some sampling calls).
-import torch  # noqa: E402
-
 torch.set_num_threads(1)

@@ -4,7 +4,7 @@ The strategies ship in the wheel (``frozenlake_ift.testing``); this module keeps
 ``from strategies import ...`` working.
 """
 
-from frozenlake_ift.testing import (  # noqa: F401
+from frozenlake_ift.testing import (  # noqa: F401  (re-exported for the test modules)
     Inst,
     MaskedBatch,
     instances,

@@ -6,9 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from frozenlake_ift import lakes, routes, solve
-from strategies import lake_descs
-
 from frozenlake_ift.lakes import ACTION_ARROWS, ACTION_NAMES, TWO_ROUTE_MAP, make_lake, state_to_rc, validate_desc
+from strategies import lake_descs
 
 
 def _same(a, b):
@@ -24,8 +23,22 @@ def _same(a, b):
 RATES = [None, 0.0, 0.2, 1 / 3, 0.5, 0.9, 1.0]
 
 
-@pytest.mark.parametrize("name", ["4x4", "8x8", "two-route", "random:2:0", "random:9:3", "random:16:7",
-                                  ["S", "F", "G"], ["SG"], ["SHG", "FFF"], ["G", "S"], ["SH", "FG"]])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "4x4",
+        "8x8",
+        "two-route",
+        "random:2:0",
+        "random:9:3",
+        "random:16:7",
+        ["S", "F", "G"],
+        ["SG"],
+        ["SHG", "FFF"],
+        ["G", "S"],
+        ["SH", "FG"],
+    ],
+)
 @pytest.mark.parametrize("slippery, rate", [(False, None)] + [(True, r) for r in RATES])
 def test_numpy_builder_equals_gymnasium_model(name, slippery, rate):
     _same(make_lake(name, slippery, rate, builder="gym"), make_lake(name, slippery, rate, builder="numpy"))
@@ -69,17 +82,25 @@ def test_big_map_uses_numpy_builder_fast():
 
 
 # ------------------------------------------------------------------ validation
-@pytest.mark.parametrize("desc, needle", [
-    (["SFF", "FG"], r"same length, got lengths \[3, 2\] \(row 1 has 2 tiles"),
-    (["FFF", "FFG"], "exactly one start tile 'S', found none"),
-    (["SFS", "FFG"], r"exactly one start tile 'S', found 2 at \[\(0, 0\), \(0, 2\)\]"),
-    (["SFF", "FFF"], "at least one goal tile 'G', found none"),
-    (["SXF", "FFG"], r"unknown tile letter 'X' at row 0, column 1; allowed letters are S \(start\), F \(frozen\), "
-                     r"H \(hole\), G \(goal\)"),
-    (["SFH", "HHF", "FFG"], "goal 'G' is unreachable from the start 'S'"),
-    ([], "at least one row"),
-    ("SFG", "sequence of row strings"),
-])
+@pytest.mark.parametrize(
+    "desc, needle",
+    [
+        (["SFF", "FG"], r"same length, got lengths \[3, 2\] \(row 1 has 2 tiles"),
+        (["FFF", "FFG"], "exactly one start tile 'S', found none"),
+        (["SFS", "FFG"], r"exactly one start tile 'S', found 2 at \[\(0, 0\), \(0, 2\)\]"),
+        (["SFF", "FFF"], "at least one goal tile 'G', found none"),
+        (
+            ["SXF", "FFG"],
+            (
+                r"unknown tile letter 'X' at row 0, column 1; allowed letters are S \(start\), F \(frozen\), "
+                r"H \(hole\), G \(goal\)"
+            ),
+        ),
+        (["SFH", "HHF", "FFG"], "goal 'G' is unreachable from the start 'S'"),
+        ([], "at least one row"),
+        ("SFG", "sequence of row strings"),
+    ],
+)
 def test_validate_desc_errors(desc, needle):
     with pytest.raises(ValueError, match=needle):
         validate_desc(desc)
@@ -88,13 +109,19 @@ def test_validate_desc_errors(desc, needle):
             make_lake(desc)
 
 
-@pytest.mark.parametrize("spec, kw, needle", [
-    ("5x5", {}, r"unknown map '5x5'; allowed: '4x4', '8x8', 'two-route', 'random:SIZE:SEED\[:P\]'"),
-    ("random:1:0", {}, "SIZE >= 2"), ("random:x:0", {}, "random:SIZE:SEED"), ("random:8", {}, "random:SIZE:SEED"),
-    ("random:8:0:0", {}, r"P in \(0, 1\]"), ("random:8:-1", {}, "SEED >= 0"),
-    ("4x4", {"success_rate": 1.5}, r"success_rate must be a probability in \[0, 1\], got 1.5"),
-    ("4x4", {"builder": "fast"}, "builder must be 'auto', 'gym' or 'numpy', got 'fast'"),
-])
+@pytest.mark.parametrize(
+    "spec, kw, needle",
+    [
+        ("5x5", {}, r"unknown map '5x5'; allowed: '4x4', '8x8', 'two-route', 'random:SIZE:SEED\[:P\]'"),
+        ("random:1:0", {}, "SIZE >= 2"),
+        ("random:x:0", {}, "random:SIZE:SEED"),
+        ("random:8", {}, "random:SIZE:SEED"),
+        ("random:8:0:0", {}, r"P in \(0, 1\]"),
+        ("random:8:-1", {}, "SEED >= 0"),
+        ("4x4", {"success_rate": 1.5}, r"success_rate must be a probability in \[0, 1\], got 1.5"),
+        ("4x4", {"builder": "fast"}, "builder must be 'auto', 'gym' or 'numpy', got 'fast'"),
+    ],
+)
 def test_make_lake_errors(spec, kw, needle):
     with pytest.raises(ValueError, match=needle):
         make_lake(spec, **kw)
@@ -122,7 +149,7 @@ def _check_route(mdp, tr):
     assert tr.states[0] == int(np.flatnonzero(mdp.rho0)[0]) and mdp.goal[tr.states[-1]]
     assert len(set(tr.states)) == len(tr.states)  # simple
     assert not mdp.terminal[list(tr.states[:-1])].any()
-    assert all(nxt[s, a] == t for s, a, t in zip(tr.states, tr.actions, tr.states[1:]))
+    assert all(nxt[s, a] == t for s, a, t in zip(tr.states, tr.actions, tr.states[1:], strict=False))
 
 
 def test_two_route_map():
@@ -174,10 +201,13 @@ def test_chosen_and_rejected_on_gymnasium_maps(name, slippery):
     # chosen: walks the greedy policy, every step has positive probability, ends at G
     assert chosen.actions == tuple(int(sol.policy[s]) for s in chosen.states[:-1])
     assert mdp.goal[chosen.states[-1]] and len(set(chosen.states)) == len(chosen.states)
-    assert all(mdp.transition_prob(s, a, t) > 0 for s, a, t in zip(chosen.states, chosen.actions, chosen.states[1:]))
+    assert all(
+        mdp.transition_prob(s, a, t) > 0
+        for s, a, t in zip(chosen.states, chosen.actions, chosen.states[1:], strict=False)
+    )
     # rejected: a route with at least one sub-optimal action
     _check_route(mdp, rejected)
-    gaps = [sol.V[s] - sol.Q[s, a] for s, a in zip(rejected.states, rejected.actions)]
+    gaps = [sol.V[s] - sol.Q[s, a] for s, a in zip(rejected.states, rejected.actions, strict=False)]
     assert max(gaps) > 1e-9
     if not slippery:  # deterministic: strictly longer, strictly lower return
         assert len(rejected) > len(chosen)
@@ -205,7 +235,7 @@ def _simple_paths(mdp, policy, s, seen):
     if mdp.terminal[s]:
         return
     a = policy[s]
-    for t, p in zip(mdp.next_states[s, a], mdp.probs[s, a]):
+    for t, p in zip(mdp.next_states[s, a], mdp.probs[s, a], strict=True):
         if p > 0 and t not in seen:
             for rest, q in _simple_paths(mdp, policy, int(t), seen | {int(t)}):
                 yield (s,) + rest, p * q
@@ -234,7 +264,7 @@ def test_most_likely_path_errors():
 
 def test_render():
     mdp = make_lake("two-route")
-    chosen, rejected = routes.chosen_and_rejected(mdp)
+    chosen, _ = routes.chosen_and_rejected(mdp)
     grid = routes.render_path(mdp, chosen).splitlines()
     assert grid[0] == "→ → → → ↓" and grid[1] == "· H H H ↓" and grid[2] == "· H H H G"
     policy = routes.render_policy(mdp, solve.value_iteration(mdp, 0.99).policy).splitlines()

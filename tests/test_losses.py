@@ -71,7 +71,7 @@ def naive_relation_weights(losses, mask, gamma):
     """IFT authors' relation propagation from its formula: loss-type items l_j / n, future-side
     discounted sum over unmasked j >= i, zero at masked steps, L1-normalised and scaled to n."""
     out = []
-    for l_row, m_row in zip(losses.tolist(), mask.tolist()):
+    for l_row, m_row in zip(losses.tolist(), mask.tolist(), strict=True):
         n = sum(m_row)
         t = len(l_row)
         w = [0.0] * t
@@ -90,7 +90,7 @@ def py_logsigmoid(z):
 def naive_dpo_sigmoid(pc, pr, rc, rr, beta, eps):
     """DPO Eq. 7 with cDPO label smoothing (TRL's "sigmoid" loss), one example at a time."""
     out = []
-    for a, b, c, d in zip(pc, pr, rc, rr):
+    for a, b, c, d in zip(pc, pr, rc, rr, strict=True):
         h = (a - b) - (c - d)
         out.append(-(1 - eps) * py_logsigmoid(beta * h) - eps * py_logsigmoid(-beta * h))
     return out
@@ -99,7 +99,7 @@ def naive_dpo_sigmoid(pc, pr, rc, rr, beta, eps):
 def naive_orpo(ac, ar, nll, beta):
     """ORPO Eq. 4-7 literally: P = exp(avg logp), odds = P / (1 - P), L = nll - beta log sigma(log OR)."""
     out = []
-    for a, r, x in zip(ac, ar, nll):
+    for a, r, x in zip(ac, ar, nll, strict=True):
         odds_c = math.exp(a) / (1 - math.exp(a))
         odds_r = math.exp(r) / (1 - math.exp(r))
         out.append(x - beta * py_logsigmoid(math.log(odds_c / odds_r)))
@@ -169,8 +169,9 @@ def test_ipo_and_simpo_golden():
     # IPO at zero margin: (0 - 1 / (2 * 0.1))^2 = 25
     torch.testing.assert_close(ipo_loss(z, z, z, z, beta=0.1)[0], torch.full((2,), 25.0, dtype=D64))
     # SimPO with equal rewards: -log sigma(-margin) = log(1 + e^margin)
-    torch.testing.assert_close(simpo_loss(z, z, beta=2.0, margin=1.0)[0],
-                               torch.full((2,), math.log1p(math.e), dtype=D64))
+    torch.testing.assert_close(
+        simpo_loss(z, z, beta=2.0, margin=1.0)[0], torch.full((2,), math.log1p(math.e), dtype=D64)
+    )
 
 
 def test_mix_inputs_golden():
@@ -263,8 +264,7 @@ def test_weights_nonnegative_and_sum_to_n(batch, gamma):
 def test_weights_match_authors_formula(batch, gamma):
     losses, mask = batch
     losses = losses + 0.1  # keep every sequence's total away from the all-zero fallback
-    torch.testing.assert_close(relation_weights(losses, mask, gamma),
-                               naive_relation_weights(losses, mask, gamma))
+    torch.testing.assert_close(relation_weights(losses, mask, gamma), naive_relation_weights(losses, mask, gamma))
 
 
 @given(step_batches(), gammas, st.integers(1, 4), st.sampled_from([0.0, -1e4, float("-inf")]))
@@ -273,11 +273,13 @@ def test_padding_changes_nothing(batch, gamma, pad, pad_value):
     b, t = logps.shape
     padded = torch.cat([logps, torch.full((b, pad), pad_value, dtype=D64)], dim=1)
     padded_mask = torch.cat([mask, torch.zeros(b, pad, dtype=torch.bool)], dim=1)
-    for fn in (lambda x, m: sft_loss(x, m, reduction="none"),
-               lambda x, m: ift_loss(x, m, gamma=gamma, reduction="none"),
-               lambda x, m: sequence_logps(x, m)):
-        v, g = grad_of(lambda x: fn(x, mask), logps)
-        v_pad, g_pad = grad_of(lambda x: fn(x, padded_mask), padded)
+    for fn in (
+        lambda x, m: sft_loss(x, m, reduction="none"),
+        lambda x, m: ift_loss(x, m, gamma=gamma, reduction="none"),
+        lambda x, m: sequence_logps(x, m),
+    ):
+        v, g = grad_of(lambda x: fn(x, mask), logps)  # noqa: B023  (called within the same iteration)
+        v_pad, g_pad = grad_of(lambda x: fn(x, padded_mask), padded)  # noqa: B023  (called within the same iteration)
         torch.testing.assert_close(v_pad, v)
         torch.testing.assert_close(g_pad[:, :t], g)
         assert (g_pad[:, t:] == 0).all()
@@ -302,25 +304,34 @@ def test_dpo_decreasing_in_margin(margins, beta):
     assert (g <= 0).all()
 
 
-@given(st.lists(st.tuples(st.floats(-30, 30), st.floats(-30, 30), st.floats(-30, 30), st.floats(-30, 30)),
-                min_size=1, max_size=6), st.floats(0.01, 1.0), st.floats(0.0, 0.5))
+@given(
+    st.lists(
+        st.tuples(st.floats(-30, 30), st.floats(-30, 30), st.floats(-30, 30), st.floats(-30, 30)),
+        min_size=1,
+        max_size=6,
+    ),
+    st.floats(0.01, 1.0),
+    st.floats(0.0, 0.5),
+)
 def test_dpo_matches_sigmoid_formula(rows, beta, eps):
-    pc, pr, rc, rr = (list(col) for col in zip(*rows))
+    pc, pr, rc, rr = (list(col) for col in zip(*rows, strict=True))
     got = dpo_loss(*(torch.tensor(c, dtype=D64) for c in (pc, pr, rc, rr)), beta=beta, label_smoothing=eps)[0]
     torch.testing.assert_close(got, torch.tensor(naive_dpo_sigmoid(pc, pr, rc, rr, beta, eps), dtype=D64))
 
 
-@given(st.lists(st.tuples(st.floats(-20, -1e-3), st.floats(-20, -1e-3), st.floats(0, 20)),
-                min_size=1, max_size=6), st.floats(0.0, 1.0))
+@given(
+    st.lists(st.tuples(st.floats(-20, -1e-3), st.floats(-20, -1e-3), st.floats(0, 20)), min_size=1, max_size=6),
+    st.floats(0.0, 1.0),
+)
 def test_orpo_matches_odds_ratio_formula(rows, beta):
-    ac, ar, nll = (list(col) for col in zip(*rows))
+    ac, ar, nll = (list(col) for col in zip(*rows, strict=True))
     got = orpo_loss(*(torch.tensor(c, dtype=D64) for c in (ac, ar, nll)), beta=beta)[0]
     torch.testing.assert_close(got, torch.tensor(naive_orpo(ac, ar, nll, beta), dtype=D64))
 
 
 @given(st.lists(st.tuples(extreme, extreme, st.floats(0, 1e4)), min_size=1, max_size=6))
 def test_orpo_beta0_is_nll(rows):
-    ac, ar, nll = (torch.tensor(col) for col in zip(*rows))
+    ac, ar, nll = (torch.tensor(col) for col in zip(*rows, strict=True))
     torch.testing.assert_close(orpo_loss(ac, ar, nll, beta=0.0)[0], nll)
 
 
@@ -328,11 +339,15 @@ def test_orpo_beta0_is_nll(rows):
 def test_all_losses_finite_for_extreme_logps(data, gamma):
     b = data.draw(st.integers(1, 3))
     t = data.draw(st.integers(1, 8))
-    draw_vec = lambda k: torch.tensor(data.draw(st.lists(extreme, min_size=k, max_size=k)))
+
+    def draw_vec(k):
+        return torch.tensor(data.draw(st.lists(extreme, min_size=k, max_size=k)))
+
     logps = draw_vec(b * t).reshape(b, t)
     mask = torch.ones(b, t, dtype=torch.bool)
-    mask[:, 1:] = torch.tensor(data.draw(st.lists(st.booleans(), min_size=b * (t - 1), max_size=b * (t - 1)))
-                               ).reshape(b, t - 1)
+    mask[:, 1:] = torch.tensor(data.draw(st.lists(st.booleans(), min_size=b * (t - 1), max_size=b * (t - 1)))).reshape(
+        b, t - 1
+    )
     vecs = [draw_vec(b) for _ in range(4)]
     checks = [
         (lambda x: sft_loss(x, mask), logps),

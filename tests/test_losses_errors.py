@@ -15,7 +15,6 @@ from frozenlake_ift.losses import (
     simpo_loss,
 )
 
-
 # --------------------------------------------------------------------------- errors
 
 

@@ -88,8 +88,9 @@ def test_path_probability_is_product_of_one_step_transitions(case, n, seed):
     actions = path_rng.integers(0, mdp.n_actions, size=n)
     want = mdp.rho0[states[0]] * np.prod([T[states[i - 1], states[i]] for i in range(1, n + 1)])
     assert mdp.path_probability(states, pi) == pytest.approx(want, rel=1e-12, abs=1e-300)
-    want_a = mdp.rho0[states[0]] * np.prod([pi[states[i - 1], actions[i - 1]] * P[states[i - 1], actions[i - 1], states[i]]
-                                            for i in range(1, n + 1)])
+    want_a = mdp.rho0[states[0]] * np.prod(
+        [pi[states[i - 1], actions[i - 1]] * P[states[i - 1], actions[i - 1], states[i]] for i in range(1, n + 1)]
+    )
     assert mdp.path_probability(states, pi, actions) == pytest.approx(want_a, rel=1e-12, abs=1e-300)
 
 
@@ -131,32 +132,48 @@ def test_replace_does_not_share_the_cache():
 
 # ------------------------------------------------------------------ validation
 def _kw(**over):
-    base = dict(next_states=np.array([[[1]], [[1]]]), probs=np.ones((2, 1, 1)), R=np.zeros((2, 1)),
-                terminal=np.array([False, True]), rho0=np.array([1.0, 0.0]))
+    base = dict(
+        next_states=np.array([[[1]], [[1]]]),
+        probs=np.ones((2, 1, 1)),
+        R=np.zeros((2, 1)),
+        terminal=np.array([False, True]),
+        rho0=np.array([1.0, 0.0]),
+    )
     base.update(over)
     return base
 
 
-@pytest.mark.parametrize("over, needle", [
-    (dict(next_states=np.ones((2, 1), dtype=int)), r"next_states must have shape \(S, A, K\)"),
-    (dict(probs=np.ones((2, 1, 2))), r"probs must have shape \(2, 1, 1\), got \(2, 1, 2\)"),
-    (dict(R=np.zeros((2, 2))), r"R must have shape \(2, 1\), got \(2, 2\)"),
-    (dict(terminal=np.array([False])), r"terminal must have shape \(2,\)"),
-    (dict(rho0=np.ones(3) / 3), r"rho0 must have shape \(2,\)"),
-    (dict(goal=np.array([True])), r"goal must have shape \(2,\)"),
-    (dict(next_states=np.ones((2, 1, 1))), "next_states must be integers"),
-    (dict(next_states=np.array([[[2]], [[1]]])), r"next_states must lie in \[0, 1\]"),
-    (dict(probs=np.array([[[-1.0]], [[1.0]]])), "probs must be non-negative"),
-    (dict(probs=np.array([[[0.5]], [[1.0]]])), r"\(s=0, a=0\) sum to 0.5"),
-    (dict(probs=np.array([[[np.nan]], [[1.0]]])), "probs must be finite"),
-    (dict(R=np.array([[np.inf], [0.0]])), "R must be finite"),
-    (dict(rho0=np.array([0.5, 0.2])), "rho0 must be a distribution"),
-    (dict(next_states=np.array([[[1]], [[0]]])), "terminal state 1 is not absorbing"),
-    (dict(R=np.array([[0.0], [1.0]])), "terminal state 1 must earn reward 0"),
-    (dict(goal=np.array([True, False])), "goal states must be terminal"),
-    (dict(next_states=np.zeros((0, 1, 1), dtype=int), probs=np.zeros((0, 1, 1)), R=np.zeros((0, 1)),
-          terminal=np.zeros(0, bool), rho0=np.zeros(0)), "at least one state"),
-])
+@pytest.mark.parametrize(
+    "over, needle",
+    [
+        (dict(next_states=np.ones((2, 1), dtype=int)), r"next_states must have shape \(S, A, K\)"),
+        (dict(probs=np.ones((2, 1, 2))), r"probs must have shape \(2, 1, 1\), got \(2, 1, 2\)"),
+        (dict(R=np.zeros((2, 2))), r"R must have shape \(2, 1\), got \(2, 2\)"),
+        (dict(terminal=np.array([False])), r"terminal must have shape \(2,\)"),
+        (dict(rho0=np.ones(3) / 3), r"rho0 must have shape \(2,\)"),
+        (dict(goal=np.array([True])), r"goal must have shape \(2,\)"),
+        (dict(next_states=np.ones((2, 1, 1))), "next_states must be integers"),
+        (dict(next_states=np.array([[[2]], [[1]]])), r"next_states must lie in \[0, 1\]"),
+        (dict(probs=np.array([[[-1.0]], [[1.0]]])), "probs must be non-negative"),
+        (dict(probs=np.array([[[0.5]], [[1.0]]])), r"\(s=0, a=0\) sum to 0.5"),
+        (dict(probs=np.array([[[np.nan]], [[1.0]]])), "probs must be finite"),
+        (dict(R=np.array([[np.inf], [0.0]])), "R must be finite"),
+        (dict(rho0=np.array([0.5, 0.2])), "rho0 must be a distribution"),
+        (dict(next_states=np.array([[[1]], [[0]]])), "terminal state 1 is not absorbing"),
+        (dict(R=np.array([[0.0], [1.0]])), "terminal state 1 must earn reward 0"),
+        (dict(goal=np.array([True, False])), "goal states must be terminal"),
+        (
+            dict(
+                next_states=np.zeros((0, 1, 1), dtype=int),
+                probs=np.zeros((0, 1, 1)),
+                R=np.zeros((0, 1)),
+                terminal=np.zeros(0, bool),
+                rho0=np.zeros(0),
+            ),
+            "at least one state",
+        ),
+    ],
+)
 def test_construction_errors_name_the_problem(over, needle):
     with pytest.raises(ValueError, match=needle):
         TabularMDP(**_kw(**over))

@@ -10,9 +10,17 @@ import pytest
 import torch
 
 from frozenlake_ift import losses, metrics, plots, report, results, solve, sweep, theory
-from frozenlake_ift.methods import (LossOutput, Method, get_method, method_names, paper_method_names,
-                                    register_method, unregister_method)
-from frozenlake_ift.methods import batches, online
+from frozenlake_ift.methods import (
+    LossOutput,
+    Method,
+    batches,
+    get_method,
+    method_names,
+    online,
+    paper_method_names,
+    register_method,
+    unregister_method,
+)
 from frozenlake_ift.study import StudyConfig, base_params, build_data, reference, run_study, train_method
 
 TINY = dict(seeds=2, steps=8, eval_every=4, fit_steps=300, device="cpu")
@@ -37,11 +45,15 @@ def user_method():
 
 
 def test_registry_lists_builtins_and_the_paper_four():
-    assert method_names()[:len(ALL)] == ALL
+    assert method_names()[: len(ALL)] == ALL
     assert paper_method_names() == ("sft", "ift", "dpo", "orpo") == StudyConfig().methods
     assert not get_method("grpo").in_paper and get_method("grpo").table1_row == ""
     assert {get_method(m).table1_row for m in ("truly", "ppo", "dpo_online", "dpo")} == {
-        "truly", "PPO", "DPO online", "DPO offline"}
+        "truly",
+        "PPO",
+        "DPO online",
+        "DPO offline",
+    }
     with pytest.raises(ValueError, match="unknown method 'nope'; registered: sft, ift"):
         get_method("nope")
     with pytest.raises(ValueError, match="already registered"):
@@ -53,8 +65,10 @@ def test_registry_lists_builtins_and_the_paper_four():
 
 
 def test_config_and_registry_import_no_torch():
-    code = ("import sys; from frozenlake_ift.config import StudyConfig; from frozenlake_ift import methods; "
-            "StudyConfig(methods=('ppo', 'grpo')); assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys; from frozenlake_ift.config import StudyConfig; from frozenlake_ift import methods; "
+        "StudyConfig(methods=('ppo', 'grpo')); assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
 
 
@@ -81,7 +95,9 @@ def test_claims_are_judged_over_the_paper_methods_only():
     s6, _ = results.summarize(more.curves)
     assert results.check_claims(s4) == results.check_claims(s6)
     # a non-paper method that beats everyone on every metric changes no verdict either
-    best = {k: {**v, "final_mean": -1e9 if not metrics.METRICS[k].higher_is_better else 1e9} for k, v in s4["dpo"].items()}
+    best = {
+        k: {**v, "final_mean": -1e9 if not metrics.METRICS[k].higher_is_better else 1e9} for k, v in s4["dpo"].items()
+    }
     assert results.check_claims({**s4, "grpo": best}) == results.check_claims(s4)
 
 
@@ -130,7 +146,9 @@ def test_clipped_surrogate_golden_values():
     assert losses.clipped_surrogate_loss(lp, old, adv_neg, mask).item() == pytest.approx(1.0)
     g = losses.group_advantages(torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0]]))
     # mean 0.5, unbiased std sqrt(1/3): (r - 0.5) / (sqrt(1/3) + 1e-4)
-    torch.testing.assert_close(g[0], torch.tensor([0.5, -0.5, -0.5, 0.5]) / (np.sqrt(1 / 3) + 1e-4), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(
+        g[0], torch.tensor([0.5, -0.5, -0.5, 0.5]) / (np.sqrt(1 / 3) + 1e-4), rtol=1e-6, atol=1e-7
+    )
     assert (g[1] == 0).all()  # a tied group carries no signal
     kl = losses.grpo_loss(lp, lp.detach(), torch.zeros(1), mask, ref_logps=old, beta=1.0)
     assert kl.item() == pytest.approx(losses.kl_k3(lp, old).mean().item())
@@ -159,8 +177,8 @@ def test_online_dpo_labels_by_the_oracle():
     base = base_params(cfg, data, "cpu")
     ctx = _ctx(cfg, data, base, "dpo_online")
     b = online.dpo_online_batch(base, ctx, 0)
-    rc, vc = online._oracle_scores(b.chosen, ctx)  # noqa: SLF001  (the test reads the oracle it checks)
-    rr, vr = online._oracle_scores(b.rejected, ctx)  # noqa: SLF001
+    rc, vc = online._oracle_scores(b.chosen, ctx)
+    rr, vr = online._oracle_scores(b.rejected, ctx)
     assert ((rc > rr) | ((rc == rr) & (vc >= vr))).all()
     tied = (rc == rr) & (vc == vr)
     assert torch.equal(b.weight == 0, tied)
@@ -184,7 +202,8 @@ def test_every_builtin_method_trains_and_is_measured_against_truly(all_methods):
         assert metrics.TRULY_METRIC in result.curves[m]
     assert result.curves["truly"][metrics.TRULY_METRIC][-1] == pytest.approx(0.0, abs=1e-12)
     assert result.curves["sft"][metrics.TRULY_METRIC][0] == pytest.approx(
-        result.curves["truly"][metrics.TRULY_METRIC][0])  # every method starts from theta_0
+        result.curves["truly"][metrics.TRULY_METRIC][0]
+    )  # every method starts from theta_0
     assert {"rewards/margins", "logps/chosen"} <= set(res["stats"]["dpo"])
 
 
@@ -196,9 +215,15 @@ def test_saved_params_reload_and_reproduce_the_recorded_success(all_methods):
     R = metrics.dense_transitions(data.mdp)
     for m in ALL:
         pi = saved.policy_table(m)  # (E, S, A)
-        _, success = metrics.value_and_success(R, torch.as_tensor(data.mdp.R), torch.as_tensor(data.mdp.terminal),
-                                               torch.as_tensor(data.mdp.goal), torch.as_tensor(data.mdp.rho0), pi,
-                                               cfg.gamma)
+        _, success = metrics.value_and_success(
+            R,
+            torch.as_tensor(data.mdp.R),
+            torch.as_tensor(data.mdp.terminal),
+            torch.as_tensor(data.mdp.goal),
+            torch.as_tensor(data.mdp.rho0),
+            pi,
+            cfg.gamma,
+        )
         np.testing.assert_allclose(success.numpy(), res["curves"][m]["success"][-1], rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="no saved parameters for method"):
         saved.params("nope")
@@ -214,8 +239,10 @@ def test_sampled_methods_are_reproducible_bit_for_bit():
     assert json.dumps(a) == json.dumps(b)
 
 
-@pytest.mark.parametrize("overrides", [{"negatives": "policy", "resample_every": 3}, {"negatives": "base"},
-                                       {"chosen": "sampled", "slippery": True}])
+@pytest.mark.parametrize(
+    "overrides",
+    [{"negatives": "policy", "resample_every": 3}, {"negatives": "base"}, {"chosen": "sampled", "slippery": True}],
+)
 def test_sampled_pairs(overrides):
     cfg = StudyConfig(**{**TINY, **ON_POLICY_TINY, **overrides, "methods": ("sft", "dpo", "orpo")})
     r = run_study(cfg)
@@ -237,7 +264,7 @@ def test_fixed_negatives_are_the_route_pair():
     base = base_params(cfg, data, "cpu")
     b = batches.pair_batch(base, _ctx(cfg, data, base, "dpo"), 0)
     assert b.chosen.shape[1] == b.rejected.shape[1] == 1
-    assert b.chosen.states[0, 0].tolist()[:len(data.chosen.states)] == list(data.chosen.states)
+    assert b.chosen.states[0, 0].tolist()[: len(data.chosen.states)] == list(data.chosen.states)
     assert b.rejected.actions[0, 0].tolist() == list(data.rejected.actions)
 
 
@@ -255,8 +282,9 @@ def _ctx(cfg, data, base, method):
     from frozenlake_ift.study import method_generator
 
     ref = reference(cfg, data, base, base)
-    return StepContext(config=cfg, data=data, reference=ref, method=get_method(method),
-                       generator=method_generator(cfg, method, "cpu"))
+    return StepContext(
+        config=cfg, data=data, reference=ref, method=get_method(method), generator=method_generator(cfg, method, "cpu")
+    )
 
 
 def test_train_method_returns_a_typed_record():

@@ -1,4 +1,5 @@
-"""The paper read exactly: both matrices, the exploration sentences, the paper preset, per-step logs, robust statistics."""
+"""The paper read exactly: both matrices, the exploration sentences, the paper preset, per-step logs,
+robust statistics."""
 
 import csv
 import io
@@ -21,7 +22,7 @@ def run(tmp_path_factory):
 
 
 def test_state_transition_matrix_mse_by_hand(run):
-    result, res, _ = run
+    result, _, _ = run
     mdp = result.data.mdp
     P = mdp.dense_P()  # (S, A, S)
     nt = ~mdp.terminal
@@ -77,7 +78,7 @@ def test_one_seed_has_no_interval_and_judges_nothing():
 
 
 def test_steps_csv_holds_trl_names_and_ends_at_the_final_values(run):
-    result, res, out = run
+    _, res, out = run
     rows = list(csv.DictReader(io.StringIO((out / "steps.csv").read_text())))
     cols = rows[0].keys()
     for name in (

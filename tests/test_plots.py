@@ -3,6 +3,7 @@ and save_figures' files (valid PNG / SVG, written whole or not at all)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -27,7 +28,7 @@ def _step(desc, s, a):
 
 def _route(desc, states):
     acts = []
-    for s, t in zip(states, states[1:]):
+    for s, t in itertools.pairwise(states):
         acts.append(next(a for a in range(4) if _step(desc, s, a) == t))
     return {"states": list(states), "actions": acts}
 
@@ -47,8 +48,9 @@ def synthetic_results(desc, chosen, rejected, seeds=5, n_evals=11, slippery=Fals
             if not terminal[s] and dist[s] > dist[t] + 1 and any(_step(desc, s, a) == t for a in range(4)):
                 dist[s] = dist[t] + 1
                 queue.append(s)
-    q = np.array([[-dist[_step(desc, s, a)] - (flat[_step(desc, s, a)] == "H") * 1e3 for a in range(4)]
-                  for s in range(S)])
+    q = np.array(
+        [[-dist[_step(desc, s, a)] - (flat[_step(desc, s, a)] == "H") * 1e3 for a in range(4)] for s in range(S)]
+    )
     pi = np.exp((q - q.max(1, keepdims=True)) / 0.7)
     pi /= pi.sum(1, keepdims=True)
     pi[terminal] = 0.25
@@ -57,7 +59,10 @@ def synthetic_results(desc, chosen, rejected, seeds=5, n_evals=11, slippery=Fals
     curves, occ, explored = {}, {}, {}
     for i, m in enumerate(METHODS):
         rate = (1.0, 2.5, 6.0, 1.5)[i]
-        noise = lambda scale: np.exp(rng.normal(0, scale, (n_evals, seeds)))  # noqa: E731
+
+        def noise(scale):
+            return np.exp(rng.normal(0, scale, (n_evals, seeds)))
+
         curves[m] = {
             "param_mse": (0.05 * np.exp(-rate * t) + 0.002) * noise(0.15),
             "policy_mse": (0.1 * np.exp(-2 * rate * t) + 1e-4) * noise(0.3),
@@ -80,21 +85,40 @@ def synthetic_results(desc, chosen, rejected, seeds=5, n_evals=11, slippery=Fals
             e[:, rejected[:-1]] = 1
         e[:, rng.integers(0, S, 3)] |= rng.random((seeds, 3)) < 0.5
         explored[m] = e.tolist()
-    res = {"config": {"map": "synthetic", "slippery": slippery, "base": "random", "seeds": seeds,
-                      "temperature": 0.05, "gamma": 0.95},
-           "map": {"desc": list(desc), "shape": [len(desc), ncol], "chosen": _route(desc, chosen),
-                   "rejected": _route(desc, rejected), "pi_star": pi.tolist(),
-                   "terminal": terminal.astype(int).tolist()},
-           "fit": {"kl": [1e-3] * seeds, "star_success": [0.98] * seeds, "base_success": [0.1] * seeds},
-           "steps": steps, "curves": curves, "final_occupancy": occ, "explored": explored}
-    res["summary"], res["ranking"] = results.summarize({m: {k: np.asarray(v) for k, v in mc.items()}
-                                                        for m, mc in curves.items()})
+    res = {
+        "config": {
+            "map": "synthetic",
+            "slippery": slippery,
+            "base": "random",
+            "seeds": seeds,
+            "temperature": 0.05,
+            "gamma": 0.95,
+        },
+        "map": {
+            "desc": list(desc),
+            "shape": [len(desc), ncol],
+            "chosen": _route(desc, chosen),
+            "rejected": _route(desc, rejected),
+            "pi_star": pi.tolist(),
+            "terminal": terminal.astype(int).tolist(),
+        },
+        "fit": {"kl": [1e-3] * seeds, "star_success": [0.98] * seeds, "base_success": [0.1] * seeds},
+        "steps": steps,
+        "curves": curves,
+        "final_occupancy": occ,
+        "explored": explored,
+    }
+    res["summary"], res["ranking"] = results.summarize(
+        {m: {k: np.asarray(v) for k, v in mc.items()} for m, mc in curves.items()}
+    )
     return res
 
 
-WIDE_8 = (["SFFFFFFF", "FHHHHHHF", "FFFFHFFF", "HHHFHFHH", "FFFFFFFF", "FHHHHFHF", "FFFFFFFG", "HHHHHHHH"],
-          [0, 1, 2, 3, 4, 5, 6, 7, 15, 23, 22, 21, 29, 37, 45, 53, 54, 55],
-          [0, 8, 16, 17, 18, 19, 27, 35, 36, 37, 38, 39, 47, 55])
+WIDE_8 = (
+    ["SFFFFFFF", "FHHHHHHF", "FFFFHFFF", "HHHFHFHH", "FFFFFFFF", "FHHHHFHF", "FFFFFFFG", "HHHHHHHH"],
+    [0, 1, 2, 3, 4, 5, 6, 7, 15, 23, 22, 21, 29, 37, 45, 53, 54, 55],
+    [0, 8, 16, 17, 18, 19, 27, 35, 36, 37, 38, 39, 47, 55],
+)
 
 
 @pytest.fixture(scope="module")
@@ -171,8 +195,11 @@ def test_synthetic_8x8_one_seed_and_method_subsets(tmp_path, monkeypatch):
         mp.setattr(plots, "FIGURES", {k: plots.FIGURES[k] for k in ("explored", "map", "occupancy")})
         paths = plots.save_figures(res, tmp_path, formats=("png",), dpi=40)
     assert {p.name for p in paths} == {"explored.png", "map.png", "occupancy.png"}
-    two = dict(res, curves={m: res["curves"][m] for m in ("ift", "dpo")},
-               explored={m: res["explored"][m] for m in ("ift", "dpo")})
+    two = dict(
+        res,
+        curves={m: res["curves"][m] for m in ("ift", "dpo")},
+        explored={m: res["explored"][m] for m in ("ift", "dpo")},
+    )
     two.pop("final_occupancy")
     with pytest.raises(ValueError, match="final_occupancy"):
         plots.plot_occupancy(two)

@@ -167,7 +167,7 @@ def test_route_frequency_matches_path_probability(two):
     n = len(chosen)
     ro = rollouts_from_mdp(two, torch.tensor(pi)[None], 5000, 12, torch.Generator().manual_seed(9))
     for states in (sample_episodes(two, pi, 5000, 12, seed=8).states, ro.states[0].numpy()):
-        _assert_binomial((states[:, :n + 1] == chosen.states).all(1), p)
+        _assert_binomial((states[:, : n + 1] == chosen.states).all(1), p)
 
 
 # ------------------------------------------------------------------ deterministic routes
@@ -188,7 +188,7 @@ def test_one_hot_policy_walks_exactly_its_route(two, T):
         assert two.path_probability(route.states, pis[e], route.actions) == 1.0
         n, k = len(route), min(len(route), T)
         for ep in (ro.member(e), sample_episodes(two, pis[e], 7, T, seed=e)):
-            expected_states = list(route.states[:k + 1]) + [route.states[-1]] * (T - n)
+            expected_states = list(route.states[: k + 1]) + [route.states[-1]] * (T - n)
             assert (ep.states == expected_states).all()
             assert (ep.actions == list(route.actions[:k]) + [0] * (T - k)).all()
             assert (ep.lengths == k).all() and (ep.success == (T >= n)).all()
@@ -336,7 +336,7 @@ def test_shorter_horizon_is_a_prefix_and_early_exit_changes_nothing(two):
     u = torch.rand((2, 64, n_uniforms(200)), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     long = rollouts_from_uniforms(m.P, pis, m.rho0, m.terminal, m.goal, u)  # all end long before t = 200
     assert not long.mask[..., -1].any() and long.lengths.max() < 200
-    short = rollouts_from_uniforms(m.P, pis, m.rho0, m.terminal, m.goal, u[..., :n_uniforms(15)])
+    short = rollouts_from_uniforms(m.P, pis, m.rho0, m.terminal, m.goal, u[..., : n_uniforms(15)])
     assert torch.equal(short.states, long.states[..., :16]) and torch.equal(short.mask, long.mask[..., :15])
     assert torch.equal(short.actions, long.actions[..., :15]) and torch.equal(short.rewards, long.rewards[..., :15])
     assert (long.states[..., -1] == long.states[..., 60]).all()
@@ -382,8 +382,10 @@ def test_torch_input_errors(two):
     for exc, match, change in cases:
         with pytest.raises(exc, match=match):
             sample_rollouts(**{**ok, **change})
-    for bad_u, match in ((torch.rand(2, 4, 10), r"uniforms must have shape \(E=2, N, 2T\+1\)"),
-                         (torch.ones(2, 4, 11), r"uniforms must lie in \[0, 1\)")):
+    for bad_u, match in (
+        (torch.rand(2, 4, 10), r"uniforms must have shape \(E=2, N, 2T\+1\)"),
+        (torch.ones(2, 4, 11), r"uniforms must lie in \[0, 1\)"),
+    ):
         with pytest.raises(ValueError, match=match):
             rollouts_from_uniforms(m.P, pi, m.rho0, m.terminal, m.goal, bad_u)
     ro = sample_rollouts(**ok)

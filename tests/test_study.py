@@ -6,9 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from frozenlake_ift import cli, lakes, metrics, policy, results, solve
-from frozenlake_ift.study import (StudyConfig, base_params, build_data, coerce_field, fit_to, pair_step_logps,
-                                  reference, run_study, train_method)
+from frozenlake_ift import cli, metrics, policy, results, solve
+from frozenlake_ift.study import (
+    StudyConfig,
+    base_params,
+    build_data,
+    coerce_field,
+    fit_to,
+    pair_step_logps,
+    reference,
+    run_study,
+    train_method,
+)
 
 TINY = dict(seeds=3, steps=12, eval_every=4, fit_steps=400, device="cpu")
 
@@ -43,8 +52,9 @@ def test_members_do_not_depend_on_ensemble_size():
     big = run_study(StudyConfig(**{**TINY, "seeds": 3}))
     alone = run_study(StudyConfig(**{**TINY, "seeds": 1, "seed": 2}))
     for m in big.curves:
-        np.testing.assert_allclose(big.curves[m]["param_mse"][:, 2], alone.curves[m]["param_mse"][:, 0],
-                                   rtol=1e-4, atol=1e-7)
+        np.testing.assert_allclose(
+            big.curves[m]["param_mse"][:, 2], alone.curves[m]["param_mse"][:, 0], rtol=1e-4, atol=1e-7
+        )
 
 
 @pytest.mark.parametrize("method", ["sft", "ift", "dpo", "orpo", "ipo", "simpo", "truly"])
@@ -57,7 +67,7 @@ def test_each_method_lowers_its_own_training_loss(method):
 def test_theta_star_fit_reaches_tolerance(tiny_result):
     assert tiny_result.fit_kl.max() <= tiny_result.config.fit_tol
     # theta* is close to pi* in the metric the study reports, too.
-    cfg, data = tiny_result.config, tiny_result.data
+    data = tiny_result.data
     assert tiny_result.star_success.min() > 0.9 * solve.success_probability(data.mdp, data.pi_star)
 
 
@@ -82,12 +92,13 @@ def test_ift_input_mixes_target_with_predicted_next_state():
     got = pair_step_logps(base, data, cfg.activation, lam=lam)[:, 0]  # (E, T)
     states, acts = data.pair_states[0], data.pair_actions[0]
     for e in range(cfg.seeds):
-        member = {k: v[e:e + 1] for k, v in base.items()}
+        member = {k: v[e : e + 1] for k, v in base.items()}
         for i in range(1, int(data.pair_mask[0].sum())):
             prev = data.eye[states[i - 1]][None, None]
             a_hat = int(policy.log_probs(member, prev)[0, 0].argmax())
-            nxt = torch.as_tensor(data.mdp.next_state_distribution([int(states[i - 1])], [a_hat])[0],
-                                  dtype=data.eye.dtype)
+            nxt = torch.as_tensor(
+                data.mdp.next_state_distribution([int(states[i - 1])], [a_hat])[0], dtype=data.eye.dtype
+            )
             x = (1 - lam) * data.eye[states[i]] + lam * nxt
             want = policy.step_logps(member, x[None, None], acts[i].view(1, 1))[0, 0]
             torch.testing.assert_close(got[e, i], want)
@@ -99,15 +110,22 @@ def test_batched_metrics_agree_with_solver():
     mdp = data.mdp
     rng = np.random.default_rng(0)
     pi = rng.dirichlet(np.ones(mdp.n_actions), size=(4, mdp.n_states))  # (E, S, A)
-    v, s = metrics.value_and_success(metrics.dense_transitions(mdp), torch.as_tensor(mdp.R),
-                                     torch.as_tensor(mdp.terminal), torch.as_tensor(mdp.goal),
-                                     torch.as_tensor(mdp.rho0), torch.as_tensor(pi), cfg.gamma)
+    v, s = metrics.value_and_success(
+        metrics.dense_transitions(mdp),
+        torch.as_tensor(mdp.R),
+        torch.as_tensor(mdp.terminal),
+        torch.as_tensor(mdp.goal),
+        torch.as_tensor(mdp.rho0),
+        torch.as_tensor(pi),
+        cfg.gamma,
+    )
     for e in range(4):
         assert s[e].item() == pytest.approx(solve.success_probability(mdp, pi[e]), abs=1e-9)
         V = solve.policy_evaluation(mdp, pi[e], cfg.gamma)
         assert v[e].item() == pytest.approx(float(mdp.rho0 @ V), abs=1e-8)
-        occ = metrics.discounted_occupancy(metrics.dense_transitions(mdp), torch.as_tensor(mdp.rho0),
-                                           torch.as_tensor(pi[e:e + 1]), cfg.gamma)[0].numpy()
+        occ = metrics.discounted_occupancy(
+            metrics.dense_transitions(mdp), torch.as_tensor(mdp.rho0), torch.as_tensor(pi[e : e + 1]), cfg.gamma
+        )[0].numpy()
         np.testing.assert_allclose(occ, mdp.occupancy(pi[e], gamma=cfg.gamma), atol=1e-9)
 
 
@@ -125,17 +143,20 @@ def test_bases(base):
         assert (pi0[:, s0, a_rej] > pi0[:, s0, a_cho]).all()
 
 
-@pytest.mark.parametrize("kwargs, needle", [
-    ({"methods": ("sft", "nope")}, "registered: sft, ift, dpo, orpo"),
-    ({"methods": ("sft", "sft")}, "repeat"),
-    ({"negatives": "sampled"}, "negatives"),
-    ({"grpo_group": 1}, "grpo_group"),
-    ({"lam": 1.5}, "lam"),
-    ({"lam": -0.1}, "lam"),
-    ({"seeds": 0}, "seeds"),
-    ({"base": "pretrained"}, "base"),
-    ({"optimizer": "lbfgs"}, "optimizer"),
-])
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        ({"methods": ("sft", "nope")}, "registered: sft, ift, dpo, orpo"),
+        ({"methods": ("sft", "sft")}, "repeat"),
+        ({"negatives": "sampled"}, "negatives"),
+        ({"grpo_group": 1}, "grpo_group"),
+        ({"lam": 1.5}, "lam"),
+        ({"lam": -0.1}, "lam"),
+        ({"seeds": 0}, "seeds"),
+        ({"base": "pretrained"}, "base"),
+        ({"optimizer": "lbfgs"}, "optimizer"),
+    ],
+)
 def test_bad_config_is_a_clear_error(kwargs, needle):
     with pytest.raises(ValueError, match=needle):
         StudyConfig(**kwargs)
@@ -171,8 +192,24 @@ def test_fit_to_reduces_kl():
 # ------------------------------------------------------------------------------ CLI
 def test_cli_reproduce_smoke(tmp_path, capsys):
     out = tmp_path / "run"
-    rc = cli.main(["reproduce", "--seeds", "2", "--steps", "6", "--set", "eval_every=3", "--set", "fit_steps=200",
-                   "--device", "cpu", "--out", str(out), "--json"])
+    rc = cli.main(
+        [
+            "reproduce",
+            "--seeds",
+            "2",
+            "--steps",
+            "6",
+            "--set",
+            "eval_every=3",
+            "--set",
+            "fit_steps=200",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
     assert rc == 0
     printed = json.loads(capsys.readouterr().out)
     assert set(printed["summary"]) == {"sft", "ift", "dpo", "orpo"}
@@ -185,13 +222,16 @@ def test_cli_reproduce_smoke(tmp_path, capsys):
     assert (tmp_path / "again" / "curves.png").exists()
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--methods", "sft,nope"], "unknown method 'nope'"),
-    (["--set", "lam=2"], "lam"),
-    (["--seeds", "0"], "seeds"),
-    (["--set", "nonsense=1"], "nonsense"),
-    (["--map", "4x4", "--set", "route_pair=two-route"], "two"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--methods", "sft,nope"], "unknown method 'nope'"),
+        (["--set", "lam=2"], "lam"),
+        (["--seeds", "0"], "seeds"),
+        (["--set", "nonsense=1"], "nonsense"),
+        (["--map", "4x4", "--set", "route_pair=two-route"], "two"),
+    ],
+)
 def test_cli_reproduce_errors_write_nothing(tmp_path, capsys, argv, needle):
     out = tmp_path / "run"
     rc = cli.main(["reproduce", "--steps", "2", "--device", "cpu", "--out", str(out), *argv])

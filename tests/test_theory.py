@@ -76,14 +76,17 @@ def test_transition_targets_bound_every_policy_and_are_attained(inst):
     np.testing.assert_allclose(reached, tgt.attainable, rtol=1e-12, atol=0)
 
 
-NON_MARKOV = make_inst(P=[[[1, 0], [1, 0]], [[0, 1], [1, 0]]], rho0=[0, 1], pi=[[0, 1], [0, 1]],
-                       states=(1, 1, 0), actions=(0, 1))  # found by ``find``: a0 then a1 at state 1
+NON_MARKOV = make_inst(
+    P=[[[1, 0], [1, 0]], [[0, 1], [1, 0]]], rho0=[0, 1], pi=[[0, 1], [0, 1]], states=(1, 1, 0), actions=(0, 1)
+)  # found by ``find``: a0 then a1 at state 1
 
 
 def _best_deterministic(inst: Inst) -> float:
     S, A = inst.pi.shape
-    return max(theory.truly_estimate(inst.mdp, np.eye(A)[list(c)], inst.states, inst.actions).prob[-1]
-               for c in itertools.product(range(A), repeat=S))
+    return max(
+        theory.truly_estimate(inst.mdp, np.eye(A)[list(c)], inst.states, inst.actions).prob[-1]
+        for c in itertools.product(range(A), repeat=S)
+    )
 
 
 @example(NON_MARKOV)
@@ -147,18 +150,33 @@ def test_greedy_path_is_most_likely_for_one_deterministic_step(inst):
     """Eq. 12 with greedy decoding, condition: deterministic transitions, a single start state and
     ONE step. Then greedy decoding finds the model's most likely path."""
     assert theory.greedy_path(inst.mdp, inst.pi, 1).prob == pytest.approx(
-        theory.most_likely_path(inst.mdp, inst.pi, 1).prob, rel=1e-12)
+        theory.most_likely_path(inst.mdp, inst.pi, 1).prob, rel=1e-12
+    )
 
 
 GREEDY_FOUND = make_inst(  # found by ``find`` below: greedy (tie -> a1) loops 0 -> 0 -> 0 for 0.25; 0 -> 1 -> 0 has 0.5
     P=[[[1, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0]], [[1, 0, 0, 0]] * 3, [[1, 0, 0, 0]] * 3, [[0, 0, 0, 1]] * 3],
-    rho0=[1, 0, 0, 0], pi=[[0, 0.5, 0.5], [0, 0, 1], [0, 0, 1], [0, 0, 1]], states=(0, 0), actions=(0,),
-    terminal=[False, False, False, True])
-GREEDY_CEX = make_inst(  # without ties: greedy takes 0.6 into a 50/50 state: 0.3; the 0.4 action leads to a sure step: 0.4
-    P=[[[0, 1, 0, 0], [0, 0, 1, 0]], [[0, 0, 0, 1], [1, 0, 0, 0]], [[0, 0, 0, 1], [0, 0, 0, 1]],
-       [[0, 0, 0, 1], [0, 0, 0, 1]]],
-    rho0=[1, 0, 0, 0], pi=[[0.6, 0.4], [0.5, 0.5], [1.0, 0.0], [0.5, 0.5]], states=(0, 1), actions=(0,),
-    terminal=[False, False, False, True])
+    rho0=[1, 0, 0, 0],
+    pi=[[0, 0.5, 0.5], [0, 0, 1], [0, 0, 1], [0, 0, 1]],
+    states=(0, 0),
+    actions=(0,),
+    terminal=[False, False, False, True],
+)
+GREEDY_CEX = (
+    make_inst(  # without ties: greedy takes 0.6 into a 50/50 state: 0.3; the 0.4 action leads to a sure step: 0.4
+        P=[
+            [[0, 1, 0, 0], [0, 0, 1, 0]],
+            [[0, 0, 0, 1], [1, 0, 0, 0]],
+            [[0, 0, 0, 1], [0, 0, 0, 1]],
+            [[0, 0, 0, 1], [0, 0, 0, 1]],
+        ],
+        rho0=[1, 0, 0, 0],
+        pi=[[0.6, 0.4], [0.5, 0.5], [1.0, 0.0], [0.5, 0.5]],
+        states=(0, 1),
+        actions=(0,),
+        terminal=[False, False, False, True],
+    )
+)
 
 
 def _greedy_gap(inst: Inst) -> float:
@@ -208,8 +226,12 @@ def test_ift_lambda_zero_is_sft_and_monotone(inst, lam1, lam2, residual):
 
 IFT_CEX = make_inst(  # found by ``find`` below: greedy a2 at s*_0 = 0 stays at 0, the target a1 goes to 1
     P=[[[1, 0, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0]], [[1, 0, 0, 0]] * 3, [[0, 0, 1, 0]] * 3, [[0, 0, 0, 1]] * 3],
-    rho0=[1, 0, 0, 0], pi=[[0, 1 / 3, 2 / 3], [1, 0, 0], [0, 0, 1], [0, 0, 1]], states=(0, 1, 0), actions=(1, 0),
-    terminal=[False, False, True, True])
+    rho0=[1, 0, 0, 0],
+    pi=[[0, 1 / 3, 2 / 3], [1, 0, 0], [0, 0, 1], [0, 0, 1]],
+    states=(0, 1, 0),
+    actions=(1, 0),
+    terminal=[False, False, True, True],
+)
 
 
 @example(IFT_CEX, 1.0)  # the greedy residual's counterexample (below) must hold with the expected one
@@ -225,7 +247,7 @@ def test_ift_expected_residual_between_truly_and_sft(inst, lam):
 def _greedy_follows_target(inst: Inst) -> Inst:
     """Same case, with pi's greedy action at each s*_i made a*_i (the path must be Markov)."""
     pi = inst.pi.copy()
-    for s, a in zip(inst.states[:-1], inst.actions):
+    for s, a in zip(inst.states[:-1], inst.actions, strict=True):
         pi[s] = 0.4 * pi[s]
         pi[s, a] += 0.6
     return Inst(inst.P, inst.mdp, pi, inst.states, inst.actions)
@@ -314,10 +336,12 @@ def test_ift_input_is_the_grid_temporal_residual(inst, lam):
 
 
 # ------------------------------------------------------------ relation propagation (App. A.3)
-MAPS = st.one_of(st.sampled_from(["two-route", "4x4"]), st.builds("random:{}:{}".format, st.integers(3, 4), st.integers(0, 30)))
+MAPS = st.one_of(
+    st.sampled_from(["two-route", "4x4"]), st.builds("random:{}:{}".format, st.integers(3, 4), st.integers(0, 30))
+)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _lake_routes(name: str):
     mdp = lakes.make_lake(name)
     return mdp, routes.routes(mdp, max_routes=2000)
@@ -344,9 +368,9 @@ def test_relation_weights_obey_bellman_recursion_on_grid_routes(name, pick, gamm
     W = relation_weights(losses, mask, gamma, rescale=False)
     w = relation_weights(losses, mask, gamma)
     for b, tr in enumerate(trajs):
-        n, l, Wb = len(tr), losses[b, : len(tr)], W[b, : len(tr)]
+        n, lb, Wb = len(tr), losses[b, : len(tr)], W[b, : len(tr)]
         nxt = torch.cat([Wb[1:], torch.zeros(1, dtype=Wb.dtype)])
-        torch.testing.assert_close(Wb, l / n + gamma * nxt, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(Wb, lb / n + gamma * nxt, rtol=1e-10, atol=1e-12)
         assert torch.all(W[b, n:] == 0) and torch.all(w[b, n:] == 0)
         if gamma > 0:
             torch.testing.assert_close(w[b, :n], Wb * n / Wb.sum(), rtol=1e-10, atol=1e-12)

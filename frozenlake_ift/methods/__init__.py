@@ -15,5 +15,13 @@ from . import builtin  # noqa: F401  (registers the built-in methods)
 from .context import LossOutput, StepContext
 from .registry import Method, get_method, method_names, paper_method_names, register_method, unregister_method
 
-__all__ = ["LossOutput", "Method", "StepContext", "get_method", "method_names", "paper_method_names",
-           "register_method", "unregister_method"]
+__all__ = [
+    "LossOutput",
+    "Method",
+    "StepContext",
+    "get_method",
+    "method_names",
+    "paper_method_names",
+    "register_method",
+    "unregister_method",
+]

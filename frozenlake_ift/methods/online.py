@@ -128,9 +128,13 @@ def ppo(params: dict, batch: RolloutBatch, ctx: StepContext) -> LossOutput:
     """PPO's clipped surrogate (epsilon = ppo_clip) averaged over each member's sampled steps."""
     lp = path_logps(params, batch.paths, ctx.data, ctx.config.activation)  # (E, N, T)
     E = lp.shape[0]
-    loss = losses.clipped_surrogate_loss(lp.reshape(E, -1), batch.old_logps.reshape(E, -1),
-                                         batch.advantages.reshape(E, -1).to(lp.dtype),
-                                         batch.paths.mask.reshape(E, -1), epsilon=ctx.config.ppo_clip)  # (E,)
+    loss = losses.clipped_surrogate_loss(
+        lp.reshape(E, -1),
+        batch.old_logps.reshape(E, -1),
+        batch.advantages.reshape(E, -1).to(lp.dtype),
+        batch.paths.mask.reshape(E, -1),
+        epsilon=ctx.config.ppo_clip,
+    )  # (E,)
     return LossOutput(loss, {"rollout/success": batch.success})
 
 
@@ -162,7 +166,7 @@ def dpo_online_batch(params: dict, ctx: StepContext, step: int) -> PairBatch:
         paths = sample_paths(pi, 2 * cfg.pairs, ctx)
         a, b = paths.split(cfg.pairs)
         ret, reach = _oracle_scores(paths, ctx)  # (E, 2N)
-        ra, rb, ca, cb = ret[:, :cfg.pairs], ret[:, cfg.pairs:], reach[:, :cfg.pairs], reach[:, cfg.pairs:]
+        ra, rb, ca, cb = ret[:, : cfg.pairs], ret[:, cfg.pairs :], reach[:, : cfg.pairs], reach[:, cfg.pairs :]
         a_wins = (ra > rb) | ((ra == rb) & (ca > cb))  # (E, N)
         tied = (ra == rb) & (ca == cb)
 
@@ -181,6 +185,7 @@ def dpo_online_batch(params: dict, ctx: StepContext, step: int) -> PairBatch:
 def dpo_online(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
     """DPO (summed log-probs, beta = dpo_beta, reference theta_0) on the oracle-labelled sampled pairs."""
     out = dpo(params, batch, ctx)
+    assert batch.weight is not None, "dpo_online_batch weights every pair"
     out.stats["pairs/labelled"] = batch.weight.mean(-1)
     return out
 
@@ -205,9 +210,15 @@ def grpo(params: dict, batch: RolloutBatch, ctx: StepContext) -> LossOutput:
     """GRPO's loss per rollout (mean over its steps), averaged over the group: the original formulation."""
     cfg = ctx.config
     lp = path_logps(params, batch.paths, ctx.data, cfg.activation)  # (E, G, T)
-    E, G, T = lp.shape
+    E, G, _ = lp.shape
     ref = None if batch.ref_logps is None else batch.ref_logps.flatten(0, 1)
-    loss = losses.grpo_loss(lp.flatten(0, 1), batch.old_logps.flatten(0, 1),
-                            batch.advantages.flatten().to(lp.dtype), batch.paths.mask.flatten(0, 1),
-                            ref_logps=ref, beta=cfg.grpo_beta, epsilon=cfg.grpo_clip)  # (E * G,)
+    loss = losses.grpo_loss(
+        lp.flatten(0, 1),
+        batch.old_logps.flatten(0, 1),
+        batch.advantages.flatten().to(lp.dtype),
+        batch.paths.mask.flatten(0, 1),
+        ref_logps=ref,
+        beta=cfg.grpo_beta,
+        epsilon=cfg.grpo_clip,
+    )  # (E * G,)
     return LossOutput(loss.view(E, G).mean(-1), {"rollout/success": batch.success})

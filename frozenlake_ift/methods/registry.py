@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Union
 
-FunctionRef = Union[Callable, str]
+FunctionRef = Callable | str
 ROUTE_PAIR_BATCH = "frozenlake_ift.methods.batches:pair_batch"  # the default batch builder
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
-_REGISTRY: dict[str, "Method"] = {}
+_REGISTRY: dict[str, Method] = {}
 
 
 def _resolve(ref: FunctionRef, what: str) -> Callable:
@@ -81,8 +81,9 @@ class Method:
         for what in ("loss", "batch"):
             ref = getattr(self, what)
             if not (callable(ref) or (isinstance(ref, str) and ":" in ref)):
-                raise TypeError(f"method {self.name!r}: {what} must be a callable or a 'module:function' "
-                                f"string, got {ref!r}")
+                raise TypeError(
+                    f"method {self.name!r}: {what} must be a callable or a 'module:function' string, got {ref!r}"
+                )
         object.__setattr__(self, "fields", tuple(self.fields))
 
     @property
