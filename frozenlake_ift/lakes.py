@@ -4,6 +4,7 @@ The only module that reads gymnasium (imported inside functions). A map is a tup
 S (start), F (frozen), H (hole), G (goal); state = row * ncol + col; actions 0 = left, 1 = down,
 2 = right, 3 = up (gymnasium's order). ``make_lake`` reads gymnasium's ``env.unwrapped.P`` up to
 ``GYM_BUILD_MAX_STATES`` states, above that an equivalent vectorised numpy builder (tested equal).
+Maps of more than ``MAX_STATES`` tiles are refused before anything is allocated (``max_states=``).
 ``intended_next`` gives each action's intended move; routes along these moves, the study's
 (chosen, rejected) pair and the text renderings live in ``routes.py``.
 """
@@ -15,12 +16,14 @@ from typing import Sequence
 import numpy as np
 
 from .mdp import TabularMDP
+from .solve import format_bytes
 
 ACTION_NAMES = ("left", "down", "right", "up")
 ACTION_ARROWS = ("←", "↓", "→", "↑")
 TILES = {"S": "start", "F": "frozen", "H": "hole", "G": "goal"}
 MAP_NAMES = ("4x4", "8x8", "two-route", "random:SIZE:SEED")
 GYM_BUILD_MAX_STATES = 4096
+MAX_STATES = 2**22  # a 2048x2048 map: about 1 GiB of model when slippery (see lake_bytes)
 _DELTAS = ((0, -1), (1, 0), (0, 1), (-1, 0))  # (drow, dcol) of left, down, right, up
 
 # The study map: deterministic; its frozen tiles are the border ring of a 5x5 grid, an induced
@@ -77,9 +80,28 @@ def validate_desc(desc: Sequence[str]) -> tuple[str, ...]:
     raise ValueError("the goal 'G' is unreachable from the start 'S': every path is blocked by holes 'H'")
 
 
-def _parse_map(spec) -> tuple[tuple[str, ...], str]:
-    """Map name or rows -> (validated rows, name)."""
+def lake_bytes(n_states: int, slippery: bool) -> int:
+    """Bytes of a lake's TabularMDP arrays: next_states and probs (S, 4, K), R (S, 4), rho0 and three
+    masks (S,); K = 3 when slippery, else 1. Building it (numpy builder) and value iteration (a
+    relabelled copy) each take about as much again (docs/solver.md)."""
+    return int(n_states) * (4 * (3 if slippery else 1) * 16 + 4 * 8 + 8 + 3)
+
+
+def _check_size(spec, nrow: int, ncol: int, slippery: bool, max_states) -> None:
+    if isinstance(max_states, bool) or not isinstance(max_states, (int, np.integer)) or max_states < 1:
+        raise ValueError(f"max_states must be an integer >= 1, got {max_states!r}")
+    if nrow * ncol > max_states:
+        label = repr(spec) if isinstance(spec, str) and len(spec) <= 40 else f"of {nrow:,}x{ncol:,} tiles"
+        raise ValueError(f"map {label} has {nrow * ncol:,} states, needing about "
+                         f"{format_bytes(lake_bytes(nrow * ncol, slippery))} for its model alone; the limit is "
+                         f"{max_states:,} states (pass max_states=... to raise it)")
+
+
+def _parse_map(spec, slippery: bool = False, max_states: int = MAX_STATES) -> tuple[tuple[str, ...], str]:
+    """Map name or rows -> (validated rows, name); maps above max_states are refused before they are made."""
     if not isinstance(spec, str):
+        if isinstance(spec, Sequence) and len(spec) and isinstance(spec[0], str):
+            _check_size(spec, len(spec), len(spec[0]), slippery, max_states)
         desc = validate_desc(spec)
         return desc, f"custom-{len(desc)}x{len(desc[0])}"
     if spec in ("4x4", "8x8"):
@@ -97,17 +119,20 @@ def _parse_map(spec) -> tuple[tuple[str, ...], str]:
         if not ok:
             raise ValueError(f"random maps are written 'random:SIZE:SEED' or 'random:SIZE:SEED:P' with integers "
                              f"SIZE >= 2, SEED >= 0 and a frozen-tile probability P in (0, 1], got {spec!r}")
+        _check_size(spec, size, size, slippery, max_states)
         from gymnasium.envs.toy_text.frozen_lake import generate_random_map
         return validate_desc(generate_random_map(size=size, p=p, seed=seed)), spec
     if "," in spec or (spec and set(spec) <= set(TILES)):  # rows, e.g. "SFF,FHF,FFG" or one row "SFG"
-        desc = validate_desc(spec.split(","))
+        rows = spec.split(",")
+        _check_size(spec, len(rows), len(rows[0]), slippery, max_states)
+        desc = validate_desc(rows)
         return desc, f"custom-{len(desc)}x{len(desc[0])}"
     raise ValueError(f"unknown map {spec!r}; allowed: '4x4', '8x8', 'two-route', 'random:SIZE:SEED[:P]', "
                      f"or comma-separated rows such as 'SFF,FHF,FFG'")
 
 
 def make_lake(map_name_or_desc, slippery: bool = False, success_rate: float | None = None, *,
-              builder: str = "auto") -> TabularMDP:
+              builder: str = "auto", max_states: int = MAX_STATES) -> TabularMDP:
     """Build the exact MDP of a Frozen Lake map.
 
     Args:
@@ -118,9 +143,12 @@ def make_lake(map_name_or_desc, slippery: bool = False, success_rate: float | No
         success_rate: probability of the intended move when slippery (default 1/3, the slips
             share the rest); ignored when not slippery, as in gymnasium.
         builder: "gym", "numpy" or "auto" (gym up to ``GYM_BUILD_MAX_STATES`` states).
+        max_states: maps with more states are refused (ValueError with the memory estimate) before
+            the map is generated or any array allocated.
     Reward 1 for entering G, else 0; G and H are absorbing; rho0 is the S tile.
     """
-    desc, name = _parse_map(map_name_or_desc)
+    desc, name = _parse_map(map_name_or_desc, bool(slippery), max_states)
+    _check_size(map_name_or_desc, len(desc), len(desc[0]), bool(slippery), max_states)  # named maps too
     if success_rate is not None and not (isinstance(success_rate, (int, float)) and 0 <= success_rate <= 1):
         raise ValueError(f"success_rate must be a probability in [0, 1], got {success_rate!r}")
     if builder not in ("auto", "gym", "numpy"):

@@ -192,12 +192,11 @@ def chosen_and_rejected(mdp: TabularMDP, gamma: float = 0.99) -> tuple[Trajector
     is strictly worse (on the two-route map: the long route). On a slippery map it is typically
     a route that risks holes the optimal policy avoids. ValueError if there is none.
     """
-    from .solve import TIE_ATOL, greedy_policy, value_iteration
+    from .solve import greedy_policy, optimal_actions, value_iteration
 
     sol = value_iteration(mdp, gamma, tol=1e-12)
     chosen = most_likely_path(mdp, greedy_policy(sol.Q))
-    top = sol.Q.max(1, keepdims=True)
-    suboptimal = sol.Q < top - TIE_ATOL * np.maximum(1.0, np.abs(top))  # (S, A)
+    suboptimal = ~optimal_actions(sol.Q)  # (S, A): ties decided at the values' own scale (solve's one rule)
     succ, pred, ok = _graph(mdp)
     nxt, start, at_goal = intended_next(mdp), _start(mdp), mdp.goal.tolist().__getitem__
     d_start = _bfs(succ, [start], ok)[0]

@@ -4,40 +4,47 @@ Bellman optimality (the fixed point value iteration finds):
 
     Q*(s, a) = R(s, a) + gamma * sum_s' P(s' | s, a) V*(s'),     V*(s) = max_a Q*(s, a).
 
-How value iteration is made fast while staying exact (``method="gauss-seidel"``, the default):
+Value iteration (``method="gauss-seidel"``, the default; docs/solver.md has the details and timings):
 
-1. *Level ordering.* States are grouped by their number of steps to the nearest reward
-   (a breadth-first search backwards from the states with R(s, a) != 0). A sweep updates level 0,
-   then level 1, ... in place, so a value crosses the whole map in one sweep instead of one step
-   per sweep (Gauss-Seidel). States that cannot reach a reward keep V = 0 exactly and are skipped.
-   On a deterministic lake the first sweep already gives V*, the second confirms it.
+1. *Level ordering.* States are grouped by their number of steps to the nearest reward (a
+   breadth-first search backwards from the states with R(s, a) != 0) and relabelled in that order.
+   A sweep updates them in place in that order (Gauss-Seidel), so a value crosses the whole map in
+   one sweep; states that cannot reach a reward keep V = 0 exactly. A deterministic lake is exact
+   after one sweep. The sweep runs compiled per state when numba is installed (``KERNEL``), else
+   vectorised per level in numpy; both compute the same map.
 2. *Anderson acceleration* (memory ``ANDERSON_MEMORY``) of the sweep map, restarted whenever it
-   stops helping. Slippery lakes converge geometrically at a rate near 1; this cuts the number
-   of sweeps about five-fold. Not for value iteration at gamma = 1: the Bellman equation then has
-   many fixed points (zero-reward loops) and only plain sweeps from 0 are sure to find the least
-   one, V*. (At gamma = 1 every action that keeps the agent safe ties, so the lowest-index greedy
-   policy may stall instead of reaching G; use gamma < 1 or ``finite_horizon`` for a policy.)
-3. *Stopping* only on the true Bellman residual ``max_s |(T V)(s) - V(s)| <= tol`` of a full
-   synchronous backup T, the same test as textbook value iteration (``method="jacobi"``). The
-   returned V is that backup, Q its Q-values, so ``V == Q.max(1)`` and
-   ``|V - V*| <= gamma * tol / (1 - gamma)``.
+   stops helping; not at gamma = 1 with a max, where only plain sweeps from 0 are sure to find the
+   least fixed point V* (zero-reward loops make others). At gamma = 1 every safe action ties, so the
+   greedy policy may stall; use gamma < 1 or ``finite_horizon`` for a policy.
+3. *Stopping* only on the true Bellman residual ``r = max_s |(T V)(s) - V(s)| <= tol`` of a full
+   synchronous backup T (the textbook test, ``method="jacobi"``). The returned V is that backup and
+   Q its Q-values, so ``V == Q.max(1)`` and ``|V - V*| <= gamma * r / (1 - gamma)`` (``error_bound``).
 
-Ties (greedy policies, one-hot optima): every action with Q(s, a) >= max_a Q(s, a) - atol,
-atol = ``TIE_ATOL * max(1, |max_a Q(s, a)|)``, counts as optimal; the greedy policy takes the
-lowest such action index, ``optimal_action_probs`` splits the mass evenly among them.
+Ties (greedy policies, one-hot optima) are decided relative to the values' own scale: action a is
+optimal at s when ``Q(s, a) >= max Q(s) - (TIE_RTOL * |max Q(s)| + TIE_ATOL)`` (``optimal_actions``).
+The greedy policy takes the lowest such index, ``optimal_action_probs`` splits the mass evenly.
+
+Size bounds: ``finite_horizon`` stores horizon x S x (A + 2) numbers and refuses more than
+``max_bytes``; horizons above ``max_horizon`` steps (one Python-level backup each) are refused too.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from .mdp import TabularMDP
 
-TIE_ATOL = 1e-9
+TIE_RTOL = 1e-9  # relative part of the tie rule: far above float64 rounding, far below real gaps
+TIE_ATOL = 1e-300  # absolute part: only matters for |max Q| < 1e-291, below float64's relative precision
 ANDERSON_MEMORY = 5
 DENSE_MAX_STATES = 2500
+KERNEL = "auto"  # the sweep kernel: "auto" (numba when importable, on NUMBA_MIN_STATES or more), "numba", "numpy"
+NUMBA_MIN_STATES = 16_384
+MAX_HORIZON = 1_000_000  # steps of a finite horizon (each a Python-level backup over all states)
+FINITE_HORIZON_MAX_BYTES = 4 * 2**30  # memory of finite_horizon's (H, S, A) Q, (H + 1, S) V, (H, S) policy
 
 
 @dataclass
@@ -58,6 +65,13 @@ class Solution:
     residual: float
     converged: bool = True
 
+    @property
+    def error_bound(self) -> float:
+        """Bound on max |V - V*|: gamma * residual / (1 - gamma) (inf at gamma = 1 unless exact)."""
+        if self.residual == 0:
+            return 0.0
+        return np.inf if self.gamma == 1 else self.gamma * self.residual / (1 - self.gamma)
+
 
 @dataclass
 class FiniteHorizonSolution:
@@ -75,22 +89,45 @@ class FiniteHorizonSolution:
 
 
 # ------------------------------------------------------------ validation
+def _check_nonneg(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0 <= value < np.inf:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 def _check_gamma(gamma) -> float:
     if isinstance(gamma, bool) or not isinstance(gamma, (int, float, np.integer, np.floating)) or not 0 < gamma <= 1:
         raise ValueError(f"gamma must be a discount in (0, 1], got {gamma!r}")
     return float(gamma)
 
 
-def _check_tol(tol) -> float:
-    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)) or not 0 <= tol < np.inf:
-        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
-    return float(tol)
-
-
 def _check_count(name: str, value, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def _check_horizon(mdp: TabularMDP, horizon, max_horizon, minimum: int) -> int:
+    """A horizon, refused above max_horizon (each step is one backup over all S * A * K transitions)."""
+    horizon, max_horizon = _check_count("horizon", horizon, minimum), _check_count("max_horizon", max_horizon, 1)
+    if horizon > max_horizon:
+        work = horizon * mdp.next_states.size
+        raise ValueError(f"horizon {horizon:,} is above the limit of {max_horizon:,} steps: each step is one backup "
+                         f"over the {mdp.next_states.size:,} transitions, about {work:.2g} updates in all "
+                         f"(pass max_horizon=... to raise it)")
+    return horizon
+
+
+def format_bytes(n: float) -> str:
+    """A memory size for messages: '1.5 GiB', '12.0 MiB'."""
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**27 else f"{n / 2**20:,.1f} MiB"
+
+
+def _progress_bar(enabled: bool, desc: str, total: int | None, unit: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False)
 
 
 def as_policy(mdp: TabularMDP, pi) -> np.ndarray:
@@ -113,7 +150,7 @@ class _Levels:
 
     perm: Shape (S',), state of each position. bounds: Shape (L + 1,), level l = perm[bounds[l]:bounds[l+1]].
     ns: Shape (S', A, K) successor positions (S' = a state that cannot reach a reward, V = 0).
-    probs: Shape (S', A, K). R: Shape (S', A).
+    probs: Shape (S', A, K). R: Shape (S', A). All C-contiguous (the compiled kernel reads them in order).
     """
 
     perm: np.ndarray
@@ -154,23 +191,169 @@ def _edges(mdp: TabularMDP, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return src[keep], dst[keep]
 
 
+def _level_order_kernel(S, src, dst, seeds):  # pragma: no cover (runs compiled by numba)
+    """``_backward_bfs`` as one pass: (perm, counts), perm the reached states by level then state,
+    counts the size of each level. Shape: src, dst (E,), seeds (n,) -> (S',), (L,)."""
+    start = np.zeros(S + 1, np.int64)  # reverse CSR by counting sort
+    for e in range(dst.size):
+        start[dst[e] + 1] += 1
+    for s in range(S):
+        start[s + 1] += start[s]
+    fill, preds = start[:-1].copy(), np.empty(src.size, np.int64)
+    for e in range(dst.size):
+        preds[fill[dst[e]]] = src[e]
+        fill[dst[e]] += 1
+    level, queue, n, head = np.full(S, -1, np.int64), np.empty(S, np.int64), 0, 0
+    for s in seeds:
+        if level[s] < 0:
+            level[s], queue[n], n = 0, s, n + 1
+    while head < n:
+        u, head = queue[head], head + 1
+        for j in range(start[u], start[u + 1]):
+            if level[preds[j]] < 0:
+                level[preds[j]], queue[n], n = level[u] + 1, preds[j], n + 1
+    counts = np.zeros(level[queue[n - 1]] + 1 if n else 0, np.int64)
+    for s in range(S):
+        if level[s] >= 0:
+            counts[level[s]] += 1
+    offset, perm = np.zeros(counts.size + 1, np.int64), np.empty(n, np.int64)
+    offset[1:] = np.cumsum(counts)
+    for s in range(S):  # states in increasing order within each level, as np.unique gives them
+        if level[s] >= 0:
+            perm[offset[level[s]]], offset[level[s]] = s, offset[level[s]] + 1
+    return perm, counts
+
+
+def level_order(mdp: TabularMDP, R: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The sweep order: states that can reach a non-zero reward of R (default mdp.R), by their number
+    of steps to it, then by index. Shape: -> perm (S',), bounds (L + 1,); level l = perm[bounds[l]:bounds[l+1]].
+    """
+    S, R = mdp.n_states, mdp.R if R is None else R
+    src, dst = _edges(mdp, mdp.probs)
+    seeds = np.flatnonzero((R != 0).any(1))
+    if kernel_name(S) == "numba":
+        perm, counts = _compiled().order(S, src, dst, seeds)
+    else:
+        groups = _backward_bfs(S, src, dst, seeds)
+        perm = np.concatenate(groups) if groups else np.zeros(0, dtype=np.int64)
+        counts = np.array([g.size for g in groups], dtype=np.int64)
+    return perm, np.concatenate([[0], np.cumsum(counts)])
+
+
 def _levels(mdp: TabularMDP, R: np.ndarray, key: str) -> _Levels:
-    """Level order backwards from the states with a non-zero reward (cached on the MDP under key)."""
+    """The model relabelled in ``level_order`` (cached on the MDP under key)."""
     if ("levels", key) in mdp._cache:
         return mdp._cache[("levels", key)]
-    S = mdp.n_states
-    groups = _backward_bfs(S, *_edges(mdp, mdp.probs), np.flatnonzero((R != 0).any(1)))
-    perm = np.concatenate(groups) if groups else np.zeros(0, dtype=np.int64)
-    pos = np.full(S, perm.size)
+    perm, bounds = level_order(mdp, R)
+    pos = np.full(mdp.n_states, perm.size)
     pos[perm] = np.arange(perm.size)
-    lv = _Levels(perm, np.concatenate([[0], np.cumsum([g.size for g in groups], dtype=np.int64)]),
-                 pos[mdp.next_states[perm]], mdp.probs[perm], R[perm])
+    lv = _Levels(perm, bounds, pos[mdp.next_states[perm]], mdp.probs[perm], R[perm])
     mdp._cache[("levels", key)] = lv
     return lv
 
 
+def _backup_kernel(V, ns, probs, R, pi, gamma, tiny, write):  # pragma: no cover (runs compiled by numba)
+    """In order i = 0..n-1: new = max_a (or E_pi, when pi has rows) [R + gamma * sum_k probs V[ns]],
+    0 where |new| < tiny; write: V[i] = new in place (a Gauss-Seidel sweep). Returns max_i |new - old|.
+    Shape: V (n + 1,), ns and probs (n, A, K), R (n, A), pi (n, A) or (0, A)."""
+    n, A, K = ns.shape
+    mean = pi.shape[0] > 0
+    worst = 0.0
+    for i in range(n):
+        best = -np.inf
+        total = 0.0
+        for a in range(A):
+            acc = 0.0
+            for k in range(K):
+                acc += probs[i, a, k] * V[ns[i, a, k]]
+            q = R[i, a] + gamma * acc
+            total += pi[i, a] * q if mean else 0.0
+            best = max(best, q)
+        new = total if mean else best
+        new = 0.0 if abs(new) < tiny else new
+        worst = max(worst, abs(new - V[i]))
+        if write:
+            V[i] = new
+    return worst
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    backup: object  # _backup_kernel
+    order: object  # _level_order_kernel
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled() -> _Compiled | None:
+    """The numba-compiled kernels (compiled on first call, cached on disk), or None without numba."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    jit = numba.njit(cache=True, nogil=True)
+    return _Compiled(jit(_backup_kernel), jit(_level_order_kernel))
+
+
+def numba_available() -> bool:
+    """Whether the compiled kernels can be used (numba importable: the ``fast`` extra)."""
+    return _compiled() is not None
+
+
+def kernel_name(n_states: int = NUMBA_MIN_STATES) -> str:
+    """The sweep kernel for an MDP of n_states: "numba" (compiled, per state) or "numpy" (per level).
+
+    ``KERNEL`` chooses: "numba", "numpy", or "auto": numba when it is importable and n_states >=
+    ``NUMBA_MIN_STATES`` (below that numpy is fast and numba's first call, ~1 s to load, is not).
+    """
+    if KERNEL not in ("auto", "numba", "numpy"):
+        raise ValueError(f"solve.KERNEL must be 'auto', 'numba' or 'numpy', got {KERNEL!r}")
+    if KERNEL == "numpy" or (KERNEL == "auto" and n_states < NUMBA_MIN_STATES):
+        return "numpy"
+    if numba_available():
+        return "numba"
+    if KERNEL == "numba":
+        raise ValueError("solve.KERNEL is 'numba' but numba is not installed (pip install 'frozenlake_ift[fast]')")
+    return "numpy"
+
+
+class _Anderson:
+    """Anderson mixing (type II) over the last ``memory`` differences, kept in ring buffers.
+
+    step(GV, F), F = GV - V: returns GV - dX @ c, c = argmin |F - dF c|; Shape (n,).
+    """
+
+    def __init__(self, n: int, memory: int):
+        self.dX, self.dF = np.empty((memory, n)), np.empty((memory, n))
+        self.gram, self.memory = np.empty((memory, memory)), memory
+        self.reset()
+
+    def reset(self) -> None:
+        self.k, self.slot, self.prev = 0, 0, None
+
+    def step(self, GV: np.ndarray, F: np.ndarray) -> np.ndarray:
+        if self.memory == 0:
+            return GV
+        if self.prev is not None:
+            s = self.slot
+            np.subtract(GV, self.prev[0], out=self.dX[s])
+            np.subtract(F, self.prev[1], out=self.dF[s])
+            self.k, self.slot = min(self.k + 1, self.memory), (s + 1) % self.memory
+            row = self.dF[:self.k] @ self.dF[s]  # (k,)
+            self.gram[s, :self.k] = self.gram[:self.k, s] = row
+        self.prev = (GV, F)
+        if self.k == 0:
+            return GV
+        G = self.gram[:self.k, :self.k]
+        try:
+            c = np.linalg.solve(G + 1e-14 * np.trace(G) * np.eye(self.k), self.dF[:self.k] @ F)  # (k,)
+        except np.linalg.LinAlgError:
+            self.reset()
+            return GV
+        return GV - c @ self.dX[:self.k]
+
+
 def _fixed_point(mdp: TabularMDP, R: np.ndarray, gamma: float, tol: float, max_iter: int,
-                 pi: np.ndarray | None, key: str) -> tuple[np.ndarray, int, float]:
+                 pi: np.ndarray | None, key: str, progress: bool = False) -> tuple[np.ndarray, int, float]:
     """Solve V = max_a (or E_pi) [R + gamma * P V] by accelerated level-ordered Gauss-Seidel.
 
     Shape: R (S, A), pi (S, A) or None -> (V (S,) in state order, sweeps, residual of the last
@@ -178,59 +361,59 @@ def _fixed_point(mdp: TabularMDP, R: np.ndarray, gamma: float, tol: float, max_i
     """
     lv = _levels(mdp, R, key)
     n = lv.perm.size
-    V = np.zeros(n + 1)  # V[n] = 0 stands for every state that cannot reach a reward
     if n == 0:
         return np.zeros(mdp.n_states), 0, 0.0
-    pi_l = None if pi is None else pi[lv.perm]
+    V = np.zeros(n + 1)  # V[n] = 0 stands for every state that cannot reach a reward
+    pi_l = np.zeros((0, mdp.n_actions)) if pi is None else np.ascontiguousarray(pi[lv.perm])
+    compiled = _compiled().backup if kernel_name(n) == "numba" else None
     spans = [(int(a), int(b)) for a, b in zip(lv.bounds[:-1], lv.bounds[1:])]
 
-    def backup(lo: int, hi: int, W: np.ndarray) -> np.ndarray:
-        q = lv.R[lo:hi] + gamma * np.einsum("sak,sak->sa", lv.probs[lo:hi], W[lv.ns[lo:hi]])
-        return q.max(1) if pi_l is None else np.einsum("sa,sa->s", pi_l[lo:hi], q)
+    def backup(lo: int, hi: int, W: np.ndarray) -> np.ndarray:  # the numpy kernel, one level
+        q = lv.R[lo:hi] + gamma * np.einsum("sak,sak->sa", lv.probs[lo:hi], W[lv.ns[lo:hi]])  # (hi - lo, A)
+        v = q.max(1) if pi is None else np.einsum("sa,sa->s", pi_l[lo:hi], q)  # (hi - lo,)
+        return np.where(np.abs(v) < TIE_ATOL, 0.0, v)
 
     def sweep(W: np.ndarray) -> np.ndarray:
         W = W.copy()
-        for lo, hi in spans:
-            W[lo:hi] = backup(lo, hi, W)
+        if compiled is not None:
+            compiled(W, lv.ns, lv.probs, lv.R, pi_l, gamma, TIE_ATOL, True)
+        else:
+            for lo, hi in spans:
+                W[lo:hi] = backup(lo, hi, W)
         return W
+
+    def residual(W: np.ndarray) -> float:  # max |T W - W| of a synchronous backup
+        if compiled is not None:
+            return float(compiled(W, lv.ns, lv.probs, lv.R, pi_l, gamma, TIE_ATOL, False))
+        return float(np.abs(backup(0, n, W) - W[:n]).max())
 
     # gamma = 1 with a max: many fixed points (zero-reward loops); plain sweeps from 0 rise
     # monotonically to the least one, V*, but an extrapolation could overshoot to another.
-    memory = 0 if (gamma == 1 and pi is None) else ANDERSON_MEMORY
-    Xs: list[np.ndarray] = []
-    Fs: list[np.ndarray] = []
-    best = np.inf
-    residual = np.inf
+    accel = _Anderson(n + 1, 0 if (gamma == 1 and pi is None) else ANDERSON_MEMORY)
+    best = res = np.inf
+    bar = _progress_bar(progress, "value iteration", None, "sweep")
     for it in range(1, max_iter + 1):
         GV = sweep(V)
         F = GV - V
         r = float(np.abs(F).max())
+        bar.update(1)
+        if progress:
+            bar.set_postfix(change=f"{r:.2e}", refresh=False)
         if r <= tol:  # candidate: confirm with a synchronous backup (the textbook test)
-            residual = float(np.abs(backup(0, n, GV) - GV[:n]).max())
-            if residual <= tol:
+            res = residual(GV)
+            if res <= tol:
                 V = GV
                 break
         if r > 2 * best:  # acceleration went astray: restart from the plain sweep
-            Xs, Fs = [], []
+            accel.reset()
         best = min(best, r)
-        Xs.append(GV)
-        Fs.append(F)
-        if len(Fs) > memory + 1:
-            Xs.pop(0)
-            Fs.pop(0)
-        V = GV
-        if len(Fs) > 1:  # Anderson: V = GV - dX @ c with c = argmin |F - dF c|
-            dF, dX = np.diff(np.stack(Fs), axis=0), np.diff(np.stack(Xs), axis=0)
-            G = dF @ dF.T
-            try:
-                c = np.linalg.solve(G + 1e-14 * np.trace(G) * np.eye(len(G)), dF @ F)
-                V = GV - c @ dX
-            except np.linalg.LinAlgError:
-                Xs, Fs = [], []
+        V = accel.step(GV, F)
+        V[np.abs(V) < TIE_ATOL] = 0.0  # no subnormal floats (~100x slower arithmetic)
         V[n] = 0.0
+    bar.close()
     out = np.zeros(mdp.n_states)
     out[lv.perm] = V[:n]
-    return out, it, residual
+    return out, it, res
 
 
 # ------------------------------------------------------------ public API
@@ -242,56 +425,64 @@ def q_values(mdp: TabularMDP, V: np.ndarray, gamma: float) -> np.ndarray:
     return mdp.q_from_v(V, _check_gamma(gamma))
 
 
-def _tied(Q: np.ndarray, atol: float) -> np.ndarray:
+def optimal_actions(Q: np.ndarray, atol: float = TIE_ATOL, *, rtol: float = TIE_RTOL) -> np.ndarray:
+    """Which actions count as optimal (the tie rule), Shape (S, A) bool, from Q of Shape (S, A):
+
+    Q[s, a] >= max_a Q[s] - (rtol * |max_a Q[s]| + atol). Relative, so values of any scale (1e-20 on a
+    long map at a small discount) keep their real differences while exact ties stay ties.
+    """
     Q = np.asarray(Q, dtype=np.float64)
     if Q.ndim != 2 or Q.shape[1] == 0:
         raise ValueError(f"Q must have shape (S, A) with A >= 1, got {tuple(Q.shape)}")
-    top = Q.max(1, keepdims=True)
-    return Q >= top - atol * np.maximum(1.0, np.abs(top))
+    atol, rtol = _check_nonneg("atol", atol), _check_nonneg("rtol", rtol)
+    top = Q.max(1, keepdims=True)  # (S, 1)
+    return Q >= top - (rtol * np.abs(top) + atol)
 
 
-def greedy_policy(Q: np.ndarray, atol: float = TIE_ATOL) -> np.ndarray:
-    """Greedy actions, Shape (S,) int64, from Q of Shape (S, A); ties -> lowest action index."""
-    return _tied(Q, atol).argmax(1).astype(np.int64)
+def greedy_policy(Q: np.ndarray, atol: float = TIE_ATOL, *, rtol: float = TIE_RTOL) -> np.ndarray:
+    """Greedy actions, Shape (S,) int64, from Q of Shape (S, A); ties (``optimal_actions``) -> lowest index."""
+    return optimal_actions(Q, atol, rtol=rtol).argmax(1).astype(np.int64)
 
 
-def optimal_action_probs(Q: np.ndarray, temperature: float = 0.0, atol: float = TIE_ATOL) -> np.ndarray:
+def optimal_action_probs(Q: np.ndarray, temperature: float = 0.0, atol: float = TIE_ATOL, *,
+                         rtol: float = TIE_RTOL) -> np.ndarray:
     """pi*(a | s) = softmax(Q[s] / temperature), Shape (S, A) from Q of Shape (S, A).
 
-    temperature 0: one-hot on the argmax, the mass split evenly among tied actions.
+    temperature 0: one-hot on the argmax, the mass split evenly among tied actions (``optimal_actions``).
     """
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.integer, np.floating)) \
-            or not 0 <= temperature < np.inf:
-        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
+    temperature = _check_nonneg("temperature", temperature)
+    tied = optimal_actions(Q, atol, rtol=rtol)  # (S, A); also checks the shape
     if temperature == 0:
-        tied = _tied(Q, atol).astype(np.float64)
         return tied / tied.sum(1, keepdims=True)
     Q = np.asarray(Q, dtype=np.float64)
-    _tied(Q, atol)  # shape check
     z = np.exp((Q - Q.max(1, keepdims=True)) / temperature)
     return z / z.sum(1, keepdims=True)
 
 
 def value_iteration(mdp: TabularMDP, gamma: float, tol: float = 1e-10, max_iter: int = 1_000_000,
-                    method: str = "gauss-seidel") -> Solution:
+                    method: str = "gauss-seidel", *, progress: bool = False) -> Solution:
     """Optimal V*, Q* and greedy policy by value iteration (see the module docstring).
 
     Args:
         gamma: discount in (0, 1]. tol: stop when the Bellman residual max |T V - V| <= tol.
         max_iter: most sweeps. method: "gauss-seidel" (accelerated, default) or "jacobi" (textbook).
+        progress: show a tqdm bar of the sweeps.
     Returns: Solution with V Shape (S,), Q Shape (S, A), policy Shape (S,).
     """
-    gamma, tol = _check_gamma(gamma), _check_tol(tol)
+    gamma, tol = _check_gamma(gamma), _check_nonneg("tol", tol)
     max_iter = _check_count("max_iter", max_iter, 1)
     if method == "jacobi":
         V = np.zeros(mdp.n_states)
+        bar = _progress_bar(progress, "value iteration (jacobi)", None, "sweep")
         for it in range(1, max_iter + 1):
             V_new = mdp.q_from_v(V, gamma).max(1)
             residual, V = float(np.abs(V_new - V).max()), V_new
+            bar.update(1)
             if residual <= tol:
                 break
+        bar.close()
     elif method == "gauss-seidel":
-        V, it, residual = _fixed_point(mdp, mdp.R, gamma, tol, max_iter, None, "R")
+        V, it, residual = _fixed_point(mdp, mdp.R, gamma, tol, max_iter, None, "R", progress)
     else:
         raise ValueError(f"method must be 'gauss-seidel' or 'jacobi', got {method!r}")
     Q = mdp.q_from_v(V, gamma)
@@ -300,36 +491,49 @@ def value_iteration(mdp: TabularMDP, gamma: float, tol: float = 1e-10, max_iter:
     return Solution(V_out, Q, greedy_policy(Q), it, gamma, residual, residual <= tol)
 
 
-def finite_horizon(mdp: TabularMDP, horizon: int, gamma: float = 1.0) -> FiniteHorizonSolution:
+def finite_horizon(mdp: TabularMDP, horizon: int, gamma: float = 1.0, *, max_horizon: int = MAX_HORIZON,
+                   max_bytes: int = FINITE_HORIZON_MAX_BYTES, progress: bool = False) -> FiniteHorizonSolution:
     """Non-stationary optimum for ``horizon`` steps by backward induction.
 
     V[H] = 0; Q[t] = R + gamma * E[V[t + 1]]; V[t] = max_a Q[t]; policy[t] = greedy(Q[t]).
-    Memory: H * S * A floats for Q.
+    Memory: H * S * (A + 2) float64 / int64 numbers; refused (ValueError) above ``max_bytes``, and
+    horizons above ``max_horizon``. progress: show a tqdm bar of the steps.
     """
-    horizon, gamma = _check_count("horizon", horizon, 1), _check_gamma(gamma)
+    horizon, gamma = _check_horizon(mdp, horizon, max_horizon, 1), _check_gamma(gamma)
     S, A = mdp.n_states, mdp.n_actions
+    need, max_bytes = (horizon * (A + 2) + 1) * S * 8, _check_count("max_bytes", max_bytes, 1)
+    if need > max_bytes:
+        raise ValueError(f"finite_horizon with horizon {horizon:,} on {S:,} states x {A} actions needs about "
+                         f"{format_bytes(need)} (Q, V and the policy: H x S x (A + 2) numbers of 8 bytes); the "
+                         f"limit is {format_bytes(max_bytes)} (pass max_bytes=... to raise it)")
     V, Q = np.zeros((horizon + 1, S)), np.empty((horizon, S, A))
+    bar = _progress_bar(progress, "backward induction", horizon, "step")
     for t in range(horizon - 1, -1, -1):
         Q[t] = mdp.q_from_v(V[t + 1], gamma)
         V[t] = Q[t].max(1)
-    policy = np.stack([greedy_policy(q) for q in Q])
+        bar.update(1)
+    bar.close()
+    policy = greedy_policy(Q.reshape(horizon * S, A)).reshape(horizon, S)
     return FiniteHorizonSolution(V, Q, policy, horizon, gamma)
 
 
 def policy_evaluation(mdp: TabularMDP, pi, gamma: float, horizon: int | None = None, tol: float = 1e-10,
-                      max_iter: int = 1_000_000) -> np.ndarray:
+                      max_iter: int = 1_000_000, *, max_horizon: int = MAX_HORIZON) -> np.ndarray:
     """V_pi, Shape (S,), for pi of Shape (S, A) (probabilities) or (S,) (actions).
 
     Infinite horizon: the fixed point of V = E_pi[R + gamma * P V]; a direct linear solve for
     gamma < 1 and S <= DENSE_MAX_STATES, else the accelerated sweeps to Bellman residual tol.
-    horizon H: the expected sum of the first H discounted rewards.
+    horizon H: the expected sum of the first H discounted rewards (H <= max_horizon).
     """
-    pi, gamma, tol = as_policy(mdp, pi), _check_gamma(gamma), _check_tol(tol)
+    pi, gamma, tol = as_policy(mdp, pi), _check_gamma(gamma), _check_nonneg("tol", tol)
     if horizon is not None:
-        horizon = _check_count("horizon", horizon, 0)
+        horizon = _check_horizon(mdp, horizon, max_horizon, 0)
         V = np.zeros(mdp.n_states)
         for _ in range(horizon):
-            V = (pi * mdp.q_from_v(V, gamma)).sum(1)
+            V_new = (pi * mdp.q_from_v(V, gamma)).sum(1)
+            if np.array_equal(V_new, V):  # a fixed point in floating point: every later step is the same
+                break
+            V = V_new
         return V
     if gamma < 1 and mdp.n_states <= DENSE_MAX_STATES:  # exact: (I - gamma T_pi) V = r_pi (Eq. 2)
         return np.linalg.solve(np.eye(mdp.n_states) - gamma * mdp.state_transition(pi), (pi * mdp.R).sum(1))
@@ -337,14 +541,14 @@ def policy_evaluation(mdp: TabularMDP, pi, gamma: float, horizon: int | None = N
     return (pi * mdp.q_from_v(V, gamma)).sum(1)
 
 
-def success_probability(mdp: TabularMDP, pi, horizon: int | None = None) -> float:
+def success_probability(mdp: TabularMDP, pi, horizon: int | None = None, *, max_horizon: int = MAX_HORIZON) -> float:
     """Probability that pi, started from rho0, reaches a goal state (within ``horizon`` steps).
 
     pi: Shape (S, A) probabilities or (S,) actions; or non-stationary, one policy per step:
     Shape (H, S) actions or (H, S, A) probabilities (then the horizon is H). Goal states are
     absorbing, so this is the goal mass of rho0 @ T_pi^H (paper Eq. 2). Without a horizon it is
     the absorption probability: a direct linear solve for S <= DENSE_MAX_STATES, else the
-    accelerated sweeps to residual 1e-13.
+    accelerated sweeps to residual 1e-13. A stationary pi's horizon is refused above max_horizon.
     """
     arr = np.asarray(pi)
     if arr.ndim == 3 or (arr.ndim == 2 and np.issubdtype(arr.dtype, np.integer)):
@@ -359,8 +563,11 @@ def success_probability(mdp: TabularMDP, pi, horizon: int | None = None) -> floa
         return 0.0
     if horizon is not None:
         d = mdp.rho0
-        for _ in range(_check_count("horizon", horizon, 0)):
-            d = mdp.push(d, pi)
+        for _ in range(_check_horizon(mdp, horizon, max_horizon, 0)):
+            d_new = mdp.push(d, pi)
+            if np.array_equal(d_new, d):  # a fixed point in floating point: every later step is the same
+                break
+            d = d_new
         return float(min(1.0, d[mdp.goal].sum()))
     hit = (mdp.probs * mdp.goal[mdp.next_states]).sum(-1) * ~mdp.terminal[:, None]  # (S, A) P(enter goal)
     if mdp.n_states <= DENSE_MAX_STATES:
