@@ -93,6 +93,9 @@ def _add_solve(sub) -> None:
     p.add_argument("--horizon", type=int, default=None,
                    help="solve for this many steps by backward induction (non-stationary policy)")
     p.add_argument("--tol", type=float, default=1e-10, help="stop when the Bellman residual is at most this")
+    p.add_argument("--max-states", type=int, default=None,
+                   help="refuse maps with more states than this (default: lakes.MAX_STATES, 4,194,304)")
+    p.add_argument("--progress", action="store_true", help="show a progress bar while solving")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_run_solve)
 
@@ -103,13 +106,14 @@ def _solve_record(args) -> tuple[dict, object, object]:
 
     from . import lakes, solve
 
-    mdp = lakes.make_lake(args.map, slippery=args.slippery, success_rate=args.success_rate)
+    max_states = lakes.MAX_STATES if args.max_states is None else args.max_states
+    mdp = lakes.make_lake(args.map, slippery=args.slippery, success_rate=args.success_rate, max_states=max_states)
     t0 = time.perf_counter()
     if args.horizon is None:
-        sol = solve.value_iteration(mdp, args.gamma, tol=args.tol)
+        sol = solve.value_iteration(mdp, args.gamma, tol=args.tol, progress=args.progress)
         V0, policy, first, iterations = sol.V, sol.policy.tolist(), sol.policy, sol.iterations
     else:
-        sol = solve.finite_horizon(mdp, args.horizon, args.gamma)
+        sol = solve.finite_horizon(mdp, args.horizon, args.gamma, progress=args.progress)
         V0, policy, first, iterations = sol.V[0], sol.policy.tolist(), sol.policy[0], args.horizon
     seconds = time.perf_counter() - t0
     success = solve.success_probability(mdp, sol.policy, horizon=args.horizon)
@@ -184,13 +188,21 @@ def _add_reproduce(sub) -> None:
                    help="refuse a study whose estimated memory exceeds GB gigabytes (the study is dense: "
                         "seeds x states x states matrices)")
     p.add_argument("--force", action="store_true", help="run even beyond --max-memory")
+    p.add_argument("--preset", default="default", choices=("default", "paper"),
+                   help="start from a preset: paper = the NLP setting of App. B.2 (RMSprop, cosine schedule, "
+                        "warmup ratio 0.1; lr 0.01); other flags and --set override it")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard event files to OUT/tensorboard/<method> (pip install '.[tensorboard]')")
     p.set_defaults(func=_run_reproduce)
 
 
 def _config_from_args(args):
     from .config import StudyConfig, coerce_field
 
-    values = {"seeds": args.seeds, "steps": args.steps, "base": args.base, "map": args.map, "device": args.device,
+    from .config import PRESETS
+
+    values = {**PRESETS[getattr(args, "preset", "default")],
+              "seeds": args.seeds, "steps": args.steps, "base": args.base, "map": args.map, "device": args.device,
               "slippery": bool(getattr(args, "slippery", False)),
               "methods": tuple(m.strip() for m in args.methods.replace("+", ",").split(",") if m.strip())}
     for item in args.set:
@@ -256,6 +268,11 @@ def _run_reproduce(args) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.tensorboard:  # checked before the study runs
+        try:
+            import torch.utils.tensorboard  # noqa: F401  (needs the tensorboard package)
+        except ImportError:
+            raise ValueError("--tensorboard needs the tensorboard package: pip install 'frozenlake_ift[tensorboard]'")
     result = run_study(config, progress=not args.json)
     run_files = ("results.json", "summary.csv", "steps.csv", results.PARAMS_FILE) + tuple(
         f"{n}.{e}" for n in plots.FIGURES for e in ("png", "svg"))  # for folders written before RUN_LIST
@@ -272,6 +289,8 @@ def _run_reproduce(args) -> int:
             except OSError as exc:  # keep what can be kept: the results are staged already
                 problem = f"could not write the figures ({exc.strerror or exc}); the results were kept"
         figures = [str(p) for p in stage.commit(run_files) if p.suffix in (".png", ".svg")]
+    if args.tensorboard:  # event files are logs of their own: written beside the run, not staged
+        results.write_tensorboard(res, out / "tensorboard")
     if args.json:
         _print_json({"out": str(out), "seconds": res["seconds"], "device": res["device"], "summary": res["summary"],
                      "ranking": res["ranking"], "claims": res["claims"], "figures": figures,
