@@ -231,16 +231,6 @@ def check_size(config, max_gb: float) -> int:
     return need
 
 
-def explain_data_error(exc: ValueError, config) -> str:
-    """The message of a map/route error, naming its cause where the cause is the discount."""
-    msg = str(exc)
-    if config.gamma == 1 and "never reaches a goal" in msg:
-        return (f"gamma=1 (no discount) makes every move that keeps the goal reachable equally optimal, so the "
-                f"greedy optimal policy stalls among tied actions: {msg}; use gamma < 1 (default "
-                f"{type(config)().gamma:g}), e.g. --set gamma=0.99")
-    return msg
-
-
 def _run_reproduce(args) -> int:
     import time
     from pathlib import Path
@@ -261,10 +251,7 @@ def _run_reproduce(args) -> int:
     from .data import build_data
     from .study import run_study
 
-    try:  # a map without routes, or one the policy cannot solve, fails here, before any progress bar
-        build_data(config, "cpu")
-    except ValueError as exc:
-        raise ValueError(explain_data_error(exc, config)) from None
+    build_data(config, "cpu")  # a map without routes, or one the policy cannot solve, fails here, before any bar
     import torch
 
     torch.set_num_threads(args.threads)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from . import lakes, metrics, routes, solve
-from .config import StudyConfig
+from .config import StudyConfig, field_default
 from .mdp import TabularMDP
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}  # StudyConfig.dtype -> torch dtype
@@ -193,7 +193,14 @@ def build_data(config: StudyConfig, device: torch.device | str = "cpu") -> GridD
         )
     sol = solve.value_iteration(mdp, gamma=config.gamma)
     pi_star = solve.optimal_action_probs(sol.Q, temperature=config.temperature)  # (S, A)
-    chosen, rejected = routes.chosen_and_rejected(mdp, gamma=config.gamma)
+    try:
+        chosen, rejected = routes.chosen_and_rejected(mdp, gamma=config.gamma)
+    except ValueError as exc:
+        if config.gamma == 1 and "never reaches a goal" in str(exc):  # name the cause: the missing discount
+            raise ValueError(f"gamma=1 (no discount) makes every move that keeps the goal reachable equally optimal, "
+                             f"so the greedy optimal policy stalls among tied actions: {exc}; use gamma < 1 "
+                             f"(default {field_default('gamma'):g}), e.g. --set gamma=0.99") from None
+        raise
     dtype = DTYPES[config.dtype]
     return GridData(
         mdp=mdp,
