@@ -37,22 +37,22 @@ METRICS: dict[str, Metric] = {
     for m in (
         Metric("param_mse", "parameter MSE to theta*", False, log_scale=True, default_panel=True),
         Metric(
-            "policy_mse", "action-matrix MSE of pi(a|s) (Eq. 1) to pi_theta*", False, log_scale=True, default_panel=True
+            "policy_mse", "MSE of pi(a|s) (Eq. 1) to pi_theta*", False, log_scale=True, default_panel=True
         ),
         Metric(
-            "policy_mse_opt", "action-matrix MSE of pi(a|s) (Eq. 1) to pi*", False, log_scale=True, default_panel=True
+            "policy_mse_opt", "MSE of pi(a|s) (Eq. 1) to pi*", False, log_scale=True, default_panel=True
         ),
         Metric(
             "tmatrix_mse",
-            "state-transition-matrix MSE of T_pi(s'|s) (Eq. 2) to pi_theta*",
+            "MSE of T_pi(s'|s) (Eq. 2) to pi_theta*",
             False,
             log_scale=True,
             default_panel=True,
         ),
-        Metric("tmatrix_mse_opt", "state-transition-matrix MSE of T_pi(s'|s) (Eq. 2) to pi*", False, log_scale=True),
+        Metric("tmatrix_mse_opt", "MSE of T_pi(s'|s) (Eq. 2) to pi*", False, log_scale=True),
         Metric(
             "policy_mse_truly",
-            "action-matrix MSE of pi(a|s) to the truly-trained policy",
+            "MSE of pi(a|s) to the truly-trained policy",
             False,
             log_scale=True,
             default_panel=True,
