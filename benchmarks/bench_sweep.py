@@ -1,60 +1,121 @@
-"""Time a sample of a sweep's cells and project the whole sweep's wall time.
+"""Both sweep engines on the same cells of the default sweep, in one run: the ratio and the projection.
 
-    python benchmarks/bench_sweep.py [--spec SPEC] [--sample-shard 27] [--workers 2] [--keep DIR]
+    python benchmarks/bench_sweep.py [--maps two-route] [--set FIELD=V1,V2] [--workers 2] [--repeats 1] [--full]
+                                     [--device cpu]
 
-Runs shard 1/N of the spec (a deterministic ~1/N sample of its cells, by sorted cell key) through
-the real ``sweep.run_sweep`` path with --workers processes in a temporary folder, then prints the
-per-cell seconds (mean, max, per map), the CPU seconds, and the projected wall time of the full
-sweep: sample wall time x N. Compare with the 30-minute budget of the default sweep on 2 cores.
+Runs the default sweep's cells whose map is in --maps (default: the two-route map, 108 of the 324
+cells: both slippery values, every base, lambda, lr and beta) through ``sweep.run_sweep`` with
+``--engine per-cell`` and ``--engine batched``, alternating, --repeats times each, in fresh temporary
+folders, with the same --workers. Prints each run's wall time, the ratio (per-cell / batched, from
+the medians), the projection to the full sweep (subset time x 324 / subset cells: the other maps are
+bigger, so this is a rough figure; --full runs all 324 cells), and the estimated arithmetic floor of
+the batched run: its matmul FLOPs over the measured batched-matmul throughput of this machine.
+With --device cuda (or auto on a GPU machine) the batched engine trains on the GPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
-from frozenlake_ift import sweep
+import torch
+
+from frozenlake_ift import lakes, sweep
 
 
-def _cpu_seconds() -> float:
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+def _flops(cells) -> float:
+    """Matmul FLOPs of the per-cell work (forward + backward ~ 3x forward) of every method step and eval."""
+    total = 0.0
+    for c in cells:
+        cfg = c.config
+        mdp = lakes.make_lake(cfg.map if isinstance(cfg.map, str) else list(cfg.map), slippery=cfg.slippery)
+        S, A, H = mdp.n_states, mdp.n_actions, cfg.hidden
+        per_row = 2 * (S * H + H * A)  # one network pass for one input row
+        rows_per_step = 3 * 12 * 2  # fwd + bwd, ~12 steps per trajectory, chosen + rejected (upper estimate)
+        evals = cfg.steps // cfg.eval_every + 2
+        per_member = cfg.steps * rows_per_step * per_row + evals * (S * per_row + 2 * S ** 3 / 3)
+        total += len(cfg.methods) * cfg.seeds * per_member
+    return total
+
+
+def _throughput(device: str) -> float:
+    """Measured FLOP/s of a batched matmul of the study's shapes (E = 512 members, 64 rows, 64 x 32)."""
+    a = torch.randn(512, 64, 64, device=device)
+    b = torch.randn(512, 64, 32, device=device)
+    for _ in range(3):
+        torch.bmm(a, b)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    t0, n = time.perf_counter(), 50
+    for _ in range(n):
+        torch.bmm(a, b)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return n * 2 * 512 * 64 * 64 * 32 / (time.perf_counter() - t0)
+
+
+def _run(spec, engine: str, workers: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        out = sweep.run_sweep(spec, tmp, workers=workers, engine=engine)
+        wall = time.perf_counter() - t0
+    if out["failed"]:
+        raise SystemExit(f"{engine}: {len(out['failed'])} cells failed: {out['failed'][0]['error']}")
+    return wall
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--spec", default=str(sweep.DEFAULT_SPEC))
-    ap.add_argument("--sample-shard", type=int, default=27, help="run shard 1/N of the spec")
+    ap.add_argument("--maps", default="two-route", help="comma-separated maps of the default sweep to run")
+    ap.add_argument("--full", action="store_true", help="run the whole default sweep (all maps)")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=V1,V2",
+                    help="restrict a grid axis further (e.g. slippery=false), as `sweep --set`")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--keep", default=None, metavar="DIR", help="run the sample in DIR and keep it (e.g. to try `report`)")
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="the study's device (cpu, cuda, auto)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", default=None, metavar="FILE", help="also write the figures to FILE")
     args = ap.parse_args()
-    spec = sweep.load_spec(args.spec)
-    n_cells = len(sweep.expand(spec))
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = args.keep or tmp
-        c0, t0 = _cpu_seconds(), time.perf_counter()
-        out = sweep.run_sweep(spec, tmp, workers=args.workers, shard=(1, args.sample_shard), progress=True)
-        wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
-        recs = [json.loads(p.read_text()) for p in Path(tmp, "cells").glob("*.json")]
-    per_map: dict = {}
-    for r in recs:
-        key = f"{sweep._label(r['config']['map'])}{' slippery' if r['config']['slippery'] else ''}"
-        per_map.setdefault(key, []).append(r["seconds"])
-    secs = [r["seconds"] for r in recs]
+    torch.set_num_threads(args.threads)
+    spec = sweep.load_spec(sweep.DEFAULT_SPEC)
+    n_total = len(sweep.expand(spec))
+    if not args.full:
+        maps = [m.strip() for m in args.maps.split(",") if m.strip()]
+        spec = sweep.override(spec, grid={"map": maps})
+    spec = sweep.override(spec, grid=sweep.parse_assignments(args.set, True))
+    spec = sweep.override(spec, fixed={"device": args.device})
+    cells = sweep.expand(spec)
+    walls: dict[str, list[float]] = {"per-cell": [], "batched": []}
+    for r in range(args.repeats):  # alternate, so drifting load hits both engines alike
+        for engine in ("per-cell", "batched") if r % 2 == 0 else ("batched", "per-cell"):
+            walls[engine].append(_run(spec, engine, args.workers))
+            print(f"repeat {r + 1}: {engine:8s} {walls[engine][-1]:8.1f} s  ({len(cells)} cells, "
+                  f"{args.workers} workers)", flush=True)
+    per_cell, batched_ = statistics.median(walls["per-cell"]), statistics.median(walls["batched"])
+    device = str(torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu"))
+    flops, rate = _flops(cells), _throughput(device)
+    floor = flops / rate
     report = {
-        "spec": args.spec, "cells_in_spec": n_cells, "sampled_cells": len(recs), "workers": args.workers,
-        "failed": len(out["failed"]), "sample_wall_s": round(wall, 2), "sample_cpu_s": round(cpu, 2),
-        "cell_seconds_mean": round(statistics.mean(secs), 3), "cell_seconds_max": round(max(secs), 3),
-        "cell_seconds_by_map": {k: round(statistics.mean(v), 3) for k, v in sorted(per_map.items())},
-        "projected_total_wall_min": round(wall * n_cells / max(1, len(recs) + len(out["failed"])) / 60, 2),
-        "projected_total_cpu_min": round(cpu * n_cells / max(1, len(recs) + len(out["failed"])) / 60, 2),
+        "device": device, "cells": len(cells), "cells_in_default_sweep": n_total, "workers": args.workers,
+        "per_cell_s": walls["per-cell"], "batched_s": walls["batched"],
+        "ratio_per_cell_over_batched": round(per_cell / batched_, 2),
+        "projected_full_sweep_s": {"per-cell": round(per_cell * n_total / len(cells), 1),
+                                   "batched": round(batched_ * n_total / len(cells), 1)},
+        "arithmetic_floor_s": round(floor, 3), "matmul_gflops": round(rate / 1e9, 2),
+        "batched_over_floor": round(batched_ / floor, 1),
     }
-    print(json.dumps(report, indent=1))
+    print(f"ratio per-cell / batched: {report['ratio_per_cell_over_batched']}x   (target >= 10x)")
+    print(f"projected full default sweep ({n_total} cells): per-cell {report['projected_full_sweep_s']['per-cell']} s, "
+          f"batched {report['projected_full_sweep_s']['batched']} s")
+    print(f"arithmetic floor ~{floor:.2f} s ({flops / 1e9:.1f} GFLOP at {rate / 1e9:.1f} GFLOP/s batched matmul): "
+          f"batched is {report['batched_over_floor']}x the floor")
+    print(json.dumps(report))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(report, fh, indent=1)
 
 
 if __name__ == "__main__":

@@ -30,13 +30,38 @@ _REDUCTIONS = ("mean", "sum", "none")
 # --------------------------------------------------------------------------- checks / helpers
 
 
-def _check_range(name: str, value, lo: float, hi: float, lo_open: bool = False) -> float:
+def _check_range(name: str, value, lo: float, hi: float, lo_open: bool = False):
+    """A hyper-parameter in [lo, hi] (or (lo, hi]): a number -> float, or per-row values, a Tensor of Shape
+    (B,) (e.g. one beta per ensemble member, expanded to its rows) -> float64 Tensor (B,), every entry checked."""
+    allowed = f"{'(' if lo_open else '['}{lo}, {hi}]"
+    if isinstance(value, torch.Tensor) and value.dim() > 0:
+        if value.dim() != 1:
+            raise ValueError(f"{name}: per-row values must have Shape (B,), got {tuple(value.shape)}")
+        v = value.detach().double()
+        ok = torch.isfinite(v) & ((v > lo) if lo_open else (v >= lo)) & (v <= hi)
+        if not bool(ok.all()):
+            raise ValueError(f"{name} must lie in {allowed}, got {v[~ok][0].item()} (row {int((~ok).nonzero()[0])})")
+        return v
     value = float(value)
     ok = math.isfinite(value) and (lo < value if lo_open else lo <= value) and value <= hi
     if not ok:
-        allowed = f"{'(' if lo_open else '['}{lo}, {hi}]"
         raise ValueError(f"{name} must lie in {allowed}, got {value}")
     return value
+
+
+def _per_row(value, like: torch.Tensor, name: str = "value"):
+    """A checked hyper-parameter as a factor for ``like`` (Shape (B,) or (B, ...)): a float stays a float; a
+    per-row float64 Tensor (B,) (any arithmetic on it already done in float64, as Python does for a float)
+    is cast to like's dtype and shaped to broadcast over like's trailing axes, so each row computes exactly
+    what the scalar would."""
+    if not isinstance(value, torch.Tensor):
+        return value
+    if value.dim() == 0:
+        return value.to(like.dtype)
+    if value.shape[0] != like.shape[0]:
+        raise ValueError(f"{name}: per-row values must have Shape ({like.shape[0]},) (one per row), "
+                         f"got {tuple(value.shape)}")
+    return value.to(device=like.device, dtype=like.dtype).view(-1, *([1] * (like.dim() - 1)))
 
 
 def _check_steps(logps: torch.Tensor, mask: torch.Tensor, name: str = "logps"):
@@ -103,19 +128,36 @@ def sft_loss(logps: torch.Tensor, mask: torch.Tensor, reduction: str = "mean") -
     return _reduce(-sequence_logps(logps, mask, average=True), reduction)
 
 
-def _discounted_future_sum(x: torch.Tensor, gamma: float) -> torch.Tensor:
-    """y_i = sum_{j >= i} gamma^(j - i) * x_j. x: Shape (B, T) -> Shape (B, T).
+def _discounted_future_sum(x: torch.Tensor, gamma: float, block: int = 64) -> torch.Tensor:
+    """y_i = sum_{j >= i} gamma^(j - i) * x_j along the last axis. x: Shape (..., T) -> Shape (..., T).
 
-    x @ D^T with the upper-triangular D[i, j] = gamma^(j - i): every entry lies in [0, 1] (large
-    powers underflow harmlessly to 0; gamma = 0 gives the identity as 0^0 = 1), so no overflow
-    or NaN for any gamma in [0, 1] and any T, unlike cumsum(gamma^-j * x), which overflows
-    (0.95^-4096 ~ e^210). Cost: D is O(T^2) (64 MiB at T = 4096, float32), one matmul.
+    A blocked scan, O(T * block) work and O(T + block^2) memory per row (no T x T matrix):
+    1. cut the row into blocks of ``block`` positions (zero-padded at the end, which changes no
+       future sum) and sum within each block with the small matrix D[r, c] = gamma^(c - r), c >= r;
+    2. the full sums at the blocks' first positions obey the same recursion with gamma^block
+       (H_b = local_b + gamma^block * H_{b+1}), solved by calling this function on them;
+    3. add each block's carry, gamma^(block - r) * H_{b+1}, to its local sums.
+    Every factor is a power of gamma in [0, 1] (large powers underflow harmlessly to 0;
+    gamma = 0 gives D = identity as 0^0 = 1), so nothing overflows for any gamma in [0, 1] and
+    any T, unlike cumsum(gamma^-j * x), which overflows (0.95^-4096 ~ e^210); all terms are
+    added with the same sign, so the rounding error stays relative (about block * eps).
+    Equals the recursion y_i = x_i + gamma * y_{i+1}, y_T = 0 (App. A.3), and keeps autograd.
     """
     T = x.shape[-1]
-    steps = torch.arange(T, device=x.device)
-    lag = (steps[None, :] - steps[:, None]).clamp_min(0).to(x.dtype)  # lag[i, j] = max(j - i, 0)
-    discount = torch.tensor(gamma, dtype=x.dtype, device=x.device).pow(lag).triu()
-    return x @ discount.T
+    K = min(block, T)
+    r = torch.arange(K, device=x.device)
+    g = torch.tensor(gamma, dtype=x.dtype, device=x.device)
+    discount = g.pow((r[None, :] - r[:, None]).clamp_min(0).to(x.dtype)).triu()  # (K, K), D[r, c] = gamma^(c - r)
+    if T <= K:
+        return x @ discount.T  # (..., T)
+    n_blocks = -(-T // K)
+    xb = F.pad(x, (0, n_blocks * K - T)).unflatten(-1, (n_blocks, K))  # (..., nb, K)
+    local = xb @ discount.T  # (..., nb, K): sums inside each block
+    heads = _discounted_future_sum(local[..., 0], gamma ** K, block)  # (..., nb): y at each block's start
+    carry = F.pad(heads[..., 1:], (0, 1))  # (..., nb): y at the next block's start, 0 past the end
+    tail = g.pow((K - r).to(x.dtype))  # (K,): gamma^(distance to the next block's start)
+    y = local + carry[..., None] * tail  # (..., nb, K)
+    return y.flatten(-2)[..., :T]  # (..., T)
 
 
 def relation_weights(
@@ -193,13 +235,13 @@ def mix_inputs(target: torch.Tensor, predicted: torch.Tensor, lam: float) -> tor
     """IFT temporal residual connection (Eq. 17): (1 - lam) * target + lam * predicted.
 
     target, predicted: any common Shape (e.g. (B, T, S) one-hot states or (B, T, H) embeddings).
-    lam: mixing weight in [0, 1] (paper default 0.2). Returns the common Shape. The caller
+    lam: mixing weight in [0, 1] (paper default 0.2), or one per row, Shape (B,). Returns the common Shape. The caller
     decides whether ``predicted`` carries gradient (the authors compute it without).
     """
     if tuple(target.shape) != tuple(predicted.shape):
         raise ValueError(f"predicted: expected Shape {tuple(target.shape)} (as target), got {tuple(predicted.shape)}")
     lam = _check_range("lam", lam, 0.0, 1.0)
-    return (1.0 - lam) * target + lam * predicted
+    return _per_row(1.0 - lam, target, "lam") * target + _per_row(lam, target, "lam") * predicted
 
 
 # --------------------------------------------------------------------------- preference losses
@@ -213,7 +255,8 @@ def _pairwise(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta):
     _check_vectors(policy_chosen=policy_chosen, policy_rejected=policy_rejected,
                    ref_chosen=ref_chosen, ref_rejected=ref_rejected)
     chosen, rejected = policy_chosen - ref_chosen, policy_rejected - ref_rejected
-    return chosen - rejected, beta * chosen.detach(), beta * rejected.detach()
+    b = _per_row(beta, chosen, "beta")
+    return chosen - rejected, b * chosen.detach(), b * rejected.detach()
 
 
 def dpo_loss(
@@ -229,14 +272,17 @@ def dpo_loss(
 
     Returns (losses, chosen_rewards, rejected_rewards): losses reduced per ``reduction``
     (default Shape (B,)); rewards = beta * (policy - ref), Shape (B,), detached.
-    beta > 0; label_smoothing in [0, 0.5] (assumed probability that a label is flipped).
+    beta > 0; label_smoothing in [0, 0.5] (assumed probability that a label is flipped). Each may be
+    one value per row instead, a Tensor of Shape (B,) (per-member hyper-parameters of a batched sweep).
     """
     beta = _check_range("beta", beta, 0.0, math.inf, lo_open=True)
     eps = _check_range("label_smoothing", label_smoothing, 0.0, 0.5)
     h, chosen_rewards, rejected_rewards = _pairwise(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta)
     # DPO Eq. 7: -log sigma(beta * h); cDPO (Mitchell 2023, Eq. 3) with flip probability eps:
     # -(1 - eps) log sigma(beta h) - eps log sigma(-beta h).
-    losses = -(1.0 - eps) * F.logsigmoid(beta * h) - eps * F.logsigmoid(-beta * h)
+    b = _per_row(beta, h, "beta")
+    keep, flip = _per_row(1.0 - eps, h, "label_smoothing"), _per_row(eps, h, "label_smoothing")
+    losses = -keep * F.logsigmoid(b * h) - flip * F.logsigmoid(-b * h)
     return _reduce(losses, reduction), chosen_rewards, rejected_rewards
 
 
@@ -251,7 +297,7 @@ def ipo_loss(
     """IPO: the DPO margin regressed onto 1 / (2 beta). Inputs and outputs as ``dpo_loss``."""
     beta = _check_range("beta", beta, 0.0, math.inf, lo_open=True)
     h, chosen_rewards, rejected_rewards = _pairwise(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta)
-    losses = (h - 1.0 / (2.0 * beta)) ** 2  # IPO paper Eq. 17 (tau = beta)
+    losses = (h - _per_row(1.0 / (2.0 * beta), h, "beta")) ** 2  # IPO paper Eq. 17 (tau = beta)
     return _reduce(losses, reduction), chosen_rewards, rejected_rewards
 
 
@@ -284,7 +330,8 @@ def orpo_loss(
 
     chosen_avg_logps, rejected_avg_logps: Shape (B,), average per-step log-probs a in [-inf, 0]
         (P = exp(a) is ORPO's length-normalised likelihood). chosen_nll: Shape (B,), the SFT term
-        (usually -chosen_avg_logps). beta >= 0 (ORPO's lambda; the IFT authors used 0.25).
+        (usually -chosen_avg_logps). beta >= 0 (ORPO's lambda; the IFT authors used 0.25), or one per
+        row, Shape (B,).
     Returns (losses, log_odds_ratio), both Shape (B,) before reduction; log_odds_ratio is
     detached (for logging). At a = 0 exactly, see ``log1mexp``: the odds are capped, not inf.
     """
@@ -295,7 +342,7 @@ def orpo_loss(
     log_odds = (chosen_avg_logps - log1mexp(chosen_avg_logps)) - (
         rejected_avg_logps - log1mexp(rejected_avg_logps))
     # ORPO Eq. 6-7: L = L_SFT + lambda * L_OR,  L_OR = -log sigma(log(odds(y_w) / odds(y_l)))
-    losses = chosen_nll - beta * F.logsigmoid(log_odds)
+    losses = chosen_nll - _per_row(beta, log_odds, "beta") * F.logsigmoid(log_odds)
     return _reduce(losses, reduction), log_odds.detach()
 
 
@@ -308,7 +355,8 @@ def simpo_loss(
 ):
     """SimPO: reference-free DPO on average log-probs with a target reward margin.
 
-    chosen_avg_logps, rejected_avg_logps: Shape (B,). beta > 0; margin >= 0 is the paper's
+    chosen_avg_logps, rejected_avg_logps: Shape (B,). beta > 0 and margin >= 0 (floats, or one per
+    row, Shape (B,)); margin is the paper's
     gamma (absolute; TRL's gamma_beta_ratio = margin / beta). Returns (losses, chosen_rewards,
     rejected_rewards); rewards = beta * avg log-prob, Shape (B,), detached.
     """
@@ -316,6 +364,89 @@ def simpo_loss(
     beta = _check_range("beta", beta, 0.0, math.inf, lo_open=True)
     margin = _check_range("margin", margin, 0.0, math.inf)
     # SimPO Eq. 6: -log sigma(beta/|y_w| log pi(y_w) - beta/|y_l| log pi(y_l) - gamma)
-    losses = -F.logsigmoid(beta * (chosen_avg_logps - rejected_avg_logps) - margin)
-    return (_reduce(losses, reduction), beta * chosen_avg_logps.detach(),
-            beta * rejected_avg_logps.detach())
+    b = _per_row(beta, chosen_avg_logps, "beta")
+    losses = -F.logsigmoid(b * (chosen_avg_logps - rejected_avg_logps) - _per_row(margin, chosen_avg_logps, "margin"))
+    return _reduce(losses, reduction), b * chosen_avg_logps.detach(), b * rejected_avg_logps.detach()
+
+
+# --------------------------------------------------------------------------- policy-gradient losses
+
+
+def clipped_surrogate_loss(
+    logps: torch.Tensor,
+    old_logps: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    epsilon: float = 0.2,
+    reduction: str = "none",
+) -> torch.Tensor:
+    """PPO's clipped surrogate (Schulman et al., arXiv 1707.06347, Eq. 7), as a loss to minimise.
+
+    logps: Shape (B, T), log pi_theta(a_t | s_t) of the sampled actions (with grad). old_logps:
+    Shape (B, T), the same under the sampling policy (no grad). advantages: Shape (B, T) (or (B,),
+    one per sequence, as GRPO). Per step, with ratio r = exp(logps - old_logps):
+        l_t = -min(r A_t, clip(r, 1 - epsilon, 1 + epsilon) A_t);
+    each row's loss is the mean of l_t over its unmasked steps, Shape (B,), then ``reduction``.
+    epsilon >= 0.
+    """
+    mask, n = _check_steps(logps, mask)
+    _check_steps(old_logps, mask, "old_logps")
+    if advantages.dim() == 1:
+        _check_vectors(advantages=advantages, rows=logps[:, 0])
+        advantages = advantages[:, None].expand_as(logps)
+    else:
+        _check_steps(advantages, mask, "advantages")
+    epsilon = _check_range("epsilon", epsilon, 0.0, math.inf)
+    ratio = torch.exp(_masked(logps, mask) - _masked(old_logps.detach(), mask))  # (B, T), 1 on masked steps
+    adv = _masked(advantages.detach(), mask)  # (B, T)
+    surrogate = torch.minimum(ratio * adv, ratio.clamp(1.0 - epsilon, 1.0 + epsilon) * adv)  # (B, T)
+    return _reduce(-_masked(surrogate, mask).sum(-1) / n, reduction)
+
+
+def kl_k3(logps: torch.Tensor, ref_logps: torch.Tensor) -> torch.Tensor:
+    """Per-step estimate of KL(pi_theta || pi_ref) from samples of pi_theta (Schulman's k3, as GRPO uses):
+    exp(ref - logp) - (ref - logp) - 1 >= 0. Any common Shape."""
+    d = ref_logps - logps
+    return torch.exp(d) - d - 1.0
+
+
+def grpo_loss(
+    logps: torch.Tensor,
+    old_logps: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    ref_logps: torch.Tensor | None = None,
+    beta: float = 0.0,
+    epsilon: float = 0.2,
+    reduction: str = "none",
+) -> torch.Tensor:
+    """GRPO (Shao et al., arXiv 2402.03300, Eq. 3): the clipped surrogate with one advantage per
+    sequence, minus beta times the k3 KL estimate to a reference, averaged over each sequence's steps.
+
+    logps, old_logps, mask: Shape (B, T); advantages: Shape (B,) (``group_advantages``); ref_logps:
+    Shape (B, T), needed when beta > 0. Returns Shape (B,) before ``reduction``.
+    """
+    loss = clipped_surrogate_loss(logps, old_logps, advantages, mask, epsilon, reduction="none")  # (B,)
+    beta = _check_range("beta", beta, 0.0, math.inf)
+    if beta > 0:
+        if ref_logps is None:
+            raise ValueError("grpo_loss with beta > 0 needs ref_logps, Shape (B, T)")
+        mask, n = _check_steps(logps, mask)
+        _check_steps(ref_logps, mask, "ref_logps")
+        kl = _masked(kl_k3(logps, ref_logps.detach()), mask).sum(-1) / n  # (B,)
+        loss = loss + beta * kl
+    return _reduce(loss, reduction)
+
+
+def group_advantages(rewards: torch.Tensor, scale: bool = True, eps: float = 1e-4) -> torch.Tensor:
+    """GRPO's group-relative advantages: (r - mean of the group) / (std of the group + eps).
+
+    rewards: Shape (..., G), one group per leading index. scale=False keeps r - mean (Dr. GRPO).
+    The std is the unbiased one, as TRL computes it. A group whose rewards all tie gets 0.
+    Returns Shape (..., G).
+    """
+    centred = rewards - rewards.mean(-1, keepdim=True)
+    if not scale:
+        return centred
+    std = rewards.std(-1, keepdim=True) if rewards.shape[-1] > 1 else torch.zeros_like(rewards[..., :1])
+    return centred / (std + eps)

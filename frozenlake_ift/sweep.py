@@ -11,14 +11,21 @@ In a grid a custom map (a list of rows) is one value, so it is nested: "map": ["
 Each cell is one StudyConfig with its seeds batched inside it. A sweep folder DIR holds:
 
     DIR/sweep.json        manifest: the spec, swept fields, every cell's key and swept values
-    DIR/cells/<key>.json  one finished cell, written atomically when it finishes; key = the first 16
-                          hex digits of sha256 of the cell's StudyConfig as sorted JSON. It holds
-                          config, summary, ranking, claims, the final per-seed value of each metric
-                          and seconds (no curves, so files stay small).
+    DIR/cells/<key>.json  one finished cell, written atomically by the driver; key = the first 16
+                          hex digits of sha256 of the cell's StudyConfig as sorted JSON. It is a
+                          results.json (config, steps, curves, summary, map, ...; ``frozenlake-ift
+                          plot`` reads it) with floats rounded to 6 significant digits, plus key,
+                          swept values and the final per-seed value of each metric. A failed cell
+                          is saved as {key, values, error} and retried on the next run.
     DIR/report.md, report.json, claims_by_field.{png,svg}     from ``report.write_report``
 
-Finished cells are skipped on a rerun, so an interrupt loses only the cells in flight. The key
-depends on the config only: after changing the study's code, sweep into a new folder.
+Engines (docs/sweeps.md): "batched" (default) trains each group of cells that share shapes as one
+ensemble with per-member hyper-parameters (``batched.py``); "per-cell" runs ``run_study`` per cell.
+Both give the same numbers. Executors (``executors.py``): local (processes) or Ray.
+
+Finished cells are skipped on a rerun (a truncated or corrupt file is recomputed), so an interrupt
+loses only the tasks in flight. A folder holding another spec's cells is refused. The key depends
+on the config only: after changing the study's code, sweep into a new folder.
 """
 
 from __future__ import annotations
@@ -26,20 +33,15 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import multiprocessing as mp
 import re
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from . import results
 from .study import StudyConfig, build_data, coerce_field, run_study
 
-FORMAT = 1
+FORMAT = 2  # cell files: 2 = results.json layout (curves kept, rounded); 1 = final values only
 SPEC_KEYS = ("name", "description", "grid", "fixed")
 DEFAULT_SPEC = Path(__file__).with_name("sweeps") / "default.json"
 DEFAULTS = StudyConfig()
@@ -201,87 +203,207 @@ def shard_cells(cells: list[Cell], i: int, n: int) -> list[Cell]:
 
 
 # -------------------------------------------------------------------------------------- run
+ENGINES = ("batched", "per-cell")
+CELL_KEYS = ("format", "key", "values", "config", "steps", "curves", "summary", "ranking", "claims", "map", "seconds")
+DIGITS = 6  # significant digits kept in cell files (curves and per-seed values)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: cells trained together (a batched group) or one cell (``engine="per-cell"``)."""
+
+    cells: tuple[Cell, ...]
+    engine: str = "batched"
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What a task sends back to the driver: the cell records, as JSON text, and the failed cells."""
+
+    records: dict  # key -> JSON text of the cell file
+    failed: list  # [{"key", "values", "error"}]
+    seconds: float
+
+
+def _round(obj):
+    """Floats to DIGITS significant digits, recursively (keeps cell files small)."""
+    if isinstance(obj, float):
+        return float(f"{obj:.{DIGITS}g}")
+    if isinstance(obj, dict):
+        return {k: _round(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_round(v) for v in obj]
+    return obj
+
+
 def compact(result, cell: Cell) -> dict:
-    """The small per-cell record saved as cells/<key>.json."""
-    summary, ranking = results.summarize(result.curves)
-    return {"format": FORMAT, "key": cell.key, "values": cell.values, "config": result.config.to_dict(),
-            "summary": summary, "ranking": ranking, "claims": results.check_claims(summary),
-            "final": {m: {k: np.asarray(v, dtype=np.float64)[-1].tolist() for k, v in mc.items()}
-                      for m, mc in result.curves.items()},
-            "fit": {"kl_max": float(np.max(result.fit_kl)), "steps_max": int(np.max(result.fit_steps)),
-                    "base_success": float(np.mean(result.base_success)),
-                    "star_success": float(np.mean(result.star_success))},
-            "eval_steps": list(result.steps), "device": result.device, "versions": results.versions(),
-            "seconds": result.seconds}
+    """The cell file cells/<key>.json: a results.json (``results.to_dict``: config, steps, curves, summary, map,
+    ...; ``frozenlake-ift plot`` reads it) with floats rounded to DIGITS significant digits (summary, ranking
+    and claims computed before rounding), plus the sweep's key, swept values and each metric's final per-seed
+    value."""
+    rec = results.to_dict(result)
+    exact = {k: rec.pop(k) for k in ("summary", "ranking", "claims")}
+    rec = _round(rec)
+    rec.update(exact)
+    rec.update({"format": FORMAT, "key": cell.key, "values": cell.values,
+                "final": {m: {k: v[-1] for k, v in mc.items()} for m, mc in rec["curves"].items()}})
+    return rec
 
 
-def run_cell(cell: Cell, out_dir) -> dict:
-    """Run one cell and save it; a user error (ValueError) is returned, not saved, so a rerun retries."""
+def cell_done(path: Path, key: str) -> bool:
+    """Whether path holds a finished cell of this version: whole JSON, this format and key, every CELL_KEY.
+    A truncated, corrupt, failed or older cell file is not done (it is recomputed)."""
     try:
-        result = run_study(cell.config)
-    except ValueError as exc:
-        return {"key": cell.key, "values": cell.values, "error": str(exc)}
-    rec = compact(result, cell)
-    results.atomic_write(Path(out_dir) / "cells" / f"{cell.key}.json", json.dumps(rec))
-    return {"key": cell.key, "seconds": rec["seconds"], "held": sum(c["holds"] for c in rec["claims"]),
-            "claims": len(rec["claims"])}
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(rec, dict) and "error" not in rec and rec.get("format") == FORMAT and rec.get("key") == key
+            and all(k in rec for k in CELL_KEYS))
 
 
-def _init_worker() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates the pool
-    torch.set_num_threads(1)
+def _failure(cell: Cell, exc: Exception) -> dict:
+    return {"key": cell.key, "values": cell.values, "error": f"{type(exc).__name__}: {exc}"}
 
 
-def _run_cell_args(args) -> dict:
-    return run_cell(*args)
+def run_task(task: Task) -> TaskResult:
+    """Train a task's cells (batched, or one by one) and return their records; writes no file.
+
+    A group that fails is rerun cell by cell, so one bad cell costs only itself; a cell's user
+    error (ValueError, TypeError) or numerical failure is returned as its error, not raised.
+    """
+    from . import batched
+
+    t0 = time.perf_counter()
+    out, failed = {}, []
+    if task.engine == "batched" and len(task.cells) > 1:
+        try:
+            res = batched.run_group([c.config for c in task.cells])
+            return TaskResult({c.key: json.dumps(compact(r, c)) for c, r in zip(task.cells, res, strict=True)}, [],
+                              time.perf_counter() - t0)
+        except (ValueError, TypeError, RuntimeError, FloatingPointError):
+            pass  # find the failing cell(s): run each on its own below
+    for c in task.cells:
+        try:
+            out[c.key] = json.dumps(compact(run_study(c.config), c))
+        except (ValueError, TypeError, RuntimeError, FloatingPointError) as exc:
+            failed.append(_failure(c, exc))
+    return TaskResult(out, failed, time.perf_counter() - t0)
+
+
+def make_tasks(cells: list[Cell], engine: str, max_cells: int = 0) -> list[Task]:
+    """The units of work: under "batched", the groups of cells that share shapes (``batched.group_configs``),
+    each split into chunks of at most ``max_cells`` (0: whole groups); under "per-cell", one task per cell."""
+    from . import batched
+
+    if engine not in ENGINES:
+        raise ValueError(f"--engine must be one of {list(ENGINES)}, got {engine!r}")
+    if engine == "per-cell":
+        return [Task((c,), engine) for c in cells]
+    tasks = []
+    for idx in batched.group_configs([c.config for c in cells]):
+        size = len(idx) if max_cells < 1 else max_cells
+        tasks += [Task(tuple(cells[i] for i in idx[j:j + size]), engine) for j in range(0, len(idx), size)]
+    return tasks
+
+
+def _manifest(spec: dict, cells: list[Cell]) -> dict:
+    return {"format": FORMAT, "spec": spec, "fields": list(spec["grid"]), "n_cells": len(cells),
+            "cells": {c.key: c.values for c in cells}}
+
+
+def _check_folder(out: Path, man: dict) -> None:
+    """Refuse a folder that holds another sweep (other cells or fields): its cells would drop out of the report."""
+    path = out / "sweep.json"
+    if not path.is_file():
+        return
+    try:
+        old = json.loads(path.read_text())
+        same = old.get("cells") == man["cells"] and old.get("fields") == man["fields"]
+    except (OSError, ValueError, AttributeError):
+        same = not any((out / "cells").glob("*.json"))  # an unreadable manifest over no cells: rewrite it
+    if not same:
+        raise ValueError(f"{str(out)!r} holds a sweep of other cells (its sweep.json differs in cells or swept "
+                         f"fields); sweeping another spec into it would drop them from its manifest and report: "
+                         f"use another --out, or rerun that sweep's own spec")
+
+
+def torch_cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def run_sweep(spec: dict, out_dir, *, workers: int = 1, shard: tuple[int, int] | None = None,
-              progress: bool = False, on_cell=None) -> dict:
+              progress: bool = False, on_cell=None, engine: str = "batched", executor: str = "local",
+              address: str | None = None, max_cells: int = 0) -> dict:
     """Run the cells of spec (or of one shard) not yet saved in out_dir; return a summary dict.
 
-    Everything is validated before anything is written. ``workers`` > 1 runs cells in spawned
-    processes (one torch thread each); the serial path also uses one thread, so results match.
-    ``on_cell(record)`` is called after each cell. KeyboardInterrupt stops the sweep: finished cells
-    stay saved; the cells in flight are lost.
+    Everything is validated before anything is written. The shard unit is the cell (every n-th cell by
+    sorted key, ``shard_cells``), so shards are the same under both engines; a shard's cells are then
+    grouped. engine "batched" (default) trains each group of cells that share shapes as one ensemble
+    (``batched.run_group``); "per-cell" runs ``run_study`` per cell. executor "local" runs the tasks
+    here (workers == 1) or in ``workers`` spawned processes; "ray" as Ray tasks (``address`` joins a
+    cluster; none starts a local instance). The driver alone writes cells/<key>.json, atomically, as
+    each task returns. ``on_cell(record)`` is called per finished or failed cell. KeyboardInterrupt
+    stops the sweep: finished tasks' cells stay saved; those in flight are lost and rerun next time.
+    A failed cell is saved as {key, values, error} (the report names it) and retried on a rerun.
     """
+    from . import executors
+
     if int(workers) < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
+    if engine not in ENGINES:
+        raise ValueError(f"--engine must be one of {list(ENGINES)}, got {engine!r}")
+    if executor not in executors.EXECUTOR_NAMES:
+        raise ValueError(f"--executor must be one of {list(executors.EXECUTOR_NAMES)}, got {executor!r}")
+    if address and executor != "ray":
+        raise ValueError(f"--address {address!r} needs --executor ray")
     cells = expand(spec)
     mine = shard_cells(cells, *shard) if shard else cells
     out = Path(out_dir)
-    todo = [c for c in mine if not (out / "cells" / f"{c.key}.json").exists()]
-    man = json.dumps({"format": FORMAT, "spec": spec, "fields": list(spec["grid"]), "n_cells": len(cells),
-                      "cells": {c.key: c.values for c in cells}}, indent=1)  # the manifest
-    if not (out / "sweep.json").is_file() or (out / "sweep.json").read_text() != man:
-        results.atomic_write(out / "sweep.json", man)
+    man = _manifest(spec, cells)
+    _check_folder(out, man)
+    todo = [c for c in mine if not cell_done(out / "cells" / f"{c.key}.json", c.key)]
+    text = json.dumps(man, indent=1)
+    if not (out / "sweep.json").is_file() or (out / "sweep.json").read_text() != text:
+        results.atomic_write(out / "sweep.json", text)
     (out / "cells").mkdir(parents=True, exist_ok=True)
+    tasks = make_tasks(todo, engine, max_cells)
     t0, ran, failed = time.perf_counter(), [], []
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(todo), unit="cell", desc="sweep" + (f" {shard[0]}/{shard[1]}" if shard else ""),
                disable=not progress, smoothing=0.1)
 
-    def done(rec):
-        (failed if "error" in rec else ran).append(rec)
-        bar.update(1)
-        bar.set_postfix_str(f"{rec['key'][:8]} " + ("FAILED" if "error" in rec else f"claims held {rec['held']}/{rec['claims']}"))
-        if on_cell is not None:
-            on_cell(rec)
+    def done(res: TaskResult) -> None:
+        for key, text in res.records.items():
+            results.atomic_write(out / "cells" / f"{key}.json", text)
+            rec = json.loads(text)
+            held = sum(bool(c["holds"]) for c in rec["claims"])
+            info = {"key": key, "seconds": rec["seconds"], "held": held, "claims": len(rec["claims"])}
+            ran.append(info)
+            bar.update(1)
+            bar.set_postfix_str(f"{key[:8]} claims held {held}/{len(rec['claims'])}")
+            if on_cell is not None:
+                on_cell(info)
+        for f in res.failed:
+            results.atomic_write(out / "cells" / f"{f['key']}.json", json.dumps({"format": FORMAT, **f}))
+            failed.append(f)
+            bar.update(1)
+            bar.set_postfix_str(f"{f['key'][:8]} FAILED")
+            if on_cell is not None:
+                on_cell(f)
 
-    threads = torch.get_num_threads()
+    device = mine[0].config.device if mine else "cpu"
+    gpus = device.startswith("cuda") or (device == "auto" and torch_cuda_available())
     try:
-        if int(workers) == 1 or len(todo) <= 1:
-            torch.set_num_threads(1)
-            for c in todo:
-                done(run_cell(c, out))
-        else:
-            with mp.get_context("spawn").Pool(min(int(workers), len(todo)), initializer=_init_worker) as pool:
-                for rec in pool.imap_unordered(_run_cell_args, [(c, str(out)) for c in todo]):
-                    done(rec)  # leaving the with-block (also on Ctrl-C) terminates the workers
+        if tasks:
+            ex = executors.make_executor(executor, workers, address, gpus=gpus)
+            for res in ex.map(run_task, tasks):
+                done(res)
     finally:
-        torch.set_num_threads(threads)
         bar.close()
     return {"dir": str(out), "cells": len(cells), "shard": f"{shard[0]}/{shard[1]}" if shard else None,
             "shard_cells": len(mine), "skipped": len(mine) - len(todo), "ran": len(ran), "failed": failed,
-            "cell_seconds": [r["seconds"] for r in ran], "seconds": time.perf_counter() - t0}
+            "cell_seconds": [r["seconds"] for r in ran], "seconds": time.perf_counter() - t0,
+            "engine": engine, "executor": executor, "tasks": len(tasks)}

@@ -1,10 +1,11 @@
-"""Sweeps: end to end, resume after an interrupt, shards, malformed specs, the report, the CLI."""
+"""Sweeps: end to end, both engines, resume after an interrupt, corrupt cells, shards, malformed specs, the CLI."""
 
 import json
+import math
 
 import pytest
 
-from frozenlake_ift import cli, report, study, sweep
+from frozenlake_ift import batched, cli, report, results, study, sweep
 from frozenlake_ift.study import StudyConfig
 
 TINY = dict(seeds=2, steps=10, eval_every=5, fit_steps=200, device="cpu")
@@ -20,6 +21,22 @@ def _cells(d):
         rec.pop("seconds")
         out[p.stem] = rec
     return out
+
+
+def _close(a, b, rel=2e-5, path="") -> None:
+    """Two cell records agree: same structure, numbers within rel (6 significant digits are stored)."""
+    if isinstance(a, dict):
+        assert set(a) == set(b), path
+        for k in a:
+            _close(a[k], b[k], rel, f"{path}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _close(x, y, rel, f"{path}[{i}]")
+    elif isinstance(a, float) and not isinstance(a, bool):
+        assert math.isclose(a, b, rel_tol=rel, abs_tol=1e-12), (path, a, b)
+    else:
+        assert a == b, (path, a, b)
 
 
 def _counting(monkeypatch, fail_on=None, exc=KeyboardInterrupt):
@@ -44,6 +61,18 @@ def full(tmp_path_factory):
     return d, summary, seen
 
 
+@pytest.fixture(scope="module")
+def per_cell(tmp_path_factory):
+    d = tmp_path_factory.mktemp("per_cell")
+    return d, sweep.run_sweep(SPEC, d, engine="per-cell")
+
+
+def test_engines_give_the_same_cells(full, per_cell):
+    assert full[1]["tasks"] == 1 and per_cell[1]["tasks"] == 4  # one group of 4 cells vs 4 cells
+    a, b = _cells(full[0]), _cells(per_cell[0])
+    _close(a, b)
+
+
 def test_end_to_end_2x2(full):
     d, summary, seen = full
     assert summary["ran"] == 4 and summary["skipped"] == 0 and not summary["failed"] and len(seen) == 4
@@ -53,11 +82,21 @@ def test_end_to_end_2x2(full):
     for key, rec in cells.items():
         config = StudyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in rec["config"].items()})
         assert sweep.cell_key(config) == key and rec["values"] == {k: rec["config"][k] for k in ("base", "lam")}
-        assert set(rec["final"]) == {"sft", "ift", "dpo", "orpo"} and "curves" not in rec
+        assert set(rec["final"]) == {"sft", "ift", "dpo", "orpo"} and set(rec["curves"]) == set(rec["final"])
         assert all(len(v) == 2 for mc in rec["final"].values() for v in mc.values())  # one value per seed
-        assert {c["metric"] for c in rec["claims"]} == {"param_mse", "policy_mse", "explored"}
+        assert all(len(v) == len(rec["steps"]) == 3 for mc in rec["curves"].values() for v in mc.values())
+        assert all(rec["final"][m][k] == rec["curves"][m][k][-1] for m in rec["final"] for k in rec["final"][m])
+        assert {c["metric"] for c in rec["claims"]} >= {"param_mse", "policy_mse", "explored"}
         assert set(rec["ranking"]) >= {"param_mse", "policy_mse", "explored"}
-    assert max(p.stat().st_size for p in (d / "cells").iterdir()) < 30_000
+    assert max(p.stat().st_size for p in (d / "cells").iterdir()) < 40_000
+    res = results.load(d / "cells" / f"{next(iter(cells))}.json")  # what `frozenlake-ift plot` reads
+    assert res["map"]["desc"] and res["curves"]["ift"]["param_mse"]
+
+
+def test_plot_reads_a_cell_file(full, tmp_path, capsys):
+    path = next((full[0] / "cells").glob("*.json"))
+    assert cli.main(["plot", str(path), "--out", str(tmp_path / "fig")]) == 0
+    assert list((tmp_path / "fig").glob("*.png"))
 
 
 def test_rerun_skips_finished_cells(full, monkeypatch):
@@ -70,15 +109,57 @@ def test_rerun_skips_finished_cells(full, monkeypatch):
 def test_interrupt_then_resume_runs_each_cell_once(full, tmp_path, monkeypatch):
     calls = _counting(monkeypatch, fail_on=2)
     with pytest.raises(KeyboardInterrupt):
-        sweep.run_sweep(SPEC, tmp_path)
+        sweep.run_sweep(SPEC, tmp_path, engine="per-cell")
     assert len(list((tmp_path / "cells").iterdir())) == 1  # the finished cell, and no partial file
     first = list(calls)
     calls = _counting(monkeypatch)
-    summary = sweep.run_sweep(SPEC, tmp_path)
+    summary = sweep.run_sweep(SPEC, tmp_path, engine="per-cell")
     assert summary["ran"] == 3 and summary["skipped"] == 1
     finished = [first[0]] + calls  # first[1] was the interrupted one: lost, then rerun
     assert len(finished) == 4 and len(set(finished)) == 4 and first[1] in calls
-    assert _cells(tmp_path) == _cells(full[0])
+    _close(_cells(tmp_path), _cells(full[0]))
+
+
+def test_batched_interrupt_keeps_finished_groups_and_resumes(full, tmp_path, monkeypatch):
+    real, groups = batched.run_group, []
+
+    def fake(configs):
+        groups.append(len(configs))
+        if len(groups) == 2:
+            raise KeyboardInterrupt
+        return real(configs)
+
+    monkeypatch.setattr(batched, "run_group", fake)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_sweep(SPEC, tmp_path, max_cells=2)  # two tasks of 2 cells
+    assert groups == [2, 2] and len(list((tmp_path / "cells").glob("*.json"))) == 2
+    summary = sweep.run_sweep(SPEC, tmp_path, max_cells=2)
+    assert summary["ran"] == 2 and summary["skipped"] == 2 and groups == [2, 2, 2]
+    assert _cells(tmp_path) == _cells(full[0])  # the same cells as one group of 4: batching is exact
+
+
+def test_corrupt_cell_is_recomputed(full, tmp_path):
+    import shutil
+
+    d = tmp_path / "copy"
+    shutil.copytree(full[0], d)
+    paths = sorted((d / "cells").glob("*.json"))
+    paths[0].write_text(paths[0].read_text()[:500])  # truncated
+    paths[1].write_text(json.dumps({"format": 1, "key": paths[1].stem}))  # an older layout
+    summary = sweep.run_sweep(SPEC, d)
+    assert summary["ran"] == 2 and summary["skipped"] == 2
+    assert _cells(d) == _cells(full[0])
+
+
+def test_another_spec_into_the_same_folder_is_refused(full, tmp_path):
+    import shutil
+
+    d = tmp_path / "copy"
+    shutil.copytree(full[0], d)
+    other = sweep.make_spec({"grid": {"lr": [0.01, 0.02]}, "fixed": TINY})
+    with pytest.raises(ValueError, match="other cells"):
+        sweep.run_sweep(other, d)
+    assert _cells(d) == _cells(full[0]) and json.loads((d / "sweep.json").read_text())["n_cells"] == 4
 
 
 def test_shards_merge_to_the_unsharded_sweep(full, tmp_path):
@@ -168,21 +249,35 @@ def test_default_spec_is_big_enough():
     assert len({c.key for c in cells}) == len(cells)
 
 
-def test_a_failing_cell_is_reported_not_saved(tmp_path, monkeypatch):
+@pytest.mark.parametrize("engine", ["batched", "per-cell"])
+def test_a_failing_cell_is_saved_with_its_error_and_retried(tmp_path, monkeypatch, engine):
+    def broken(configs):
+        raise ValueError("group boom")
+
+    monkeypatch.setattr(batched, "run_group", broken)  # the batched engine then runs each cell alone
     calls = _counting(monkeypatch, fail_on=1, exc=ValueError)
-    summary = sweep.run_sweep(SPEC, tmp_path)
+    summary = sweep.run_sweep(SPEC, tmp_path, engine=engine)
     assert summary["ran"] == 3 and len(summary["failed"]) == 1 and "boom" in summary["failed"][0]["error"]
-    assert summary["failed"][0]["key"] == calls[0] and not (tmp_path / "cells" / f"{calls[0]}.json").exists()
+    rec = json.loads((tmp_path / "cells" / f"{calls[0]}.json").read_text())
+    assert rec["key"] == calls[0] and "boom" in rec["error"]  # the report can name it
+    _, records, missing = report.load_cells([tmp_path])
+    assert calls[0] in missing and len(records) == 3
+    calls = _counting(monkeypatch)
+    summary = sweep.run_sweep(SPEC, tmp_path, engine=engine)
+    assert summary["ran"] == 1 and summary["skipped"] == 3 and "error" not in json.loads(
+        (tmp_path / "cells" / f"{calls[0]}.json").read_text())
 
 
 def test_report_files(full, tmp_path):
     rep, paths = report.write_report([full[0]], tmp_path / "rep")
-    assert {p.name for p in paths} == {"report.md", "report.json", "claims_by_field.png", "claims_by_field.svg"}
+    assert {p.name for p in paths} == {"report.md", "report.json", "claims_by_field.png", "claims_by_field.svg",
+                                       "metrics_by_field.png", "metrics_by_field.svg"}
     assert rep["swept"] == ["base", "lam"] and rep["n_done"] == rep["n_cells"] == 4
     md = (tmp_path / "rep" / "report.md").read_text()
     for claim in rep["claims"]:
         assert claim in md
     assert "### `base`" in md and "## Per-cell rankings" in md and "±" in md
+    assert "## Each metric against each swept field" in md and set(rep["metrics_by_field"]["success"]) == {"base", "lam"}
     c = next(iter(rep["claims"].values()))
     assert c["n"] == 4 and sum(h for h, _ in c["by_field"]["base"].values()) == c["holds"]
 
@@ -192,7 +287,7 @@ def test_cli_sweep_with_workers_and_report(full, tmp_path, capsys):
     assert cli.main(["sweep", *SET_ARGS, "--out", str(out), "--workers", "2", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["ran"] == 4
-    assert _cells(out) == _cells(full[0])  # spawned workers give the same bits as the serial sweep
+    assert _cells(out) == _cells(full[0])  # a spawned worker gives the same bits as the serial sweep
     assert cli.main(["sweep", *SET_ARGS, "--out", str(out), "--dry-run", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["done"] == 4
     assert cli.main(["report", str(out), "--json", "--no-figures"]) == 0
@@ -211,7 +306,8 @@ def test_kill_keeps_finished_cells_and_rerun_completes(full, tmp_path):
     import time
 
     out = tmp_path / "killed"
-    argv = [sys.executable, "-m", "frozenlake_ift.cli", "sweep", *SET_ARGS, "--out", str(out), "--no-progress"]
+    argv = [sys.executable, "-m", "frozenlake_ift.cli", "sweep", *SET_ARGS, "--out", str(out), "--no-progress",
+            "--engine", "per-cell"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ})
     deadline = time.monotonic() + 60
     while proc.poll() is None and time.monotonic() < deadline and not list((out / "cells").glob("*.json")):
@@ -225,4 +321,4 @@ def test_kill_keeps_finished_cells_and_rerun_completes(full, tmp_path):
     else:
         assert proc.returncode == 0
     assert cli.main(["sweep", *SET_ARGS, "--out", str(out), "--json"]) == 0
-    assert _cells(out) == _cells(full[0])
+    _close(_cells(out), _cells(full[0]))

@@ -23,7 +23,7 @@ import torch
 
 from .. import policy, sampling
 from ..data import GridData, Paths, policy_probs
-from ..residual import temporal_residual
+from ..residual import any_positive, temporal_residual
 from .context import StepContext
 
 
@@ -43,8 +43,11 @@ class PairBatch:
     weight: torch.Tensor | None = None
 
 
-def path_logps(params: dict, paths: Paths, data: GridData, activation: str, lam: float = 0.0) -> torch.Tensor:
+def path_logps(params: dict, paths: Paths, data: GridData, activation: str, lam=0.0) -> torch.Tensor:
     """log pi_theta(a_t | x_t) along every trajectory. Shape: -> (E, N, T) (masked steps hold junk).
+
+    lam: a float, or one per member, a Tensor of Shape (E,) (a batched sweep's members); a member with
+    lam = 0 then gets exactly the one-hot input.
 
     x_t = onehot(s_t); with lam > 0 the input is IFT's temporal residual (Eq. 17, grid form):
         x_t = (1 - lam) onehot(s_t) + lam P(. | s_{t-1}, argmax_a pi_theta(a | s_{t-1}))   (t >= 1),
@@ -54,7 +57,7 @@ def path_logps(params: dict, paths: Paths, data: GridData, activation: str, lam:
     paths = paths.expand(E)
     states = paths.states[..., :-1]  # (E, N, T) the states actions are taken in
     x = data.eye[states]  # (E, N, T, S)
-    if lam > 0:
+    if any_positive(lam):
         with torch.no_grad():
             a_hat = policy.log_probs(params, x[:, :, :-1], activation).argmax(-1)  # (E, N, T-1)
             predicted = data.P[states[..., :-1], a_hat]  # (E, N, T-1, S)

@@ -1,8 +1,10 @@
 """Offline methods: they train on fixed (or pre-sampled) trajectories, not on their own rollouts.
 
 Each loss is ``loss(params, batch, ctx) -> LossOutput`` with a per-member loss of Shape (E,): the
-loss of each of the member's N trajectories (or pairs), averaged over N. The loss math itself is
-``losses.py``; this module only turns the network's output into per-step log-probs and masks.
+loss of each of the member's N trajectories (or pairs), averaged over N. A hyper-parameter read
+from ``ctx.config`` may be a float or, in a batched sweep (``batched.py``), one value per member,
+a Tensor of Shape (E,): it is then repeated for each member's N rows (``_rows``). The loss math
+itself is ``losses.py``; this module only turns the network's output into per-step log-probs and masks.
 
     sft    Table 1 "SFT": mean NLL of the chosen trajectory, teacher-forced
     ift    Table 1 "IFT": the same on the temporal-residual input (Eq. 17) with relation propagation (Eq. 18)
@@ -31,6 +33,14 @@ def _per_member(values: torch.Tensor, E: int, weight: torch.Tensor | None = None
     return (v * w).sum(-1) / w.sum(-1).clamp_min(1.0)
 
 
+def _rows(value, E: int, rows: torch.Tensor):
+    """A hyper-parameter for the E * N rows of ``rows`` (Shape (E * N,)): a float as is; a per-member
+    Tensor (E,) (a batched sweep's config view) repeated for each member's N trajectories."""
+    if isinstance(value, torch.Tensor) and value.dim() == 1:
+        return value.repeat_interleave(rows.shape[0] // E)  # (E * N,)
+    return value
+
+
 def _flat(lp: torch.Tensor, paths: Paths) -> tuple[torch.Tensor, torch.Tensor]:
     """(E, N, T) log-probs and the paths' mask as (E * N, T) rows for ``losses``."""
     return lp.flatten(0, 1), paths.expand(lp.shape[0]).mask.flatten(0, 1)
@@ -41,7 +51,8 @@ def sft(params: dict, batch: Paths, ctx: StepContext) -> LossOutput:
     lp = path_logps(params, batch, ctx.data, ctx.config.activation)  # (E, N, T)
     flat, mask = _flat(lp, batch)
     nll = losses.sft_loss(flat, mask, reduction="none")  # (E * N,)
-    return LossOutput(_per_member(nll, lp.shape[0]), {"nll_loss": _per_member(nll.detach(), lp.shape[0])})
+    stats = {"nll_loss": _per_member(nll.detach(), lp.shape[0])} if ctx.logging else {}
+    return LossOutput(_per_member(nll, lp.shape[0]), stats)
 
 
 def ift(params: dict, batch: Paths, ctx: StepContext) -> LossOutput:
@@ -50,6 +61,8 @@ def ift(params: dict, batch: Paths, ctx: StepContext) -> LossOutput:
     lp = path_logps(params, batch, ctx.data, cfg.activation, lam=cfg.lam)  # (E, N, T)
     flat, mask = _flat(lp, batch)
     loss = losses.ift_loss(flat, mask, gamma=cfg.prop_gamma, reduction="none")  # (E * N,)
+    if not ctx.logging:
+        return LossOutput(_per_member(loss, lp.shape[0]))
     nll = losses.sft_loss(flat.detach(), mask, reduction="none")  # (E * N,) unweighted, for the log
     return LossOutput(_per_member(loss, lp.shape[0]), {"nll_loss": _per_member(nll, lp.shape[0])})
 
@@ -70,10 +83,17 @@ def _sequence(batch: PairBatch, lc, lr, average: bool):
     return losses.sequence_logps(fc, mc, average=average), losses.sequence_logps(fr, mr, average=average)
 
 
-def _reference(batch: PairBatch, average: bool):
+def _reference(batch: PairBatch, average: bool, ctx: StepContext | None = None):
+    """Sequence log-probs of the reference (theta_0) on the batch; kept in ``ctx.cache`` while the batch is reused."""
     if batch.ref_chosen is None or batch.ref_rejected is None:
         raise ValueError("this method needs reference log-probs: register it with needs_reference=True")
-    return _sequence(batch, batch.ref_chosen, batch.ref_rejected, average)
+    key = ("reference sequences", average)
+    if ctx is not None and key in ctx.cache and ctx.cache[key][0] is batch:
+        return ctx.cache[key][1]
+    value = _sequence(batch, batch.ref_chosen, batch.ref_rejected, average)
+    if ctx is not None:
+        ctx.cache[key] = (batch, value)
+    return value
 
 
 def dpo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
@@ -81,8 +101,8 @@ def dpo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
     lc, lr = pair_logps(params, batch, ctx)  # (E, N, Tc), (E, N, Tr)
     E = lc.shape[0]
     pc, pr = _sequence(batch, lc, lr, average=False)  # (E * N,)
-    rc, rr = _reference(batch, average=False)
-    loss, cr, rj = losses.dpo_loss(pc, pr, rc, rr, beta=ctx.config.dpo_beta)  # (E * N,)
+    rc, rr = _reference(batch, average=False, ctx=ctx)
+    loss, cr, rj = losses.dpo_loss(pc, pr, rc, rr, beta=_rows(ctx.config.dpo_beta, E, pc))  # (E * N,)
     stats = {"logps/chosen": _per_member(pc.detach(), E, batch.weight),
              "logps/rejected": _per_member(pr.detach(), E, batch.weight), **_pair_stats(cr, rj, E, batch.weight)}
     return LossOutput(_per_member(loss, E, batch.weight), stats)
@@ -93,8 +113,8 @@ def ipo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
     lc, lr = pair_logps(params, batch, ctx)
     E = lc.shape[0]
     pc, pr = _sequence(batch, lc, lr, average=True)
-    rc, rr = _reference(batch, average=True)
-    loss, cr, rj = losses.ipo_loss(pc, pr, rc, rr, beta=ctx.config.ipo_beta)
+    rc, rr = _reference(batch, average=True, ctx=ctx)
+    loss, cr, rj = losses.ipo_loss(pc, pr, rc, rr, beta=_rows(ctx.config.ipo_beta, E, pc))
     stats = {"logps/chosen": _per_member(pc.detach(), E, batch.weight),
              "logps/rejected": _per_member(pr.detach(), E, batch.weight), **_pair_stats(cr, rj, E, batch.weight)}
     return LossOutput(_per_member(loss, E, batch.weight), stats)
@@ -105,7 +125,7 @@ def orpo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
     lc, lr = pair_logps(params, batch, ctx)
     E = lc.shape[0]
     ac, ar = _sequence(batch, lc, lr, average=True)  # (E * N,)
-    loss, log_odds = losses.orpo_loss(ac, ar, -ac, beta=ctx.config.orpo_beta)
+    loss, log_odds = losses.orpo_loss(ac, ar, -ac, beta=_rows(ctx.config.orpo_beta, E, ac))
     stats = {"logps/chosen": _per_member(ac.detach(), E, batch.weight),
              "logps/rejected": _per_member(ar.detach(), E, batch.weight),
              "nll_loss": _per_member(-ac.detach(), E, batch.weight),
@@ -118,7 +138,8 @@ def simpo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
     lc, lr = pair_logps(params, batch, ctx)
     E = lc.shape[0]
     ac, ar = _sequence(batch, lc, lr, average=True)
-    loss, cr, rj = losses.simpo_loss(ac, ar, beta=ctx.config.simpo_beta, margin=ctx.config.simpo_margin)
+    loss, cr, rj = losses.simpo_loss(ac, ar, beta=_rows(ctx.config.simpo_beta, E, ac),
+                                   margin=_rows(ctx.config.simpo_margin, E, ac))
     stats = {"logps/chosen": _per_member(ac.detach(), E, batch.weight),
              "logps/rejected": _per_member(ar.detach(), E, batch.weight), **_pair_stats(cr, rj, E, batch.weight)}
     return LossOutput(_per_member(loss, E, batch.weight), stats)

@@ -1,0 +1,270 @@
+"""Many StudyConfigs in one batched run: hyper-parameters on the ensemble axis (the sweep's batched engine).
+
+A study already trains its E seeds as one ensemble. Cells of a sweep that differ only in per-member
+fields train as one bigger ensemble whose members carry their own hyper-parameters:
+
+    GROUP fields    must agree within a group: map, slippery, gamma, hidden, steps, optimizer, methods,
+                    prop_gamma, the pair and on-policy fields, dtype, device, ... (``GROUP_FIELDS``)
+    START fields    theta_0 and theta* of a cell (``START_FIELDS``: base, seed, seeds, the fit): built
+                    once per distinct start with the study's own ``base_params`` / ``fit_to``
+    MEMBER fields   one value per member, a Tensor of Shape (E,) in the config view the methods read
+                    (``MEMBER_FIELDS``: lr, lam, the betas, simpo_margin)
+
+For each method, cells whose start and whose member fields *that the method reads* (``Method.fields``,
+plus lr) agree give the same run, so it is trained once (SFT does not read lam: a grid over lam
+trains SFT once per base and lr). The distinct runs' members are concatenated into one ensemble,
+trained by the study's loop with ``optim.EnsembleOptimizer`` (one lr per member, bit-equal to
+``torch.optim`` Adam / RMSprop on CPU), and the curves are split back per cell into the same
+``StudyResult`` that ``study.run_study`` returns.
+
+Same numbers: members are independent (the loss is a sum over members), per-member factors are
+formed in float64 and cast as a Python float is, so on CPU the offline methods' batched results
+equal the per-cell ones (tested within 1e-9 relative in float64, 1e-5 in float32; in practice bit
+for bit). Methods that draw samples (on-policy methods, ``chosen="sampled"``, ``negatives`` other
+than "fixed", or a custom batch builder) draw from a generator over the whole ensemble, whose
+draws would differ from the per-cell ones: the engine trains those per cell (still once per
+distinct run), so their results equal the per-cell engine's exactly as well.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import numpy as np
+import torch
+
+from . import metrics, policy
+from .config import StudyConfig
+from .methods import LossOutput, StepContext, get_method
+from .methods.registry import ROUTE_PAIR_BATCH
+from .optim import EnsembleOptimizer
+from .study import (
+    MethodRun,
+    StudyResult,
+    base_params,
+    build_data,
+    evaluate,
+    fit_to,
+    lr_factor,
+    method_generator,
+    reference,
+    train_method,
+)
+
+MEMBER_FIELDS = ("lr", "lam", "dpo_beta", "orpo_beta", "ipo_beta", "simpo_beta", "simpo_margin")
+START_FIELDS = ("base", "seed", "seeds", "fit_steps", "fit_lr", "fit_tol")
+GROUP_FIELDS = tuple(f for f in StudyConfig.field_names() if f not in MEMBER_FIELDS + START_FIELDS)
+CHOSEN_BATCH = "frozenlake_ift.methods.batches:chosen_batch"
+TRULY = "truly"
+
+
+def group_key(config: StudyConfig) -> str:
+    """Cells with equal group keys train together (their GROUP_FIELDS agree)."""
+    d = config.to_dict()
+    return json.dumps({f: d[f] for f in GROUP_FIELDS}, sort_keys=True)
+
+
+def group_configs(configs) -> list[list[int]]:
+    """Indices of ``configs`` grouped by ``group_key``, groups in order of first appearance."""
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(configs):
+        groups.setdefault(group_key(c), []).append(i)
+    return list(groups.values())
+
+
+class MemberConfig:
+    """A StudyConfig whose MEMBER_FIELDS read as float64 Tensors of Shape (E,), one value per member.
+
+    Every other attribute is the shared config's. This is the ``ctx.config`` a batched method sees.
+    """
+
+    def __init__(self, config: StudyConfig, members: dict[str, torch.Tensor]) -> None:
+        self._config, self._members = config, members
+
+    def __getattr__(self, name: str):
+        members = self.__dict__.get("_members", {})
+        if name in members:
+            return members[name]
+        return getattr(self.__dict__["_config"], name)
+
+
+def draws_samples(method: str, config: StudyConfig) -> bool:
+    """Whether a method's batch draws from its generator under this config (then it trains per cell)."""
+    rec = get_method(method)
+    if rec.on_policy or config.chosen == "sampled":
+        return True
+    if rec.batch == CHOSEN_BATCH:
+        return False
+    return rec.batch != ROUTE_PAIR_BATCH or config.negatives != "fixed"
+
+
+@dataclasses.dataclass
+class Start:
+    """theta_0 and theta* of one distinct start, its Reference and fit statistics (per member: (E,))."""
+
+    base: dict
+    star: dict
+    ref: object
+    fit_kl: np.ndarray
+    fit_steps: np.ndarray
+    base_success: np.ndarray
+    star_success: np.ndarray
+
+
+def make_start(config: StudyConfig, data, device) -> Start:
+    """What ``run_study`` builds before fine-tuning, with the study's own functions."""
+    base = base_params(config, data, device)
+    nonterminal = torch.as_tensor(np.flatnonzero(~data.mdp.terminal), device=device)
+    pi_star = torch.as_tensor(data.pi_star, dtype=torch.float64, device=device)
+    star, fit_kl, fit_used = fit_to(base, pi_star, nonterminal, config.activation, config.fit_steps,
+                                    config.fit_lr, config.fit_tol)
+    ref = reference(config, data, base, star)
+    return Start(base, star, ref, fit_kl, fit_used, evaluate(base, data, config, ref).values["success"].cpu().numpy(),
+                 evaluate(star, data, config, ref).values["success"].cpu().numpy())
+
+
+def train_ensemble(method: str, base: dict, data, cfg: MemberConfig, ref, keep_policies: bool = False) -> MethodRun:
+    """``study.train_method`` with a per-member learning rate (``cfg.lr``, Shape (E,)): the same loop, step for
+    step (the equality test of tests/test_batched.py compares every metric, so a drift fails it)."""
+    record_ = get_method(method)
+    params = policy.clone_params(base)
+    opt = EnsembleOptimizer(params, cfg.optimizer, cfg.lr)
+    schedule = None
+    if cfg.scheduler != "constant" or cfg.warmup_ratio > 0:
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: lr_factor(step, cfg.steps, cfg.scheduler, cfg.warmup_ratio))
+    E, S = params["W1"].shape[:2]
+    ctx = StepContext(config=cfg, data=data, reference=ref, method=record_,
+                      generator=method_generator(cfg, method, params["W1"].device))
+    explored = torch.zeros(E, S, dtype=torch.bool, device=params["W1"].device)
+    curves: dict[str, list] = {}
+    stats: dict[str, list] = {}
+    steps: list[int] = []
+    policies: list[torch.Tensor] = []
+    last = None
+    for step in range(cfg.steps + 1):
+        with torch.no_grad():
+            batch = record_.batch_fn(params, ctx, step)
+        out = record_.loss_fn(params, batch, ctx)
+        out = out if isinstance(out, LossOutput) else LossOutput(out)
+        loss = out.loss
+        if not isinstance(loss, torch.Tensor) or tuple(loss.shape) != (E,):
+            raise ValueError(f"method {method!r}: loss must return a Tensor of Shape (E,) = ({E},), one loss per "
+                             f"member, got {getattr(loss, 'shape', type(loss).__name__)}")
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            last = evaluate(params, data, cfg, ref)
+            values = {**last.values, "explored": explored.sum(-1).double(), "loss": loss.detach().double(),
+                      "explored_alignment": metrics.explored_alignment(explored, ref.preferred)}
+            for name in metrics.METRICS:
+                if name in values:
+                    curves.setdefault(name, []).append(values[name].cpu().numpy())
+            for name, v in out.stats.items():
+                stats.setdefault(name, []).append(torch.as_tensor(v).detach().double().cpu().numpy())
+            steps.append(step)
+            if keep_policies:
+                policies.append(last.pi)
+        if step == cfg.steps:
+            break
+        opt.zero_grad()
+        loss.sum().backward()  # members are independent: d(sum)/d(theta_e) = d(loss_e)/d(theta_e)
+        explored |= params["W1"].grad.abs().sum(-1) > 0  # (E, S)
+        opt.step()
+        if schedule is not None:
+            schedule.step()
+    occupancy = metrics.discounted_occupancy(ref.P, ref.rho0, last.pi, min(cfg.gamma, 0.999))
+    return MethodRun(steps, {k: np.stack(v) for k, v in curves.items()}, {k: np.stack(v) for k, v in stats.items()},
+                     occupancy.cpu().numpy(), explored.cpu().numpy(), policy.clone_params(params, requires_grad=False),
+                     torch.stack(policies) if keep_policies else None)
+
+
+def _slice_run(run: MethodRun, lo: int, hi: int) -> MethodRun:
+    """Members lo:hi of an ensemble's run."""
+    return MethodRun(run.steps, {k: v[:, lo:hi] for k, v in run.curves.items()},
+                     {k: v[:, lo:hi] for k, v in run.stats.items()}, run.occupancy[lo:hi], run.explored[lo:hi],
+                     {k: v[lo:hi] for k, v in run.params.items()},
+                     None if run.policies is None else run.policies[:, lo:hi])
+
+
+def _cat(dicts: list[dict]) -> dict:
+    return {k: torch.cat([d[k] for d in dicts]) for k in dicts[0]}
+
+
+def run_key(method: str, config: StudyConfig) -> tuple:
+    """Cells with equal run keys train the same run of ``method``: the start and the fields it reads."""
+    read = set(get_method(method).fields) | {"lr"}
+    return tuple(getattr(config, f) for f in START_FIELDS) + tuple(
+        (f, getattr(config, f)) for f in MEMBER_FIELDS if f in read)
+
+
+def run_group(configs: list[StudyConfig]) -> list[StudyResult]:
+    """Run cells that share GROUP_FIELDS in one batched pass; one StudyResult per config, as ``run_study``'s."""
+    t0 = time.perf_counter()
+    configs = list(configs)
+    if not configs:
+        return []
+    keys = {group_key(c) for c in configs}
+    if len(keys) != 1:
+        raise ValueError(f"run_group needs configs that agree on {', '.join(GROUP_FIELDS)}; got {len(keys)} groups")
+    cfg0 = configs[0]
+    device = policy.resolve_device(cfg0.device)
+    torch.manual_seed(cfg0.seed)
+    data = build_data(cfg0, device)
+    start_of = [tuple(getattr(c, f) for f in START_FIELDS) for c in configs]
+    starts: dict[tuple, Start] = {}
+    for i, k in enumerate(start_of):
+        if k not in starts:
+            starts[k] = make_start(configs[i], data, device)
+    n = len(configs)
+    runs: dict[str, list[MethodRun]] = {}
+    truly_pi: list[torch.Tensor | None] = [None] * n
+    for method in sorted(cfg0.methods, key=lambda m: m != TRULY):  # truly first, as run_study
+        keep = method == TRULY
+        reps: dict[tuple, int] = {}
+        for i, c in enumerate(configs):
+            reps.setdefault(run_key(method, c), i)
+        of_cell = [reps[run_key(method, c)] for c in configs]  # representative cell of each cell's run
+        done: dict[int, MethodRun] = {}
+        if draws_samples(method, cfg0):
+            for r in reps.values():
+                st = starts[start_of[r]]
+                ref = dataclasses.replace(st.ref, truly_pi=truly_pi[r])
+                done[r] = train_method(method, st.base, data, configs[r], ref, keep_policies=keep)
+        else:
+            order = list(reps.values())
+            sts = [starts[start_of[r]] for r in order]
+            bounds = np.cumsum([0] + [configs[r].seeds for r in order])
+            members = {f: torch.tensor([float(getattr(configs[r], f)) for r in order for _ in range(configs[r].seeds)],
+                                       dtype=torch.float64, device=device) for f in MEMBER_FIELDS}
+            view = MemberConfig(cfg0, members)
+            base, star = _cat([s.base for s in sts]), _cat([s.star for s in sts])
+            ref = reference(cfg0, data, base, star)
+            if truly_pi[0] is not None:
+                ref.truly_pi = torch.cat([truly_pi[r] for r in order])
+            whole = train_ensemble(method, base, data, view, ref, keep_policies=keep)
+            done = {r: _slice_run(whole, int(bounds[j]), int(bounds[j + 1])) for j, r in enumerate(order)}
+        runs[method] = [done[of_cell[i]] for i in range(n)]
+        if keep:
+            truly_pi = [run.policies[-1] for run in runs[method]]
+    seconds = (time.perf_counter() - t0) / n
+    out = []
+    nt = torch.as_tensor(~data.mdp.terminal, device=device)
+    for i, c in enumerate(configs):
+        cell_runs = {m: dataclasses.replace(runs[m][i]) for m in c.methods}
+        if TRULY in cell_runs:  # its own curve against its final policy, as run_study measures it
+            r = cell_runs[TRULY]
+            own = ((r.policies - truly_pi[i]) ** 2)[:, :, nt].mean((-1, -2))  # (n_evals, E)
+            curves = {**r.curves, metrics.TRULY_METRIC: own.cpu().numpy()}
+            cell_runs[TRULY] = dataclasses.replace(r, curves={k: curves[k] for k in metrics.METRICS if k in curves},
+                                                   policies=None)
+        st = starts[start_of[i]]
+        out.append(StudyResult(
+            config=c, steps=cell_runs[c.methods[0]].steps, curves={m: r.curves for m, r in cell_runs.items()},
+            final_occupancy={m: r.occupancy for m, r in cell_runs.items()},
+            explored={m: r.explored for m, r in cell_runs.items()}, fit_kl=st.fit_kl, fit_steps=st.fit_steps,
+            base_success=st.base_success, star_success=st.star_success, data=data,
+            stats={m: r.stats for m, r in cell_runs.items()}, params={m: r.params for m, r in cell_runs.items()},
+            base=policy.clone_params(st.base, requires_grad=False),
+            star=policy.clone_params(st.star, requires_grad=False), seconds=seconds, device=str(device)))
+    return out

@@ -1,0 +1,96 @@
+"""Where a sweep's units of work run: in this process, in local worker processes, or on a Ray cluster.
+
+A unit of work is a picklable task (``sweep.Task``: a group of cells under the batched engine, one
+cell under the per-cell engine) and a module-level function ``fn(task) -> result`` that writes no
+file: the driver alone writes the cell store, atomically, as results arrive, so resume and
+``report`` work the same whatever the executor, and a lost worker costs only its tasks.
+
+    LocalExecutor(workers)        workers == 1: in this process; > 1: spawned processes, one torch thread each
+    RayExecutor(address, gpus)    one Ray task per unit (retried if its worker dies); ``address`` joins a
+                                  running cluster ("auto" or "ray://host:10001"), None starts a local one
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import signal
+from collections.abc import Callable, Iterable, Iterator
+
+import torch
+
+EXECUTOR_NAMES = ("local", "ray")
+RAY_RETRIES = 3  # a task whose worker died is run again up to this many times
+
+
+def _init_worker() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates the pool
+    torch.set_num_threads(1)
+
+
+class LocalExecutor:
+    """Run tasks here (workers == 1) or in ``workers`` spawned processes; results in completion order."""
+
+    def __init__(self, workers: int = 1) -> None:
+        if int(workers) < 1:
+            raise ValueError(f"--workers must be >= 1, got {workers}")
+        self.workers = int(workers)
+
+    def map(self, fn: Callable, tasks: Iterable) -> Iterator:
+        tasks = list(tasks)
+        if self.workers == 1 or len(tasks) <= 1:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # as the workers: the results do not depend on the executor
+            try:
+                for t in tasks:
+                    yield fn(t)
+            finally:
+                torch.set_num_threads(threads)
+            return
+        with mp.get_context("spawn").Pool(min(self.workers, len(tasks)), initializer=_init_worker) as pool:
+            yield from pool.imap_unordered(fn, tasks)  # leaving the with-block (also on Ctrl-C) ends the workers
+
+
+def _ray_call(fn: Callable, task):
+    torch.set_num_threads(1)
+    return fn(task)
+
+
+class RayExecutor:
+    """One Ray task per unit of work. ``address``: None starts a local Ray instance (``num_cpus`` CPUs, default
+    all); "auto" or "ray://HOST:10001" joins an existing cluster. Tasks ask for one GPU when ``gpus`` is true
+    (the study's device is CUDA), else one CPU. Needs the ``cluster`` extra (``pip install ray``)."""
+
+    def __init__(self, address: str | None = None, gpus: bool = False, num_cpus: int | None = None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise ValueError("--executor ray needs Ray: pip install 'frozenlake_ift[cluster]' (or pip install ray)") \
+                from None
+        self.ray, self.gpus = ray, bool(gpus)
+        if not ray.is_initialized():
+            kwargs = {"address": address} if address else {"num_cpus": num_cpus}
+            ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True, **kwargs)
+        self.remote = ray.remote(_ray_call).options(num_cpus=1, num_gpus=1 if self.gpus else 0,
+                                                    max_retries=RAY_RETRIES, retry_exceptions=False)
+
+    def map(self, fn: Callable, tasks: Iterable) -> Iterator:
+        ray = self.ray
+        pending = [self.remote.remote(fn, t) for t in tasks]
+        try:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                yield ray.get(ready[0])
+        finally:
+            for ref in pending:  # interrupted: cancel what has not run
+                ray.cancel(ref, force=True)
+
+
+def make_executor(name: str = "local", workers: int = 1, address: str | None = None, gpus: bool = False):
+    """The executor called ``name`` (``EXECUTOR_NAMES``)."""
+    if name == "local":
+        if address:
+            raise ValueError(f"--address {address!r} needs --executor ray")
+        return LocalExecutor(workers)
+    if name == "ray":
+        return RayExecutor(address, gpus=gpus, num_cpus=None if address else max(1, int(workers)))
+    raise ValueError(f"executor must be one of {list(EXECUTOR_NAMES)}, got {name!r}")

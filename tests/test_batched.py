@@ -1,0 +1,145 @@
+"""The batched engine: per-member optimisers, per-row loss hyper-parameters, and batched == per-cell results."""
+
+import numpy as np
+import pytest
+import torch
+
+from frozenlake_ift import batched, losses
+from frozenlake_ift.optim import EnsembleOptimizer
+from frozenlake_ift.residual import temporal_residual
+from frozenlake_ift.study import StudyConfig, lr_factor, run_study
+
+LRS = [0.003, 0.01, 0.03]
+TORCH = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
+
+
+@pytest.mark.parametrize("name", ["adam", "rmsprop", "sgd"])
+@pytest.mark.parametrize("schedule", [False, True])
+def test_ensemble_optimizer_matches_torch_optim_per_member(name, schedule):
+    g = torch.Generator().manual_seed(0)
+    P0 = {"W": torch.randn(3, 5, 4, generator=g, dtype=torch.float64),
+          "b": torch.randn(3, 4, generator=g, dtype=torch.float64)}
+    pb = {k: v.clone().requires_grad_() for k, v in P0.items()}
+    opt = EnsembleOptimizer(pb, name, LRS)
+    refs = []
+    for e in range(3):
+        pe = {k: v[e:e + 1].clone().requires_grad_() for k, v in P0.items()}
+        refs.append((pe, TORCH[name](pe.values(), lr=LRS[e])))
+    scheds = []
+    if schedule:
+        fn = lambda s: lr_factor(s, 40, "cosine", 0.1)  # noqa: E731
+        scheds = [torch.optim.lr_scheduler.LambdaLR(o, fn) for o in [opt] + [o for _, o in refs]]
+    for _ in range(40):
+        grads = {k: torch.randn(v.shape, generator=g, dtype=torch.float64) for k, v in P0.items()}
+        for k in pb:
+            pb[k].grad = grads[k].clone()
+        opt.step()
+        for e, (pe, o) in enumerate(refs):
+            for k in pe:
+                pe[k].grad = grads[k][e:e + 1].clone()
+            o.step()
+        for s in scheds:
+            s.step()
+    diff = max((pb[k][e] - refs[e][0][k][0]).abs().max().item() for k in P0 for e in range(3))
+    assert diff == 0.0 if name != "sgd" else diff < 1e-12  # SGD: torch's add(alpha=) may fuse multiply-add
+
+
+def test_ensemble_optimizer_rejects_bad_lr():
+    p = {"W": torch.zeros(2, 3, requires_grad=True)}
+    with pytest.raises(ValueError, match="lr must be one positive"):
+        EnsembleOptimizer(p, "adam", [0.1])
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        EnsembleOptimizer(p, "adamw", [0.1, 0.1])
+
+
+def test_per_row_loss_hyperparameters_equal_scalars_row_by_row():
+    g = torch.Generator().manual_seed(1)
+    pc, pr, rc, rr = (-torch.rand(4, generator=g, dtype=torch.float32) * 5 for _ in range(4))
+    beta = torch.tensor([0.1, 0.5, 1.0, 2.0], dtype=torch.float64)
+    cases = [(losses.dpo_loss, (pc, pr, rc, rr), {"beta": beta, "label_smoothing": beta / 10}),
+             (losses.ipo_loss, (pc, pr, rc, rr), {"beta": beta}),
+             (losses.orpo_loss, (pc / 5, pr / 5, -pc / 5), {"beta": beta}),
+             (losses.simpo_loss, (pc / 5, pr / 5), {"beta": beta, "margin": beta / 2})]
+    for fn, args, kw in cases:
+        batched_out = fn(*args, **kw)
+        for i in range(4):
+            one = fn(*(a[i:i + 1] for a in args), **{k: float(v[i]) for k, v in kw.items()})
+            for b, o in zip(batched_out, one, strict=True):
+                assert torch.equal(b[i:i + 1], o), fn.__name__
+    with pytest.raises(ValueError, match=r"beta must lie in \(0.0, inf\], got -1.0"):
+        losses.dpo_loss(pc, pr, rc, rr, beta=torch.tensor([0.1, -1.0, 0.1, 0.1], dtype=torch.float64))
+    x = torch.rand(4, 3, 5, generator=g)
+    y = torch.rand(4, 3, 5, generator=g)
+    mixed = losses.mix_inputs(x, y, beta / 2)
+    assert all(torch.equal(mixed[i], losses.mix_inputs(x[i], y[i], float(beta[i] / 2))) for i in range(4))
+
+
+def test_temporal_residual_per_member_lam():
+    g = torch.Generator().manual_seed(2)
+    onehots, predicted = torch.rand(3, 2, 5, 4, generator=g), torch.rand(3, 2, 4, 4, generator=g)
+    lam = torch.tensor([0.0, 0.2, 0.5], dtype=torch.float64)
+    out = temporal_residual(onehots, predicted, lam)
+    for e in range(3):
+        assert torch.equal(out[e], temporal_residual(onehots[e], predicted[e], float(lam[e])))
+    assert torch.equal(out[0], onehots[0])  # lam = 0: exactly the one-hot input
+    with pytest.raises(ValueError, match="lam must lie in"):
+        temporal_residual(onehots, predicted, torch.tensor([0.0, 1.5, 0.2], dtype=torch.float64))
+
+
+def test_groups_follow_the_shape_fields():
+    cfgs = [StudyConfig(lr=0.01), StudyConfig(lr=0.03, lam=0.5, base="uniform", seeds=3), StudyConfig(map="4x4"),
+            StudyConfig(hidden=16), StudyConfig(dpo_beta=0.5)]
+    assert batched.group_configs(cfgs) == [[0, 1, 4], [2], [3]]
+    with pytest.raises(ValueError, match="agree on"):
+        batched.run_group(cfgs[:3])
+
+
+TINY = dict(seeds=2, steps=8, eval_every=4, fit_steps=200, device="cpu")
+GRID = [("random", 0.01, 0.0, 0.1), ("random", 0.03, 0.5, 0.5), ("uniform", 0.01, 0.2, 0.5),
+        ("suboptimal", 0.003, 0.2, 0.1)]
+
+
+def _grid(**fixed):
+    return [StudyConfig(base=b, lr=lr, lam=lam, dpo_beta=beta, ipo_beta=beta, orpo_beta=beta, simpo_beta=4 * beta,
+                        simpo_margin=beta, **{**TINY, **fixed}) for b, lr, lam, beta in GRID]
+
+
+def _assert_same(batched_results, per_cell_results, rel):
+    for b, p in zip(batched_results, per_cell_results, strict=True):
+        assert b.steps == p.steps and set(b.curves) == set(p.curves)
+        for m in p.curves:
+            assert set(b.curves[m]) == set(p.curves[m]), m
+            for k, ref in p.curves[m].items():
+                np.testing.assert_allclose(b.curves[m][k], ref, rtol=rel, atol=1e-300, err_msg=f"{m} {k}")
+            for k, ref in p.stats[m].items():
+                np.testing.assert_allclose(b.stats[m][k], ref, rtol=rel, atol=1e-300, err_msg=f"{m} stat {k}")
+            np.testing.assert_array_equal(b.explored[m], p.explored[m])
+            np.testing.assert_allclose(b.final_occupancy[m], p.final_occupancy[m], rtol=rel, atol=1e-300)
+        np.testing.assert_array_equal(b.fit_steps, p.fit_steps)
+        np.testing.assert_allclose(b.fit_kl, p.fit_kl, rtol=rel)
+
+
+@pytest.mark.parametrize("dtype, rel", [("float64", 1e-9), ("float32", 1e-5)])
+def test_batched_equals_per_cell_offline_methods(dtype, rel):
+    """Item 2: every metric of every cell, on a grid varying base, lr, lambda and the betas."""
+    cfgs = _grid(dtype=dtype, methods=("sft", "ift", "dpo", "orpo", "ipo", "simpo"))
+    _assert_same(batched.run_group(cfgs), [run_study(c) for c in cfgs], rel)
+
+
+def test_batched_equals_per_cell_with_truly_sampling_and_schedule():
+    """truly (its metric against every method), a sampling method (trained per cell inside the engine),
+    sampled negatives, RMSprop with a cosine schedule."""
+    cfgs = _grid(dtype="float64", methods=("truly", "sft", "dpo", "grpo"), negatives="policy", pairs=2,
+                 grpo_group=2, horizon=10, optimizer="rmsprop", scheduler="cosine", warmup_ratio=0.2)[:3]
+    assert batched.draws_samples("dpo", cfgs[0]) and batched.draws_samples("grpo", cfgs[0])
+    assert not batched.draws_samples("sft", cfgs[0])
+    _assert_same(batched.run_group(cfgs), [run_study(c) for c in cfgs], 1e-9)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_batched_on_cuda_matches_cpu():
+    """The GPU path (benchmarks/gpu_check.sh runs it): batched on CUDA against per-cell on CPU, float64."""
+    cfgs = _grid(dtype="float64", methods=("sft", "ift", "dpo", "orpo"))
+    gpu = batched.run_group([StudyConfig(**{**c.to_dict(), "map": c.map, "methods": c.methods, "device": "cuda"})
+                             for c in cfgs])
+    _assert_same(gpu, [run_study(c) for c in cfgs], 1e-6)
