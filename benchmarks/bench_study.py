@@ -37,14 +37,18 @@ def main() -> None:
     batched = timed(StudyConfig(seeds=args.seeds, **common))
     loop = sum(timed(StudyConfig(seeds=1, seed=k, **common)) for k in range(args.seeds))
     n_methods = len(StudyConfig().methods)
-    print(f"device {torch.device('cuda' if args.device != 'cpu' and torch.cuda.is_available() else 'cpu')}, "
-          f"threads {args.threads}, {args.seeds} seeds x {n_methods} methods x {args.steps} steps (+ theta* fit, evals)")
+    print(
+        f"device {torch.device('cuda' if args.device != 'cpu' and torch.cuda.is_available() else 'cpu')}, "
+        f"threads {args.threads}, {args.seeds} seeds x {n_methods} methods x {args.steps} steps (+ theta* fit, evals)"
+    )
     print(f"batched ensemble : {batched:8.2f} s  ({args.seeds * n_methods * args.steps / batched:10.0f} seed-steps/s)")
     print(f"per-seed loop    : {loop:8.2f} s  ({args.seeds * n_methods * args.steps / loop:10.0f} seed-steps/s)")
     print(f"speed-up (loop / batched): {loop / batched:.1f}x   (target >= 10x)")
     default = timed(StudyConfig(device=args.device))
-    print(f"default reproduce study ({StudyConfig().seeds} seeds, {StudyConfig().steps} steps): {default:.1f} s   "
-          f"(target < 60 s)")
+    print(
+        f"default reproduce study ({StudyConfig().seeds} seeds, {StudyConfig().steps} steps): {default:.1f} s   "
+        f"(target < 60 s)"
+    )
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def _flops(cells) -> float:
         per_row = 2 * (S * H + H * A)  # one network pass for one input row
         rows_per_step = 3 * 12 * 2  # fwd + bwd, ~12 steps per trajectory, chosen + rejected (upper estimate)
         evals = cfg.steps // cfg.eval_every + 2
-        per_member = cfg.steps * rows_per_step * per_row + evals * (S * per_row + 2 * S ** 3 / 3)
+        per_member = cfg.steps * rows_per_step * per_row + evals * (S * per_row + 2 * S**3 / 3)
         total += len(cfg.methods) * cfg.seeds * per_member
     return total
 
@@ -71,8 +71,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--maps", default="two-route", help="comma-separated maps of the default sweep to run")
     ap.add_argument("--full", action="store_true", help="run the whole default sweep (all maps)")
-    ap.add_argument("--set", action="append", default=[], metavar="FIELD=V1,V2",
-                    help="restrict a grid axis further (e.g. slippery=false), as `sweep --set`")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=V1,V2",
+        help="restrict a grid axis further (e.g. slippery=false), as `sweep --set`",
+    )
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="the study's device (cpu, cuda, auto)")
@@ -92,26 +97,39 @@ def main() -> None:
     for r in range(args.repeats):  # alternate, so drifting load hits both engines alike
         for engine in ("per-cell", "batched") if r % 2 == 0 else ("batched", "per-cell"):
             walls[engine].append(_run(spec, engine, args.workers))
-            print(f"repeat {r + 1}: {engine:8s} {walls[engine][-1]:8.1f} s  ({len(cells)} cells, "
-                  f"{args.workers} workers)", flush=True)
+            print(
+                f"repeat {r + 1}: {engine:8s} {walls[engine][-1]:8.1f} s  ({len(cells)} cells, {args.workers} workers)",
+                flush=True,
+            )
     per_cell, batched_ = statistics.median(walls["per-cell"]), statistics.median(walls["batched"])
     device = str(torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu"))
     flops, rate = _flops(cells), _throughput(device)
     floor = flops / rate
     report = {
-        "device": device, "cells": len(cells), "cells_in_default_sweep": n_total, "workers": args.workers,
-        "per_cell_s": walls["per-cell"], "batched_s": walls["batched"],
+        "device": device,
+        "cells": len(cells),
+        "cells_in_default_sweep": n_total,
+        "workers": args.workers,
+        "per_cell_s": walls["per-cell"],
+        "batched_s": walls["batched"],
         "ratio_per_cell_over_batched": round(per_cell / batched_, 2),
-        "projected_full_sweep_s": {"per-cell": round(per_cell * n_total / len(cells), 1),
-                                   "batched": round(batched_ * n_total / len(cells), 1)},
-        "arithmetic_floor_s": round(floor, 3), "matmul_gflops": round(rate / 1e9, 2),
+        "projected_full_sweep_s": {
+            "per-cell": round(per_cell * n_total / len(cells), 1),
+            "batched": round(batched_ * n_total / len(cells), 1),
+        },
+        "arithmetic_floor_s": round(floor, 3),
+        "matmul_gflops": round(rate / 1e9, 2),
         "batched_over_floor": round(batched_ / floor, 1),
     }
     print(f"ratio per-cell / batched: {report['ratio_per_cell_over_batched']}x   (target >= 10x)")
-    print(f"projected full default sweep ({n_total} cells): per-cell {report['projected_full_sweep_s']['per-cell']} s, "
-          f"batched {report['projected_full_sweep_s']['batched']} s")
-    print(f"arithmetic floor ~{floor:.2f} s ({flops / 1e9:.1f} GFLOP at {rate / 1e9:.1f} GFLOP/s batched matmul): "
-          f"batched is {report['batched_over_floor']}x the floor")
+    print(
+        f"projected full default sweep ({n_total} cells): per-cell {report['projected_full_sweep_s']['per-cell']} s, "
+        f"batched {report['projected_full_sweep_s']['batched']} s"
+    )
+    print(
+        f"arithmetic floor ~{floor:.2f} s ({flops / 1e9:.1f} GFLOP at {rate / 1e9:.1f} GFLOP/s batched matmul): "
+        f"batched is {report['batched_over_floor']}x the floor"
+    )
     print(json.dumps(report))
     if args.json:
         with open(args.json, "w") as fh:

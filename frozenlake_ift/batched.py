@@ -37,18 +37,16 @@ import torch
 
 from . import metrics, policy
 from .config import StudyConfig
-from .methods import LossOutput, StepContext, get_method
+from .methods import get_method
 from .methods.registry import ROUTE_PAIR_BATCH
-from .optim import EnsembleOptimizer
 from .study import (
     MethodRun,
+    Reference,
     StudyResult,
     base_params,
     build_data,
     evaluate,
     fit_to,
-    lr_factor,
-    method_generator,
     reference,
     train_method,
 )
@@ -106,7 +104,7 @@ class Start:
 
     base: dict
     star: dict
-    ref: object
+    ref: Reference
     fit_kl: np.ndarray
     fit_steps: np.ndarray
     base_success: np.ndarray
@@ -118,73 +116,32 @@ def make_start(config: StudyConfig, data, device) -> Start:
     base = base_params(config, data, device)
     nonterminal = torch.as_tensor(np.flatnonzero(~data.mdp.terminal), device=device)
     pi_star = torch.as_tensor(data.pi_star, dtype=torch.float64, device=device)
-    star, fit_kl, fit_used = fit_to(base, pi_star, nonterminal, config.activation, config.fit_steps,
-                                    config.fit_lr, config.fit_tol)
+    star, fit_kl, fit_used = fit_to(
+        base, pi_star, nonterminal, config.activation, config.fit_steps, config.fit_lr, config.fit_tol
+    )
     ref = reference(config, data, base, star)
-    return Start(base, star, ref, fit_kl, fit_used, evaluate(base, data, config, ref).values["success"].cpu().numpy(),
-                 evaluate(star, data, config, ref).values["success"].cpu().numpy())
-
-
-def train_ensemble(method: str, base: dict, data, cfg: MemberConfig, ref, keep_policies: bool = False) -> MethodRun:
-    """``study.train_method`` with a per-member learning rate (``cfg.lr``, Shape (E,)): the same loop, step for
-    step (the equality test of tests/test_batched.py compares every metric, so a drift fails it)."""
-    record_ = get_method(method)
-    params = policy.clone_params(base)
-    opt = EnsembleOptimizer(params, cfg.optimizer, cfg.lr)
-    schedule = None
-    if cfg.scheduler != "constant" or cfg.warmup_ratio > 0:
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: lr_factor(step, cfg.steps, cfg.scheduler, cfg.warmup_ratio))
-    E, S = params["W1"].shape[:2]
-    ctx = StepContext(config=cfg, data=data, reference=ref, method=record_,
-                      generator=method_generator(cfg, method, params["W1"].device))
-    explored = torch.zeros(E, S, dtype=torch.bool, device=params["W1"].device)
-    curves: dict[str, list] = {}
-    stats: dict[str, list] = {}
-    steps: list[int] = []
-    policies: list[torch.Tensor] = []
-    last = None
-    for step in range(cfg.steps + 1):
-        with torch.no_grad():
-            batch = record_.batch_fn(params, ctx, step)
-        out = record_.loss_fn(params, batch, ctx)
-        out = out if isinstance(out, LossOutput) else LossOutput(out)
-        loss = out.loss
-        if not isinstance(loss, torch.Tensor) or tuple(loss.shape) != (E,):
-            raise ValueError(f"method {method!r}: loss must return a Tensor of Shape (E,) = ({E},), one loss per "
-                             f"member, got {getattr(loss, 'shape', type(loss).__name__)}")
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            last = evaluate(params, data, cfg, ref)
-            values = {**last.values, "explored": explored.sum(-1).double(), "loss": loss.detach().double(),
-                      "explored_alignment": metrics.explored_alignment(explored, ref.preferred)}
-            for name in metrics.METRICS:
-                if name in values:
-                    curves.setdefault(name, []).append(values[name].cpu().numpy())
-            for name, v in out.stats.items():
-                stats.setdefault(name, []).append(torch.as_tensor(v).detach().double().cpu().numpy())
-            steps.append(step)
-            if keep_policies:
-                policies.append(last.pi)
-        if step == cfg.steps:
-            break
-        opt.zero_grad()
-        loss.sum().backward()  # members are independent: d(sum)/d(theta_e) = d(loss_e)/d(theta_e)
-        explored |= params["W1"].grad.abs().sum(-1) > 0  # (E, S)
-        opt.step()
-        if schedule is not None:
-            schedule.step()
-    occupancy = metrics.discounted_occupancy(ref.P, ref.rho0, last.pi, min(cfg.gamma, 0.999))
-    return MethodRun(steps, {k: np.stack(v) for k, v in curves.items()}, {k: np.stack(v) for k, v in stats.items()},
-                     occupancy.cpu().numpy(), explored.cpu().numpy(), policy.clone_params(params, requires_grad=False),
-                     torch.stack(policies) if keep_policies else None)
+    return Start(
+        base,
+        star,
+        ref,
+        fit_kl,
+        fit_used,
+        evaluate(base, data, config, ref).values["success"].cpu().numpy(),
+        evaluate(star, data, config, ref).values["success"].cpu().numpy(),
+    )
 
 
 def _slice_run(run: MethodRun, lo: int, hi: int) -> MethodRun:
     """Members lo:hi of an ensemble's run."""
-    return MethodRun(run.steps, {k: v[:, lo:hi] for k, v in run.curves.items()},
-                     {k: v[:, lo:hi] for k, v in run.stats.items()}, run.occupancy[lo:hi], run.explored[lo:hi],
-                     {k: v[lo:hi] for k, v in run.params.items()},
-                     None if run.policies is None else run.policies[:, lo:hi])
+    return MethodRun(
+        run.steps,
+        {k: v[:, lo:hi] for k, v in run.curves.items()},
+        {k: v[:, lo:hi] for k, v in run.stats.items()},
+        run.occupancy[lo:hi],
+        run.explored[lo:hi],
+        {k: v[lo:hi] for k, v in run.params.items()},
+        None if run.policies is None else run.policies[:, lo:hi],
+    )
 
 
 def _cat(dicts: list[dict]) -> dict:
@@ -195,7 +152,8 @@ def run_key(method: str, config: StudyConfig) -> tuple:
     """Cells with equal run keys train the same run of ``method``: the start and the fields it reads."""
     read = set(get_method(method).fields) | {"lr"}
     return tuple(getattr(config, f) for f in START_FIELDS) + tuple(
-        (f, getattr(config, f)) for f in MEMBER_FIELDS if f in read)
+        (f, getattr(config, f)) for f in MEMBER_FIELDS if f in read
+    )
 
 
 def run_group(configs: list[StudyConfig]) -> list[StudyResult]:
@@ -229,42 +187,64 @@ def run_group(configs: list[StudyConfig]) -> list[StudyResult]:
         if draws_samples(method, cfg0):
             for r in reps.values():
                 st = starts[start_of[r]]
-                ref = dataclasses.replace(st.ref, truly_pi=truly_pi[r])
+                ref = dataclasses.replace(st.ref, truly_pi=truly_pi[r])  # the truly policy of that cell
                 done[r] = train_method(method, st.base, data, configs[r], ref, keep_policies=keep)
         else:
             order = list(reps.values())
             sts = [starts[start_of[r]] for r in order]
             bounds = np.cumsum([0] + [configs[r].seeds for r in order])
-            members = {f: torch.tensor([float(getattr(configs[r], f)) for r in order for _ in range(configs[r].seeds)],
-                                       dtype=torch.float64, device=device) for f in MEMBER_FIELDS}
+            members = {
+                f: torch.tensor(
+                    [float(getattr(configs[r], f)) for r in order for _ in range(configs[r].seeds)],
+                    dtype=torch.float64,
+                    device=device,
+                )
+                for f in MEMBER_FIELDS
+            }
             view = MemberConfig(cfg0, members)
             base, star = _cat([s.base for s in sts]), _cat([s.star for s in sts])
             ref = reference(cfg0, data, base, star)
-            if truly_pi[0] is not None:
-                ref.truly_pi = torch.cat([truly_pi[r] for r in order])
-            whole = train_ensemble(method, base, data, view, ref, keep_policies=keep)
+            firsts = [truly_pi[r] for r in order]
+            if all(t is not None for t in firsts):
+                ref.truly_pi = torch.cat([t for t in firsts if t is not None])
+            whole = train_method(method, base, data, view, ref, keep_policies=keep)  # type: ignore[arg-type]
             done = {r: _slice_run(whole, int(bounds[j]), int(bounds[j + 1])) for j, r in enumerate(order)}
         runs[method] = [done[of_cell[i]] for i in range(n)]
         if keep:
-            truly_pi = [run.policies[-1] for run in runs[method]]
+            truly_pi = [None if run.policies is None else run.policies[-1] for run in runs[method]]
     seconds = (time.perf_counter() - t0) / n
     out = []
     nt = torch.as_tensor(~data.mdp.terminal, device=device)
     for i, c in enumerate(configs):
         cell_runs = {m: dataclasses.replace(runs[m][i]) for m in c.methods}
         if TRULY in cell_runs:  # its own curve against its final policy, as run_study measures it
-            r = cell_runs[TRULY]
-            own = ((r.policies - truly_pi[i]) ** 2)[:, :, nt].mean((-1, -2))  # (n_evals, E)
-            curves = {**r.curves, metrics.TRULY_METRIC: own.cpu().numpy()}
-            cell_runs[TRULY] = dataclasses.replace(r, curves={k: curves[k] for k in metrics.METRICS if k in curves},
-                                                   policies=None)
+            tr = cell_runs[TRULY]
+            final = truly_pi[i]
+            assert tr.policies is not None and final is not None, "truly keeps its policies"
+            own = ((tr.policies - final) ** 2)[:, :, nt].mean((-1, -2))  # (n_evals, E)
+            curves = {**tr.curves, metrics.TRULY_METRIC: own.cpu().numpy()}
+            cell_runs[TRULY] = dataclasses.replace(
+                tr, curves={k: curves[k] for k in metrics.METRICS if k in curves}, policies=None
+            )
         st = starts[start_of[i]]
-        out.append(StudyResult(
-            config=c, steps=cell_runs[c.methods[0]].steps, curves={m: r.curves for m, r in cell_runs.items()},
-            final_occupancy={m: r.occupancy for m, r in cell_runs.items()},
-            explored={m: r.explored for m, r in cell_runs.items()}, fit_kl=st.fit_kl, fit_steps=st.fit_steps,
-            base_success=st.base_success, star_success=st.star_success, data=data,
-            stats={m: r.stats for m, r in cell_runs.items()}, params={m: r.params for m, r in cell_runs.items()},
-            base=policy.clone_params(st.base, requires_grad=False),
-            star=policy.clone_params(st.star, requires_grad=False), seconds=seconds, device=str(device)))
+        out.append(
+            StudyResult(
+                config=c,
+                steps=cell_runs[c.methods[0]].steps,
+                curves={m: r.curves for m, r in cell_runs.items()},
+                final_occupancy={m: r.occupancy for m, r in cell_runs.items()},
+                explored={m: r.explored for m, r in cell_runs.items()},
+                fit_kl=st.fit_kl,
+                fit_steps=st.fit_steps,
+                base_success=st.base_success,
+                star_success=st.star_success,
+                data=data,
+                stats={m: r.stats for m, r in cell_runs.items()},
+                params={m: r.params for m, r in cell_runs.items()},
+                base=policy.clone_params(st.base, requires_grad=False),
+                star=policy.clone_params(st.star, requires_grad=False),
+                seconds=seconds,
+                device=str(device),
+            )
+        )
     return out

@@ -64,14 +64,16 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise ValueError("--executor ray needs Ray: pip install 'frozenlake_ift[cluster]' (or pip install ray)") \
-                from None
+            raise ValueError(
+                "--executor ray needs Ray: pip install 'frozenlake_ift[cluster]' (or pip install ray)"
+            ) from None
         self.ray, self.gpus = ray, bool(gpus)
         if not ray.is_initialized():
             kwargs = {"address": address} if address else {"num_cpus": num_cpus}
             ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True, **kwargs)
-        self.remote = ray.remote(_ray_call).options(num_cpus=1, num_gpus=1 if self.gpus else 0,
-                                                    max_retries=RAY_RETRIES, retry_exceptions=False)
+        self.remote = ray.remote(_ray_call).options(
+            num_cpus=1, num_gpus=1 if self.gpus else 0, max_retries=RAY_RETRIES, retry_exceptions=False
+        )
 
     def map(self, fn: Callable, tasks: Iterable) -> Iterator:
         ray = self.ray

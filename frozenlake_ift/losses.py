@@ -42,11 +42,10 @@ def _check_range(name: str, value, lo: float, hi: float, lo_open: bool = False):
         if not bool(ok.all()):
             raise ValueError(f"{name} must lie in {allowed}, got {v[~ok][0].item()} (row {int((~ok).nonzero()[0])})")
         return v
-    value = float(value)
-    ok = math.isfinite(value) and (lo < value if lo_open else lo <= value) and value <= hi
-    if not ok:
-        raise ValueError(f"{name} must lie in {allowed}, got {value}")
-    return value
+    number = float(value)
+    if not (math.isfinite(number) and (lo < number if lo_open else lo <= number) and number <= hi):
+        raise ValueError(f"{name} must lie in {allowed}, got {number}")
+    return number
 
 
 def _per_row(value, like: torch.Tensor, name: str = "value"):
@@ -59,8 +58,9 @@ def _per_row(value, like: torch.Tensor, name: str = "value"):
     if value.dim() == 0:
         return value.to(like.dtype)
     if value.shape[0] != like.shape[0]:
-        raise ValueError(f"{name}: per-row values must have Shape ({like.shape[0]},) (one per row), "
-                         f"got {tuple(value.shape)}")
+        raise ValueError(
+            f"{name}: per-row values must have Shape ({like.shape[0]},) (one per row), got {tuple(value.shape)}"
+        )
     return value.to(device=like.device, dtype=like.dtype).view(-1, *([1] * (like.dim() - 1)))
 
 
@@ -153,7 +153,7 @@ def _discounted_future_sum(x: torch.Tensor, gamma: float, block: int = 64) -> to
     n_blocks = -(-T // K)
     xb = F.pad(x, (0, n_blocks * K - T)).unflatten(-1, (n_blocks, K))  # (..., nb, K)
     local = xb @ discount.T  # (..., nb, K): sums inside each block
-    heads = _discounted_future_sum(local[..., 0], gamma ** K, block)  # (..., nb): y at each block's start
+    heads = _discounted_future_sum(local[..., 0], gamma**K, block)  # (..., nb): y at each block's start
     carry = F.pad(heads[..., 1:], (0, 1))  # (..., nb): y at the next block's start, 0 past the end
     tail = g.pow((K - r).to(x.dtype))  # (K,): gamma^(distance to the next block's start)
     y = local + carry[..., None] * tail  # (..., nb, K)
@@ -252,8 +252,9 @@ def _pairwise(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta):
 
     h = log pi(y_w)/ref(y_w) - log pi(y_l)/ref(y_l); reward = beta * (policy - ref) (DPO Eq. 5).
     """
-    _check_vectors(policy_chosen=policy_chosen, policy_rejected=policy_rejected,
-                   ref_chosen=ref_chosen, ref_rejected=ref_rejected)
+    _check_vectors(
+        policy_chosen=policy_chosen, policy_rejected=policy_rejected, ref_chosen=ref_chosen, ref_rejected=ref_rejected
+    )
     chosen, rejected = policy_chosen - ref_chosen, policy_rejected - ref_rejected
     b = _per_row(beta, chosen, "beta")
     return chosen - rejected, b * chosen.detach(), b * rejected.detach()
@@ -335,12 +336,10 @@ def orpo_loss(
     Returns (losses, log_odds_ratio), both Shape (B,) before reduction; log_odds_ratio is
     detached (for logging). At a = 0 exactly, see ``log1mexp``: the odds are capped, not inf.
     """
-    _check_vectors(chosen_avg_logps=chosen_avg_logps, rejected_avg_logps=rejected_avg_logps,
-                   chosen_nll=chosen_nll)
+    _check_vectors(chosen_avg_logps=chosen_avg_logps, rejected_avg_logps=rejected_avg_logps, chosen_nll=chosen_nll)
     beta = _check_range("beta", beta, 0.0, math.inf)
     # log odds(y) = log P - log(1 - P) = a - log(1 - exp(a))      (ORPO Eq. 4, in log space)
-    log_odds = (chosen_avg_logps - log1mexp(chosen_avg_logps)) - (
-        rejected_avg_logps - log1mexp(rejected_avg_logps))
+    log_odds = (chosen_avg_logps - log1mexp(chosen_avg_logps)) - (rejected_avg_logps - log1mexp(rejected_avg_logps))
     # ORPO Eq. 6-7: L = L_SFT + lambda * L_OR,  L_OR = -log sigma(log(odds(y_w) / odds(y_l)))
     losses = chosen_nll - _per_row(beta, log_odds, "beta") * F.logsigmoid(log_odds)
     return _reduce(losses, reduction), log_odds.detach()

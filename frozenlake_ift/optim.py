@@ -42,15 +42,20 @@ class EnsembleOptimizer(torch.optim.Optimizer):
         if tuple(lr.shape) != (E,) or not bool((lr > 0).all()) or not bool(torch.isfinite(lr).all()):
             raise ValueError(f"lr must be one positive finite value per member, Shape ({E},), got {lr.tolist()}")
         self.name, self.member_lr, self.t = name, lr, 0
-        self.moments = [(torch.zeros_like(p, memory_format=torch.preserve_format),
-                         torch.zeros_like(p, memory_format=torch.preserve_format)) for p in tensors]
+        self.moments = [
+            (
+                torch.zeros_like(p, memory_format=torch.preserve_format),
+                torch.zeros_like(p, memory_format=torch.preserve_format),
+            )
+            for p in tensors
+        ]
 
     def _per_member(self, values: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         """A float64 (E,) factor cast to p's dtype and shaped (E, 1, ...) to broadcast over p."""
         return values.to(p.dtype).view(-1, *([1] * (p.dim() - 1)))
 
     @torch.no_grad()
-    def step(self, closure=None) -> None:
+    def step(self, closure=None) -> None:  # type: ignore[override]  # no closure form: one full-batch step
         if closure is not None:
             raise ValueError("EnsembleOptimizer.step takes no closure")
         self.t += 1
@@ -64,8 +69,8 @@ class EnsembleOptimizer(torch.optim.Optimizer):
                 m.lerp_(g, 1 - beta1)
                 v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
                 step = float(self.t)
-                step_size = lr / (1 - beta1 ** step)  # (E,) float64, as torch's Python float
-                denom = (v.sqrt() / ((1 - beta2 ** step) ** 0.5)).add_(ADAM_EPS)
+                step_size = lr / (1 - beta1**step)  # (E,) float64, as torch's Python float
+                denom = (v.sqrt() / ((1 - beta2**step) ** 0.5)).add_(ADAM_EPS)
                 p.add_(self._per_member(-step_size, p) * m / denom)  # addcdiv: p + (value * m) / denom
             elif self.name == "rmsprop":
                 v.mul_(RMSPROP_ALPHA).addcmul_(g, g, value=1 - RMSPROP_ALPHA)

@@ -44,8 +44,10 @@ def temporal_residual(onehots, predicted, lam: float):
     """
     lam = check_lam(lam)
     if tuple(predicted.shape) != tuple(onehots.shape[:-2]) + (onehots.shape[-2] - 1, onehots.shape[-1]):
-        raise ValueError(f"predicted must have Shape (..., T-1, S) = {tuple(onehots.shape[:-2])} + "
-                         f"({onehots.shape[-2] - 1}, {onehots.shape[-1]}), got {tuple(predicted.shape)}")
+        raise ValueError(
+            f"predicted must have Shape (..., T-1, S) = {tuple(onehots.shape[:-2])} + "
+            f"({onehots.shape[-2] - 1}, {onehots.shape[-1]}), got {tuple(predicted.shape)}"
+        )
     keep = 1.0 - lam
     if not isinstance(lam, float):  # per-member Tensor (E,): broadcast over the member's trailing axes
         if lam.shape[0] != onehots.shape[0]:

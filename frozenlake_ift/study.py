@@ -34,6 +34,7 @@ from .data import (  # noqa: F401  (Paths re-exported: the stable API)
 )
 from .methods import LossOutput, StepContext, get_method
 from .methods.batches import path_logps
+from .optim import EnsembleOptimizer
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
 TRULY = "truly"
@@ -227,7 +228,10 @@ def train_method(
     """
     record_ = get_method(method)
     params = policy.clone_params(base)
-    opt = OPTIMIZERS[cfg.optimizer](params.values(), lr=cfg.lr)
+    if isinstance(cfg.lr, torch.Tensor):  # a batched sweep's members carry their own lr, Shape (E,)
+        opt: torch.optim.Optimizer = EnsembleOptimizer(params, cfg.optimizer, cfg.lr)
+    else:
+        opt = OPTIMIZERS[cfg.optimizer](params.values(), lr=cfg.lr)
     schedule = None
     if cfg.scheduler != "constant" or cfg.warmup_ratio > 0:
         schedule = torch.optim.lr_scheduler.LambdaLR(

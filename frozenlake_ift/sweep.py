@@ -58,17 +58,26 @@ class Cell:
 def _value(name: str, value, where: str):
     """One StudyConfig field's value from a spec, checked for type (strings parsed as --set does)."""
     if name not in StudyConfig.field_names():
-        raise ValueError(f"{where}: unknown StudyConfig field {name!r}; allowed: {', '.join(StudyConfig.field_names())}")
+        raise ValueError(
+            f"{where}: unknown StudyConfig field {name!r}; allowed: {', '.join(StudyConfig.field_names())}"
+        )
     default = getattr(DEFAULTS, name)
     if isinstance(value, str) and not isinstance(default, str):
         try:
             value = coerce_field(name, value)
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None
-    if name in ("map", "methods") and isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+    if (
+        name in ("map", "methods")
+        and isinstance(value, (list, tuple))
+        and value
+        and all(isinstance(v, str) for v in value)
+    ):
         return tuple(value)
     kind = type(default)
-    if isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, (int, float) if kind is float else kind):
+    if isinstance(value, bool) != isinstance(default, bool) or not isinstance(
+        value, (int, float) if kind is float else kind
+    ):
         raise ValueError(f"{where}: {value!r} is not a valid {name!r} (expects {kind.__name__})")
     return float(value) if kind is float else value
 
@@ -76,13 +85,15 @@ def _value(name: str, value, where: str):
 def make_spec(raw, source: str = "spec") -> dict:
     """Check a parsed spec and return it normalised: {"name", "description", "grid", "fixed"}."""
     if not isinstance(raw, dict):
-        raise ValueError(f"{source}: a sweep spec must be a mapping with keys {list(SPEC_KEYS)}, got {type(raw).__name__}")
+        raise ValueError(  # noqa: TRY004  (a bad spec file is a user error: one line, exit 2, as every other)
+            f"{source}: a sweep spec must be a mapping with keys {list(SPEC_KEYS)}, got {type(raw).__name__}"
+        )
     unknown = [k for k in raw if k not in SPEC_KEYS]
     if unknown:
         raise ValueError(f"{source}: unknown key(s) {unknown}; a sweep spec has {list(SPEC_KEYS)}")
     grid, fixed = raw.get("grid") or {}, raw.get("fixed") or {}
     if not isinstance(grid, dict) or not isinstance(fixed, dict):
-        raise ValueError(f"{source}: 'grid' and 'fixed' must be mappings of StudyConfig fields")
+        raise ValueError(f"{source}: 'grid' and 'fixed' must be mappings of StudyConfig fields")  # noqa: TRY004  (user error in a spec file)
     both = sorted(set(grid) & set(fixed))
     if both:
         raise ValueError(f"{source}: field(s) {both} are both in 'grid' and in 'fixed'")
@@ -93,8 +104,12 @@ def make_spec(raw, source: str = "spec") -> dict:
             raise ValueError(f"{source}: grid field {name!r} has no values")
         out_grid[name] = [_value(name, v, f"{source}: grid {name}") for v in values]
     out_fixed = {name: _value(name, v, f"{source}: fixed {name}") for name, v in fixed.items()}
-    return {"name": str(raw.get("name", "")), "description": str(raw.get("description", "")),
-            "grid": out_grid, "fixed": out_fixed}
+    return {
+        "name": str(raw.get("name", "")),
+        "description": str(raw.get("description", "")),
+        "grid": out_grid,
+        "fixed": out_fixed,
+    }
 
 
 def load_spec(path) -> dict:
@@ -107,11 +122,20 @@ def load_spec(path) -> dict:
         try:
             import yaml
         except ImportError:
-            raise ValueError(f"{str(path)!r}: YAML specs need pyyaml (pip install pyyaml); or use JSON / TOML") from None
+            raise ValueError(
+                f"{str(path)!r}: YAML specs need pyyaml (pip install pyyaml); or use JSON / TOML"
+            ) from None
         parse, errors, kind = yaml.safe_load, (yaml.YAMLError,), "YAML"
     elif suffix == ".toml":
-        import tomllib  # Python 3.11+
-
+        try:
+            import tomllib  # type: ignore[import-not-found, unused-ignore]  # Python 3.11+
+        except ImportError:  # Python 3.10: the same parser as the tomli package
+            try:
+                import tomli as tomllib  # type: ignore[no-redef, import-not-found, unused-ignore]  # Python 3.10
+            except ImportError:
+                raise ValueError(
+                    f"{str(path)!r}: TOML specs need Python 3.11 or the tomli package (pip install tomli); or use JSON"
+                ) from None
         parse, errors, kind = tomllib.loads, (tomllib.TOMLDecodeError,), "TOML"
     else:
         parse, errors, kind = json.loads, (json.JSONDecodeError,), "JSON"
@@ -169,7 +193,7 @@ def expand(spec: dict, check_maps: bool = True) -> list[Cell]:
     names = list(spec["grid"])
     cells, seen = [], set()
     for combo in itertools.product(*(spec["grid"][n] for n in names)):
-        values = dict(zip(names, combo))
+        values = dict(zip(names, combo, strict=True))
         try:
             config = StudyConfig(**{**spec["fixed"], **values})
         except (ValueError, TypeError) as exc:
@@ -198,7 +222,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def shard_cells(cells: list[Cell], i: int, n: int) -> list[Cell]:
     """Shard i of n (1-based): every n-th cell by sorted key, starting at the i-th."""
-    mine = set(sorted(c.key for c in cells)[i - 1::n])
+    mine = set(sorted(c.key for c in cells)[i - 1 :: n])
     return [c for c in cells if c.key in mine]
 
 
@@ -245,8 +269,14 @@ def compact(result, cell: Cell) -> dict:
     exact = {k: rec.pop(k) for k in ("summary", "ranking", "claims")}
     rec = _round(rec)
     rec.update(exact)
-    rec.update({"format": FORMAT, "key": cell.key, "values": cell.values,
-                "final": {m: {k: v[-1] for k, v in mc.items()} for m, mc in rec["curves"].items()}})
+    rec.update(
+        {
+            "format": FORMAT,
+            "key": cell.key,
+            "values": cell.values,
+            "final": {m: {k: v[-1] for k, v in mc.items()} for m, mc in rec["curves"].items()},
+        }
+    )
     return rec
 
 
@@ -257,8 +287,13 @@ def cell_done(path: Path, key: str) -> bool:
         rec = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    return (isinstance(rec, dict) and "error" not in rec and rec.get("format") == FORMAT and rec.get("key") == key
-            and all(k in rec for k in CELL_KEYS))
+    return (
+        isinstance(rec, dict)
+        and "error" not in rec
+        and rec.get("format") == FORMAT
+        and rec.get("key") == key
+        and all(k in rec for k in CELL_KEYS)
+    )
 
 
 def _failure(cell: Cell, exc: Exception) -> dict:
@@ -278,8 +313,11 @@ def run_task(task: Task) -> TaskResult:
     if task.engine == "batched" and len(task.cells) > 1:
         try:
             res = batched.run_group([c.config for c in task.cells])
-            return TaskResult({c.key: json.dumps(compact(r, c)) for c, r in zip(task.cells, res, strict=True)}, [],
-                              time.perf_counter() - t0)
+            return TaskResult(
+                {c.key: json.dumps(compact(r, c)) for c, r in zip(task.cells, res, strict=True)},
+                [],
+                time.perf_counter() - t0,
+            )
         except (ValueError, TypeError, RuntimeError, FloatingPointError):
             pass  # find the failing cell(s): run each on its own below
     for c in task.cells:
@@ -302,13 +340,18 @@ def make_tasks(cells: list[Cell], engine: str, max_cells: int = 0) -> list[Task]
     tasks = []
     for idx in batched.group_configs([c.config for c in cells]):
         size = len(idx) if max_cells < 1 else max_cells
-        tasks += [Task(tuple(cells[i] for i in idx[j:j + size]), engine) for j in range(0, len(idx), size)]
+        tasks += [Task(tuple(cells[i] for i in idx[j : j + size]), engine) for j in range(0, len(idx), size)]
     return tasks
 
 
 def _manifest(spec: dict, cells: list[Cell]) -> dict:
-    return {"format": FORMAT, "spec": spec, "fields": list(spec["grid"]), "n_cells": len(cells),
-            "cells": {c.key: c.values for c in cells}}
+    return {
+        "format": FORMAT,
+        "spec": spec,
+        "fields": list(spec["grid"]),
+        "n_cells": len(cells),
+        "cells": {c.key: c.values for c in cells},
+    }
 
 
 def _check_folder(out: Path, man: dict) -> None:
@@ -322,9 +365,11 @@ def _check_folder(out: Path, man: dict) -> None:
     except (OSError, ValueError, AttributeError):
         same = not any((out / "cells").glob("*.json"))  # an unreadable manifest over no cells: rewrite it
     if not same:
-        raise ValueError(f"{str(out)!r} holds a sweep of other cells (its sweep.json differs in cells or swept "
-                         f"fields); sweeping another spec into it would drop them from its manifest and report: "
-                         f"use another --out, or rerun that sweep's own spec")
+        raise ValueError(
+            f"{str(out)!r} holds a sweep of other cells (its sweep.json differs in cells or swept "
+            f"fields); sweeping another spec into it would drop them from its manifest and report: "
+            f"use another --out, or rerun that sweep's own spec"
+        )
 
 
 def torch_cuda_available() -> bool:
@@ -333,9 +378,19 @@ def torch_cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def run_sweep(spec: dict, out_dir, *, workers: int = 1, shard: tuple[int, int] | None = None,
-              progress: bool = False, on_cell=None, engine: str = "batched", executor: str = "local",
-              address: str | None = None, max_cells: int = 0) -> dict:
+def run_sweep(
+    spec: dict,
+    out_dir,
+    *,
+    workers: int = 1,
+    shard: tuple[int, int] | None = None,
+    progress: bool = False,
+    on_cell=None,
+    engine: str = "batched",
+    executor: str = "local",
+    address: str | None = None,
+    max_cells: int = 0,
+) -> dict:
     """Run the cells of spec (or of one shard) not yet saved in out_dir; return a summary dict.
 
     Everything is validated before anything is written. The shard unit is the cell (every n-th cell by
@@ -372,8 +427,13 @@ def run_sweep(spec: dict, out_dir, *, workers: int = 1, shard: tuple[int, int] |
     t0, ran, failed = time.perf_counter(), [], []
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(todo), unit="cell", desc="sweep" + (f" {shard[0]}/{shard[1]}" if shard else ""),
-               disable=not progress, smoothing=0.1)
+    bar = tqdm(
+        total=len(todo),
+        unit="cell",
+        desc="sweep" + (f" {shard[0]}/{shard[1]}" if shard else ""),
+        disable=not progress,
+        smoothing=0.1,
+    )
 
     def done(res: TaskResult) -> None:
         for key, text in res.records.items():
@@ -403,7 +463,17 @@ def run_sweep(spec: dict, out_dir, *, workers: int = 1, shard: tuple[int, int] |
                 done(res)
     finally:
         bar.close()
-    return {"dir": str(out), "cells": len(cells), "shard": f"{shard[0]}/{shard[1]}" if shard else None,
-            "shard_cells": len(mine), "skipped": len(mine) - len(todo), "ran": len(ran), "failed": failed,
-            "cell_seconds": [r["seconds"] for r in ran], "seconds": time.perf_counter() - t0,
-            "engine": engine, "executor": executor, "tasks": len(tasks)}
+    return {
+        "dir": str(out),
+        "cells": len(cells),
+        "shard": f"{shard[0]}/{shard[1]}" if shard else None,
+        "shard_cells": len(mine),
+        "skipped": len(mine) - len(todo),
+        "ran": len(ran),
+        "failed": failed,
+        "cell_seconds": [r["seconds"] for r in ran],
+        "seconds": time.perf_counter() - t0,
+        "engine": engine,
+        "executor": executor,
+        "tasks": len(tasks),
+    }

@@ -17,13 +17,15 @@ TORCH = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.
 @pytest.mark.parametrize("schedule", [False, True])
 def test_ensemble_optimizer_matches_torch_optim_per_member(name, schedule):
     g = torch.Generator().manual_seed(0)
-    P0 = {"W": torch.randn(3, 5, 4, generator=g, dtype=torch.float64),
-          "b": torch.randn(3, 4, generator=g, dtype=torch.float64)}
+    P0 = {
+        "W": torch.randn(3, 5, 4, generator=g, dtype=torch.float64),
+        "b": torch.randn(3, 4, generator=g, dtype=torch.float64),
+    }
     pb = {k: v.clone().requires_grad_() for k, v in P0.items()}
     opt = EnsembleOptimizer(pb, name, LRS)
     refs = []
     for e in range(3):
-        pe = {k: v[e:e + 1].clone().requires_grad_() for k, v in P0.items()}
+        pe = {k: v[e : e + 1].clone().requires_grad_() for k, v in P0.items()}
         refs.append((pe, TORCH[name](pe.values(), lr=LRS[e])))
     scheds = []
     if schedule:
@@ -36,7 +38,7 @@ def test_ensemble_optimizer_matches_torch_optim_per_member(name, schedule):
         opt.step()
         for e, (pe, o) in enumerate(refs):
             for k in pe:
-                pe[k].grad = grads[k][e:e + 1].clone()
+                pe[k].grad = grads[k][e : e + 1].clone()
             o.step()
         for s in scheds:
             s.step()
@@ -56,16 +58,18 @@ def test_per_row_loss_hyperparameters_equal_scalars_row_by_row():
     g = torch.Generator().manual_seed(1)
     pc, pr, rc, rr = (-torch.rand(4, generator=g, dtype=torch.float32) * 5 for _ in range(4))
     beta = torch.tensor([0.1, 0.5, 1.0, 2.0], dtype=torch.float64)
-    cases = [(losses.dpo_loss, (pc, pr, rc, rr), {"beta": beta, "label_smoothing": beta / 10}),
-             (losses.ipo_loss, (pc, pr, rc, rr), {"beta": beta}),
-             (losses.orpo_loss, (pc / 5, pr / 5, -pc / 5), {"beta": beta}),
-             (losses.simpo_loss, (pc / 5, pr / 5), {"beta": beta, "margin": beta / 2})]
+    cases = [
+        (losses.dpo_loss, (pc, pr, rc, rr), {"beta": beta, "label_smoothing": beta / 10}),
+        (losses.ipo_loss, (pc, pr, rc, rr), {"beta": beta}),
+        (losses.orpo_loss, (pc / 5, pr / 5, -pc / 5), {"beta": beta}),
+        (losses.simpo_loss, (pc / 5, pr / 5), {"beta": beta, "margin": beta / 2}),
+    ]
     for fn, args, kw in cases:
         batched_out = fn(*args, **kw)
         for i in range(4):
-            one = fn(*(a[i:i + 1] for a in args), **{k: float(v[i]) for k, v in kw.items()})
+            one = fn(*(a[i : i + 1] for a in args), **{k: float(v[i]) for k, v in kw.items()})
             for b, o in zip(batched_out, one, strict=True):
-                assert torch.equal(b[i:i + 1], o), fn.__name__
+                assert torch.equal(b[i : i + 1], o), fn.__name__
     with pytest.raises(ValueError, match=r"beta must lie in \(0.0, inf\], got -1.0"):
         losses.dpo_loss(pc, pr, rc, rr, beta=torch.tensor([0.1, -1.0, 0.1, 0.1], dtype=torch.float64))
     x = torch.rand(4, 3, 5, generator=g)
@@ -87,21 +91,42 @@ def test_temporal_residual_per_member_lam():
 
 
 def test_groups_follow_the_shape_fields():
-    cfgs = [StudyConfig(lr=0.01), StudyConfig(lr=0.03, lam=0.5, base="uniform", seeds=3), StudyConfig(map="4x4"),
-            StudyConfig(hidden=16), StudyConfig(dpo_beta=0.5)]
+    cfgs = [
+        StudyConfig(lr=0.01),
+        StudyConfig(lr=0.03, lam=0.5, base="uniform", seeds=3),
+        StudyConfig(map="4x4"),
+        StudyConfig(hidden=16),
+        StudyConfig(dpo_beta=0.5),
+    ]
     assert batched.group_configs(cfgs) == [[0, 1, 4], [2], [3]]
     with pytest.raises(ValueError, match="agree on"):
         batched.run_group(cfgs[:3])
 
 
 TINY = dict(seeds=2, steps=8, eval_every=4, fit_steps=200, device="cpu")
-GRID = [("random", 0.01, 0.0, 0.1), ("random", 0.03, 0.5, 0.5), ("uniform", 0.01, 0.2, 0.5),
-        ("suboptimal", 0.003, 0.2, 0.1)]
+GRID = [
+    ("random", 0.01, 0.0, 0.1),
+    ("random", 0.03, 0.5, 0.5),
+    ("uniform", 0.01, 0.2, 0.5),
+    ("suboptimal", 0.003, 0.2, 0.1),
+]
 
 
 def _grid(**fixed):
-    return [StudyConfig(base=b, lr=lr, lam=lam, dpo_beta=beta, ipo_beta=beta, orpo_beta=beta, simpo_beta=4 * beta,
-                        simpo_margin=beta, **{**TINY, **fixed}) for b, lr, lam, beta in GRID]
+    return [
+        StudyConfig(
+            base=b,
+            lr=lr,
+            lam=lam,
+            dpo_beta=beta,
+            ipo_beta=beta,
+            orpo_beta=beta,
+            simpo_beta=4 * beta,
+            simpo_margin=beta,
+            **{**TINY, **fixed},
+        )
+        for b, lr, lam, beta in GRID
+    ]
 
 
 def _assert_same(batched_results, per_cell_results, rel):
@@ -129,8 +154,17 @@ def test_batched_equals_per_cell_offline_methods(dtype, rel):
 def test_batched_equals_per_cell_with_truly_sampling_and_schedule():
     """truly (its metric against every method), a sampling method (trained per cell inside the engine),
     sampled negatives, RMSprop with a cosine schedule."""
-    cfgs = _grid(dtype="float64", methods=("truly", "sft", "dpo", "grpo"), negatives="policy", pairs=2,
-                 grpo_group=2, horizon=10, optimizer="rmsprop", scheduler="cosine", warmup_ratio=0.2)[:3]
+    cfgs = _grid(
+        dtype="float64",
+        methods=("truly", "sft", "dpo", "grpo"),
+        negatives="policy",
+        pairs=2,
+        grpo_group=2,
+        horizon=10,
+        optimizer="rmsprop",
+        scheduler="cosine",
+        warmup_ratio=0.2,
+    )[:3]
     assert batched.draws_samples("dpo", cfgs[0]) and batched.draws_samples("grpo", cfgs[0])
     assert not batched.draws_samples("sft", cfgs[0])
     _assert_same(batched.run_group(cfgs), [run_study(c) for c in cfgs], 1e-9)
@@ -140,6 +174,7 @@ def test_batched_equals_per_cell_with_truly_sampling_and_schedule():
 def test_batched_on_cuda_matches_cpu():
     """The GPU path (benchmarks/gpu_check.sh runs it): batched on CUDA against per-cell on CPU, float64."""
     cfgs = _grid(dtype="float64", methods=("sft", "ift", "dpo", "orpo"))
-    gpu = batched.run_group([StudyConfig(**{**c.to_dict(), "map": c.map, "methods": c.methods, "device": "cuda"})
-                             for c in cfgs])
+    gpu = batched.run_group(
+        [StudyConfig(**{**c.to_dict(), "map": c.map, "methods": c.methods, "device": "cuda"}) for c in cfgs]
+    )
     _assert_same(gpu, [run_study(c) for c in cfgs], 1e-6)

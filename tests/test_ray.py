@@ -16,8 +16,9 @@ from frozenlake_ift import sweep  # noqa: E402
 
 TINY = dict(seeds=2, steps=6, eval_every=3, fit_steps=100, device="cpu")
 SPEC = sweep.make_spec({"name": "ray", "grid": {"lam": [0.0, 0.5], "map": ["two-route", "4x4"]}, "fixed": TINY})
-ARGS = ["--set", "lam=0,0.5", "--set", "map=two-route,4x4"] + [a for k, v in TINY.items()
-                                                               for a in ("--fix", f"{k}={v}")]
+ARGS = ["--set", "lam=0,0.5", "--set", "map=two-route,4x4"] + [
+    a for k, v in TINY.items() for a in ("--fix", f"{k}={v}")
+]
 
 
 def _cells(d):
@@ -53,8 +54,22 @@ def test_ray_executor_gives_the_local_cells(local, ray_instance, tmp_path):
 
 def test_rerun_after_a_killed_ray_driver_finishes_the_rest(local, tmp_path):
     out = tmp_path / "killed"
-    argv = [sys.executable, "-m", "frozenlake_ift.cli", "sweep", *ARGS, "--out", str(out), "--no-progress",
-            "--executor", "ray", "--engine", "per-cell", "--workers", "1"]
+    argv = [
+        sys.executable,
+        "-m",
+        "frozenlake_ift.cli",
+        "sweep",
+        *ARGS,
+        "--out",
+        str(out),
+        "--no-progress",
+        "--executor",
+        "ray",
+        "--engine",
+        "per-cell",
+        "--workers",
+        "1",
+    ]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline and not list((out / "cells").glob("*.json")):

@@ -10,7 +10,9 @@ from frozenlake_ift.study import StudyConfig
 
 TINY = dict(seeds=2, steps=10, eval_every=5, fit_steps=200, device="cpu")
 SPEC = sweep.make_spec({"name": "tiny", "grid": {"base": ["random", "uniform"], "lam": [0.0, 0.5]}, "fixed": TINY})
-SET_ARGS = ["--set", "base=random,uniform", "--set", "lam=0,0.5"] + [a for k, v in TINY.items() for a in ("--fix", f"{k}={v}")]
+SET_ARGS = ["--set", "base=random,uniform", "--set", "lam=0,0.5"] + [
+    a for k, v in TINY.items() for a in ("--fix", f"{k}={v}")
+]
 
 
 def _cells(d):
@@ -177,17 +179,20 @@ def test_shards_merge_to_the_unsharded_sweep(full, tmp_path):
     assert sorted(report.load_cells([a])[2]) == sorted(cb)  # a shard alone reports the other shard's cells missing
 
 
-@pytest.mark.parametrize("name, text, needle", [
-    ("bad.json", '{"grid": {"lam": [0.1, }', "not valid JSON"),
-    ("bad.toml", "[grid]\nlam = [0.1,", "not valid TOML"),
-    ("unknown.json", '{"grid": {"lambda": [0.1, 0.2]}}', "'lambda'"),
-    ("unknown_key.json", '{"grids": {"lam": [0.1]}}', "'grids'"),
-    ("range.json", '{"grid": {"lam": [0.2, 1.5]}}', "lam must lie in [0, 1], got 1.5"),
-    ("type.json", '{"grid": {"lam": ["abc"]}}', "'abc'"),
-    ("base.toml", '[grid]\nbase = ["random", "pretrained"]', "'pretrained'"),
-    ("map.json", '{"fixed": {"map": "9x9"}}', "9x9"),
-    ("both.json", '{"grid": {"lam": [0.1]}, "fixed": {"lam": 0.2}}', "both"),
-])
+@pytest.mark.parametrize(
+    "name, text, needle",
+    [
+        ("bad.json", '{"grid": {"lam": [0.1, }', "not valid JSON"),
+        ("bad.toml", "[grid]\nlam = [0.1,", "not valid TOML"),
+        ("unknown.json", '{"grid": {"lambda": [0.1, 0.2]}}', "'lambda'"),
+        ("unknown_key.json", '{"grids": {"lam": [0.1]}}', "'grids'"),
+        ("range.json", '{"grid": {"lam": [0.2, 1.5]}}', "lam must lie in [0, 1], got 1.5"),
+        ("type.json", '{"grid": {"lam": ["abc"]}}', "'abc'"),
+        ("base.toml", '[grid]\nbase = ["random", "pretrained"]', "'pretrained'"),
+        ("map.json", '{"fixed": {"map": "9x9"}}', "9x9"),
+        ("both.json", '{"grid": {"lam": [0.1]}, "fixed": {"lam": 0.2}}', "both"),
+    ],
+)
 def test_malformed_spec_is_named_and_nothing_is_written(tmp_path, capsys, name, text, needle):
     spec = tmp_path / name
     spec.write_text(text)
@@ -198,13 +203,16 @@ def test_malformed_spec_is_named_and_nothing_is_written(tmp_path, capsys, name, 
     assert not out.exists()
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--set", "lambda=0,1"], "'lambda'"),
-    (["--set", "lam=0,2"], "lam must lie in [0, 1], got 2.0"),
-    (["--set", "lam=0", "--shard", "3/2"], "--shard"),
-    (["--set", "lam=0", "--workers", "0"], "--workers"),
-    ([], "nothing to sweep"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--set", "lambda=0,1"], "'lambda'"),
+        (["--set", "lam=0,2"], "lam must lie in [0, 1], got 2.0"),
+        (["--set", "lam=0", "--shard", "3/2"], "--shard"),
+        (["--set", "lam=0", "--workers", "0"], "--workers"),
+        ([], "nothing to sweep"),
+    ],
+)
 def test_bad_command_line_exits_2_and_writes_nothing(tmp_path, capsys, argv, needle):
     out = tmp_path / "out"
     assert cli.main(["sweep", *argv, "--out", str(out), "--no-progress"]) == 2
@@ -212,16 +220,25 @@ def test_bad_command_line_exits_2_and_writes_nothing(tmp_path, capsys, argv, nee
 
 
 def test_spec_formats_agree(tmp_path):
-    (tmp_path / "s.toml").write_text('name = "t"\n[grid]\nlam = [0, 0.5]\nmap = ["4x4", ["SFFG", "FHHF", "FFFF"]]\n'
-                                     '[fixed]\nseeds = 2\n')
-    (tmp_path / "s.json").write_text(json.dumps({"name": "t", "grid": {"lam": [0.0, 0.5], "map": ["4x4", ["SFFG", "FHHF", "FFFF"]]},
-                                                 "fixed": {"seeds": "2"}}))
+    (tmp_path / "s.toml").write_text(
+        'name = "t"\n[grid]\nlam = [0, 0.5]\nmap = ["4x4", ["SFFG", "FHHF", "FFFF"]]\n[fixed]\nseeds = 2\n'
+    )
+    (tmp_path / "s.json").write_text(
+        json.dumps(
+            {
+                "name": "t",
+                "grid": {"lam": [0.0, 0.5], "map": ["4x4", ["SFFG", "FHHF", "FFFF"]]},
+                "fixed": {"seeds": "2"},
+            }
+        )
+    )
     files = ["s.toml", "s.json"]
     try:
         import yaml
 
-        (tmp_path / "s.yaml").write_text(yaml.safe_dump({"grid": {"lam": [0, 0.5], "map": ["4x4", ["SFFG", "FHHF", "FFFF"]]},
-                                                         "fixed": {"seeds": 2}}))
+        (tmp_path / "s.yaml").write_text(
+            yaml.safe_dump({"grid": {"lam": [0, 0.5], "map": ["4x4", ["SFFG", "FHHF", "FFFF"]]}, "fixed": {"seeds": 2}})
+        )
         files.append("s.yaml")
     except ImportError:  # YAML specs are optional
         pass
@@ -264,20 +281,32 @@ def test_a_failing_cell_is_saved_with_its_error_and_retried(tmp_path, monkeypatc
     assert calls[0] in missing and len(records) == 3
     calls = _counting(monkeypatch)
     summary = sweep.run_sweep(SPEC, tmp_path, engine=engine)
-    assert summary["ran"] == 1 and summary["skipped"] == 3 and "error" not in json.loads(
-        (tmp_path / "cells" / f"{calls[0]}.json").read_text())
+    assert (
+        summary["ran"] == 1
+        and summary["skipped"] == 3
+        and "error" not in json.loads((tmp_path / "cells" / f"{calls[0]}.json").read_text())
+    )
 
 
 def test_report_files(full, tmp_path):
     rep, paths = report.write_report([full[0]], tmp_path / "rep")
-    assert {p.name for p in paths} == {"report.md", "report.json", "claims_by_field.png", "claims_by_field.svg",
-                                       "metrics_by_field.png", "metrics_by_field.svg"}
+    assert {p.name for p in paths} == {
+        "report.md",
+        "report.json",
+        "claims_by_field.png",
+        "claims_by_field.svg",
+        "metrics_by_field.png",
+        "metrics_by_field.svg",
+    }
     assert rep["swept"] == ["base", "lam"] and rep["n_done"] == rep["n_cells"] == 4
     md = (tmp_path / "rep" / "report.md").read_text()
     for claim in rep["claims"]:
         assert claim in md
     assert "### `base`" in md and "## Per-cell rankings" in md and "±" in md
-    assert "## Each metric against each swept field" in md and set(rep["metrics_by_field"]["success"]) == {"base", "lam"}
+    assert "## Each metric against each swept field" in md and set(rep["metrics_by_field"]["success"]) == {
+        "base",
+        "lam",
+    }
     c = next(iter(rep["claims"].values()))
     assert c["n"] == 4 and sum(h for h, _ in c["by_field"]["base"].values()) == c["holds"]
 
@@ -306,8 +335,18 @@ def test_kill_keeps_finished_cells_and_rerun_completes(full, tmp_path):
     import time
 
     out = tmp_path / "killed"
-    argv = [sys.executable, "-m", "frozenlake_ift.cli", "sweep", *SET_ARGS, "--out", str(out), "--no-progress",
-            "--engine", "per-cell"]
+    argv = [
+        sys.executable,
+        "-m",
+        "frozenlake_ift.cli",
+        "sweep",
+        *SET_ARGS,
+        "--out",
+        str(out),
+        "--no-progress",
+        "--engine",
+        "per-cell",
+    ]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ})
     deadline = time.monotonic() + 60
     while proc.poll() is None and time.monotonic() < deadline and not list((out / "cells").glob("*.json")):

@@ -68,8 +68,7 @@ def path_logps(params: dict, paths: Paths, data: GridData, activation: str, lam=
 def sample_paths(pi: torch.Tensor, n: int, ctx: StepContext) -> Paths:
     """n trajectories per member from the policies pi (Shape (E, S, A)), horizon ``config.horizon``."""
     ref = ctx.reference
-    roll = sampling.sample_rollouts(ref.P, pi, ref.rho0, ref.terminal, ref.goal, n, ctx.config.horizon,
-                                    ctx.generator)
+    roll = sampling.sample_rollouts(ref.P, pi, ref.rho0, ref.terminal, ref.goal, n, ctx.config.horizon, ctx.generator)
     return Paths(roll.states, roll.actions, roll.mask).trimmed()
 
 
@@ -103,13 +102,15 @@ def _negatives(params: dict, ctx: StepContext, step: int) -> tuple[Paths, bool]:
     elif kind == "base":
         new = "rejected" not in cache
         if new:
-            cache["rejected"] = sample_paths(policy_probs(ctx.reference.base, ctx.data, ctx.config.activation),
-                                             ctx.config.pairs, ctx)
+            cache["rejected"] = sample_paths(
+                policy_probs(ctx.reference.base, ctx.data, ctx.config.activation), ctx.config.pairs, ctx
+            )
     else:  # "policy": resampled from the current policy every resample_every steps
         new = "rejected" not in cache or step % ctx.config.resample_every == 0
         if new:
-            cache["rejected"] = sample_paths(policy_probs(params, ctx.data, ctx.config.activation),
-                                             ctx.config.pairs, ctx)
+            cache["rejected"] = sample_paths(
+                policy_probs(params, ctx.data, ctx.config.activation), ctx.config.pairs, ctx
+            )
     return cache["rejected"], new
 
 

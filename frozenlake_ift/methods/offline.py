@@ -70,10 +70,12 @@ def ift(params: dict, batch: Paths, ctx: StepContext) -> LossOutput:
 def _pair_stats(chosen_rewards, rejected_rewards, E, weight) -> dict:
     """TRL's DPO statistics per member (mean over pairs): rewards/chosen, /rejected, /margins, /accuracies."""
     margins = chosen_rewards - rejected_rewards
-    return {"rewards/chosen": _per_member(chosen_rewards, E, weight),
-            "rewards/rejected": _per_member(rejected_rewards, E, weight),
-            "rewards/margins": _per_member(margins, E, weight),
-            "rewards/accuracies": _per_member((margins > 0).to(margins.dtype), E, weight)}
+    return {
+        "rewards/chosen": _per_member(chosen_rewards, E, weight),
+        "rewards/rejected": _per_member(rejected_rewards, E, weight),
+        "rewards/margins": _per_member(margins, E, weight),
+        "rewards/accuracies": _per_member((margins > 0).to(margins.dtype), E, weight),
+    }
 
 
 def _sequence(batch: PairBatch, lc, lr, average: bool):
@@ -103,8 +105,11 @@ def dpo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
     pc, pr = _sequence(batch, lc, lr, average=False)  # (E * N,)
     rc, rr = _reference(batch, average=False, ctx=ctx)
     loss, cr, rj = losses.dpo_loss(pc, pr, rc, rr, beta=_rows(ctx.config.dpo_beta, E, pc))  # (E * N,)
-    stats = {"logps/chosen": _per_member(pc.detach(), E, batch.weight),
-             "logps/rejected": _per_member(pr.detach(), E, batch.weight), **_pair_stats(cr, rj, E, batch.weight)}
+    stats = {
+        "logps/chosen": _per_member(pc.detach(), E, batch.weight),
+        "logps/rejected": _per_member(pr.detach(), E, batch.weight),
+        **_pair_stats(cr, rj, E, batch.weight),
+    }
     return LossOutput(_per_member(loss, E, batch.weight), stats)
 
 
@@ -115,8 +120,11 @@ def ipo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
     pc, pr = _sequence(batch, lc, lr, average=True)
     rc, rr = _reference(batch, average=True, ctx=ctx)
     loss, cr, rj = losses.ipo_loss(pc, pr, rc, rr, beta=_rows(ctx.config.ipo_beta, E, pc))
-    stats = {"logps/chosen": _per_member(pc.detach(), E, batch.weight),
-             "logps/rejected": _per_member(pr.detach(), E, batch.weight), **_pair_stats(cr, rj, E, batch.weight)}
+    stats = {
+        "logps/chosen": _per_member(pc.detach(), E, batch.weight),
+        "logps/rejected": _per_member(pr.detach(), E, batch.weight),
+        **_pair_stats(cr, rj, E, batch.weight),
+    }
     return LossOutput(_per_member(loss, E, batch.weight), stats)
 
 
@@ -126,10 +134,12 @@ def orpo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
     E = lc.shape[0]
     ac, ar = _sequence(batch, lc, lr, average=True)  # (E * N,)
     loss, log_odds = losses.orpo_loss(ac, ar, -ac, beta=_rows(ctx.config.orpo_beta, E, ac))
-    stats = {"logps/chosen": _per_member(ac.detach(), E, batch.weight),
-             "logps/rejected": _per_member(ar.detach(), E, batch.weight),
-             "nll_loss": _per_member(-ac.detach(), E, batch.weight),
-             "log_odds_ratio": _per_member(log_odds, E, batch.weight)}
+    stats = {
+        "logps/chosen": _per_member(ac.detach(), E, batch.weight),
+        "logps/rejected": _per_member(ar.detach(), E, batch.weight),
+        "nll_loss": _per_member(-ac.detach(), E, batch.weight),
+        "log_odds_ratio": _per_member(log_odds, E, batch.weight),
+    }
     return LossOutput(_per_member(loss, E, batch.weight), stats)
 
 
@@ -138,8 +148,12 @@ def simpo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
     lc, lr = pair_logps(params, batch, ctx)
     E = lc.shape[0]
     ac, ar = _sequence(batch, lc, lr, average=True)
-    loss, cr, rj = losses.simpo_loss(ac, ar, beta=_rows(ctx.config.simpo_beta, E, ac),
-                                   margin=_rows(ctx.config.simpo_margin, E, ac))
-    stats = {"logps/chosen": _per_member(ac.detach(), E, batch.weight),
-             "logps/rejected": _per_member(ar.detach(), E, batch.weight), **_pair_stats(cr, rj, E, batch.weight)}
+    loss, cr, rj = losses.simpo_loss(
+        ac, ar, beta=_rows(ctx.config.simpo_beta, E, ac), margin=_rows(ctx.config.simpo_margin, E, ac)
+    )
+    stats = {
+        "logps/chosen": _per_member(ac.detach(), E, batch.weight),
+        "logps/rejected": _per_member(ar.detach(), E, batch.weight),
+        **_pair_stats(cr, rj, E, batch.weight),
+    }
     return LossOutput(_per_member(loss, E, batch.weight), stats)
