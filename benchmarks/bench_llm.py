@@ -26,17 +26,31 @@ def tiny_model(vocab: int, n_embd: int, n_layer: int, seed: int = 0):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
-    cfg = GPT2Config(n_layer=n_layer, n_embd=n_embd, n_head=2, vocab_size=vocab, n_positions=128,
-                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=1, eos_token_id=2)
+    cfg = GPT2Config(
+        n_layer=n_layer,
+        n_embd=n_embd,
+        n_head=2,
+        vocab_size=vocab,
+        n_positions=128,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
     return GPT2LMHeadModel(cfg)
 
 
 def make_batch(batch_size: int, seq_len: int, vocab: int, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     half = seq_len // 2
-    examples = [{"prompt_ids": torch.randint(3, vocab, (half,), generator=g).tolist(),
-                 "response_ids": torch.randint(3, vocab, (seq_len - half,), generator=g).tolist()}
-                for _ in range(batch_size)]
+    examples = [
+        {
+            "prompt_ids": torch.randint(3, vocab, (half,), generator=g).tolist(),
+            "response_ids": torch.randint(3, vocab, (seq_len - half,), generator=g).tolist(),
+        }
+        for _ in range(batch_size)
+    ]
     return llm.PromptResponseCollator()(examples)
 
 
@@ -73,15 +87,25 @@ def main(argv: list[str] | None = None) -> dict:
             if i >= args.warmup:
                 times[method].append(t)
     sft_ms, ift_ms = (1e3 * statistics.median(times[m]) for m in ("sft", "ift"))
-    out = {"sft_ms": sft_ms, "ift_ms": ift_ms, "ratio": ift_ms / sft_ms, "target": TARGET,
-           "ok": ift_ms / sft_ms <= TARGET, "threads": args.threads, "repeats": args.repeats,
-           "batch": [args.batch_size, args.seq_len], "model": f"GPT-2 {args.n_layer}x{args.n_embd}, V={args.vocab}"}
+    out = {
+        "sft_ms": sft_ms,
+        "ift_ms": ift_ms,
+        "ratio": ift_ms / sft_ms,
+        "target": TARGET,
+        "ok": ift_ms / sft_ms <= TARGET,
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "batch": [args.batch_size, args.seq_len],
+        "model": f"GPT-2 {args.n_layer}x{args.n_embd}, V={args.vocab}",
+    }
     if args.json:
         print(json.dumps(out))
     else:
-        print(f"{out['model']}, batch {args.batch_size}x{args.seq_len}, {args.threads} thread(s), "
-              f"median of {args.repeats}: SFT step {sft_ms:.2f} ms, IFT step {ift_ms:.2f} ms, "
-              f"IFT/SFT = {out['ratio']:.2f}x (target <= {TARGET}x: {'ok' if out['ok'] else 'MISSED'})")
+        print(
+            f"{out['model']}, batch {args.batch_size}x{args.seq_len}, {args.threads} thread(s), "
+            f"median of {args.repeats}: SFT step {sft_ms:.2f} ms, IFT step {ift_ms:.2f} ms, "
+            f"IFT/SFT = {out['ratio']:.2f}x (target <= {TARGET}x: {'ok' if out['ok'] else 'MISSED'})"
+        )
     return out
 
 

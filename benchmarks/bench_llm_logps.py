@@ -21,8 +21,12 @@ import sys
 import time
 
 TARGET = 1.1
-VARIANTS = [(impl, dtype, mode) for dtype in ("float32", "bfloat16") for mode in ("forward", "backward")
-            for impl in ("former", "chunked")]
+VARIANTS = [
+    (impl, dtype, mode)
+    for dtype in ("float32", "bfloat16")
+    for mode in ("forward", "backward")
+    for impl in ("former", "chunked")
+]
 
 
 def former_token_logps(logits, labels, ignore_index=-100):
@@ -62,8 +66,14 @@ def child(impl: str, dtype: str, mode: str, B: int, T: int, V: int) -> dict:
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     size = logits.numel() * logits.element_size()
-    return {"impl": impl, "dtype": dtype, "mode": mode, "extra_x": (peak - before) / size,
-            "logits_mib": size / 2**20, "seconds": seconds}
+    return {
+        "impl": impl,
+        "dtype": dtype,
+        "mode": mode,
+        "extra_x": (peak - before) / size,
+        "logits_mib": size / 2**20,
+        "seconds": seconds,
+    }
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -80,22 +90,40 @@ def main(argv: list[str] | None = None) -> list[dict]:
         return []
     rows = []
     for impl, dtype, mode in VARIANTS:
-        cmd = [sys.executable, __file__, "--child", impl, dtype, mode, "--batch", str(shape[0]),
-               "--seq-len", str(shape[1]), "--vocab", str(shape[2])]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            impl,
+            dtype,
+            mode,
+            "--batch",
+            str(shape[0]),
+            "--seq-len",
+            str(shape[1]),
+            "--vocab",
+            str(shape[2]),
+        ]
         rows.append(json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout))
     if args.json:
         print(json.dumps(rows))
         return rows
-    print(f"token_logps, B x T x V = {' x '.join(map(str, shape))}, peak extra memory / logits size "
-          f"(fresh process each, 1 thread)")
+    print(
+        f"token_logps, B x T x V = {' x '.join(map(str, shape))}, peak extra memory / logits size "
+        f"(fresh process each, 1 thread)"
+    )
     for dtype in ("float32", "bfloat16"):
         for mode in ("forward", "backward"):
-            f, c = (next(r for r in rows if r["impl"] == i and r["dtype"] == dtype and r["mode"] == mode)
-                    for i in ("former", "chunked"))
+            f, c = (
+                next(r for r in rows if r["impl"] == i and r["dtype"] == dtype and r["mode"] == mode)
+                for i in ("former", "chunked")
+            )
             label = "forward" if mode == "forward" else "forward+backward (incl. the 1.0x gradient)"
             ok = "" if mode == "backward" else f"  target <= {TARGET}x: {'ok' if c['extra_x'] <= TARGET else 'MISSED'}"
-            print(f"  {dtype:8s} ({c['logits_mib']:.0f} MiB) {label:44s} former {f['extra_x']:5.2f}x "
-                  f"({f['seconds']:.2f} s) | chunked {c['extra_x']:5.2f}x ({c['seconds']:.2f} s){ok}")
+            print(
+                f"  {dtype:8s} ({c['logits_mib']:.0f} MiB) {label:44s} former {f['extra_x']:5.2f}x "
+                f"({f['seconds']:.2f} s) | chunked {c['extra_x']:5.2f}x ({c['seconds']:.2f} s){ok}"
+            )
     return rows
 
 

@@ -37,8 +37,18 @@ def child(method: str, steps: int, threads: int, B: int, T: int) -> dict:
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(n_layer=12, n_embd=768, n_head=12, vocab_size=50257, n_positions=T,
-                                       resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
+    model = GPT2LMHeadModel(
+        GPT2Config(
+            n_layer=12,
+            n_embd=768,
+            n_head=12,
+            vocab_size=50257,
+            n_positions=T,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+        )
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, 50257, (B, T), generator=g)
@@ -57,8 +67,13 @@ def child(method: str, steps: int, threads: int, B: int, T: int) -> dict:
         if i:
             times.append(time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"method": method, "step_s": statistics.median(times), "peak_extra_gib": (peak - before) / 2**30,
-            "peak_gib": peak / 2**30, "loss": float(loss)}
+    return {
+        "method": method,
+        "step_s": statistics.median(times),
+        "peak_extra_gib": (peak - before) / 2**30,
+        "peak_gib": peak / 2**30,
+        "loss": float(loss),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -75,8 +90,20 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     res = {}
     for method in ("sft", "ift"):
-        cmd = [sys.executable, __file__, "--child", method, "--steps", str(args.steps), "--threads", str(args.threads),
-               "--batch", str(args.batch), "--seq-len", str(args.seq_len)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            method,
+            "--steps",
+            str(args.steps),
+            "--threads",
+            str(args.threads),
+            "--batch",
+            str(args.batch),
+            "--seq-len",
+            str(args.seq_len),
+        ]
         res[method] = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
     t = res["ift"]["step_s"] / res["sft"]["step_s"]
     m = res["ift"]["peak_extra_gib"] / res["sft"]["peak_extra_gib"]
@@ -85,14 +112,20 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(res))
         return res
     s, i = res["sft"], res["ift"]
-    print(f"GPT-2-small-sized (124M parameters), B x T = {args.batch} x {args.seq_len}, CPU, {args.threads} thread(s), "
-          f"median of {args.steps} steps after 1 warm-up")
-    print(f"  step time : SFT {s['step_s']:.1f} s | IFT {i['step_s']:.1f} s | IFT/SFT = {t:.2f}x "
-          f"(target <= {TIME_TARGET}x: {'ok' if t <= TIME_TARGET else 'MISSED'})")
-    print(f"  peak extra memory (above the built model): SFT {s['peak_extra_gib']:.2f} GiB | "
-          f"IFT {i['peak_extra_gib']:.2f} GiB"
-          f" | IFT/SFT = {m:.2f}x (target <= {MEMORY_TARGET}x: {'ok' if m <= MEMORY_TARGET else 'MISSED'}); "
-          f"whole process: SFT {s['peak_gib']:.2f} GiB, IFT {i['peak_gib']:.2f} GiB")
+    print(
+        f"GPT-2-small-sized (124M parameters), B x T = {args.batch} x {args.seq_len}, CPU, {args.threads} thread(s), "
+        f"median of {args.steps} steps after 1 warm-up"
+    )
+    print(
+        f"  step time : SFT {s['step_s']:.1f} s | IFT {i['step_s']:.1f} s | IFT/SFT = {t:.2f}x "
+        f"(target <= {TIME_TARGET}x: {'ok' if t <= TIME_TARGET else 'MISSED'})"
+    )
+    print(
+        f"  peak extra memory (above the built model): SFT {s['peak_extra_gib']:.2f} GiB | "
+        f"IFT {i['peak_extra_gib']:.2f} GiB"
+        f" | IFT/SFT = {m:.2f}x (target <= {MEMORY_TARGET}x: {'ok' if m <= MEMORY_TARGET else 'MISSED'}); "
+        f"whole process: SFT {s['peak_gib']:.2f} GiB, IFT {i['peak_gib']:.2f} GiB"
+    )
     return res
 
 

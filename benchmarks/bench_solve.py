@@ -68,8 +68,9 @@ def csr_model(mdp):
 
     S, A, K = mdp.next_states.shape
     # copies: scipy may reorder the index and data arrays it is given in place
-    P = sp.csr_matrix((mdp.probs.ravel().copy(), mdp.next_states.ravel().copy(), np.arange(0, S * A * K + 1, K)),
-                      shape=(S * A, S))
+    P = sp.csr_matrix(
+        (mdp.probs.ravel().copy(), mdp.next_states.ravel().copy(), np.arange(0, S * A * K + 1, K)), shape=(S * A, S)
+    )
     P.eliminate_zeros()  # the padding
     return P, mdp.R.ravel().copy()
 
@@ -117,8 +118,11 @@ def _agreement(mdp, sol, V_peer, bound_peer: float) -> str:
 
 
 def _row(label: str, seconds: float, count: str, residual: float, sol, V, bound: float, agree: str) -> None:
-    print(f"  {label:<22} {seconds:9.3f} {count:>11} {residual:9.1e} {np.abs(V - sol.V).max():9.1e} "
-          f"{sol.error_bound + bound:9.1e}  {agree}", flush=True)
+    print(
+        f"  {label:<22} {seconds:9.3f} {count:>11} {residual:9.1e} {np.abs(V - sol.V).max():9.1e} "
+        f"{sol.error_bound + bound:9.1e}  {agree}",
+        flush=True,
+    )
 
 
 def peers(spec: str, slippery: bool = True) -> None:
@@ -131,11 +135,21 @@ def peers(spec: str, slippery: bool = True) -> None:
     t_jac, (V_jac, sweeps) = _best(lambda: jacobi_vi(P, r, GAMMA, TOL), 1 if S > 300_000 else 2)
     b_jac = GAMMA * TOL / (1 - GAMMA)
     print(f"\n{mdp.name} ({S:,} states): max |dV| against ours ({kernels[0]}); bound = sum of both error bounds")
-    print(f"  {'solver':<22} {'seconds':>9} {'sweeps':>11} {'residual':>9} {'max|dV|':>9} {'bound':>9}  "
-          f"greedy policy (our tie rule) = ours")
+    print(
+        f"  {'solver':<22} {'seconds':>9} {'sweeps':>11} {'residual':>9} {'max|dV|':>9} {'bound':>9}  "
+        f"greedy policy (our tie rule) = ours"
+    )
     for k, (t, s) in ours.items():
-        _row(f"ours ({k} kernel)", t, f"{s.iterations}", s.residual, sol, s.V, s.error_bound,
-             _agreement(mdp, sol, s.V, s.error_bound))
+        _row(
+            f"ours ({k} kernel)",
+            t,
+            f"{s.iterations}",
+            s.residual,
+            sol,
+            s.V,
+            s.error_bound,
+            _agreement(mdp, sol, s.V, s.error_bound),
+        )
     _row("scipy jacobi VI", t_jac, f"{sweeps}", TOL, sol, V_jac, b_jac, _agreement(mdp, sol, V_jac, b_jac))
     speed = [f"{t_jac / t:.3g}x over jacobi ({k})" for k, (t, _) in ours.items()]
     if S <= 300_000:
@@ -150,8 +164,11 @@ def peers(spec: str, slippery: bool = True) -> None:
 
         rows = np.arange(S) * mdp.n_actions
         t_one, _ = _best(lambda: spsolve((sp.identity(S, format="csr") - GAMMA * P[rows]).tocsc(), r[rows]), 1)
-        print(f"  scipy PI (spsolve)     not run: one policy evaluation takes {t_one:.1f} s, PI needs many "
-              f"(182 at 256x256)", flush=True)
+        print(
+            f"  scipy PI (spsolve)     not run: one policy evaluation takes {t_one:.1f} s, PI needs many "
+            f"(182 at 256x256)",
+            flush=True,
+        )
         speed += [f">= {t_one / t:.3g}x over PI ({k})" for k, (t, _) in ours.items()]
     print(f"  speed-up: {', '.join(speed)}; jacobi + CSR setup ({t_setup:.3f} s): {(t_jac + t_setup) / t_ours:.3g}x")
 
@@ -180,10 +197,13 @@ def compare(spec: str, slippery: bool) -> None:
     mdp = make_lake(spec, slippery)
     t_ours, sol = _ours(mdp, solve.KERNEL, 5)
     t_setup, t_run, vi = _mdptoolbox(mdp, 3 if mdp.n_states <= 1024 else 1)
-    print(f"{mdp.name:<22} {mdp.n_states:>6} {t_ours:>10.5f} {sol.iterations:>6} {t_run:>10.4f} {t_setup:>8.2f} "
-          f"{vi.iter:>6} {t_run / t_ours:>9.3g}x {(t_run + t_setup) / t_ours:>9.3g}x  "
-          f"{np.abs(np.asarray(vi.V) - sol.V).max():8.1e}  "
-          f"{_agreement(mdp, sol, np.asarray(vi.V), GAMMA * TOL / (1 - GAMMA))}", flush=True)
+    print(
+        f"{mdp.name:<22} {mdp.n_states:>6} {t_ours:>10.5f} {sol.iterations:>6} {t_run:>10.4f} {t_setup:>8.2f} "
+        f"{vi.iter:>6} {t_run / t_ours:>9.3g}x {(t_run + t_setup) / t_ours:>9.3g}x  "
+        f"{np.abs(np.asarray(vi.V) - sol.V).max():8.1e}  "
+        f"{_agreement(mdp, sol, np.asarray(vi.V), GAMMA * TOL / (1 - GAMMA))}",
+        flush=True,
+    )
 
 
 # ------------------------------------------------------------------ large maps alone: time and memory
@@ -205,17 +225,35 @@ def child(spec: str, slippery: bool) -> None:
     t = time.perf_counter()
     sol = solve.value_iteration(mdp, GAMMA, tol=TOL)
     t_solve = time.perf_counter() - t
-    print(json.dumps({"name": mdp.name, "S": mdp.n_states, "build": t_build, "solve": t_solve,
-                      "sweeps": sol.iterations, "residual": sol.residual, "rss_build": rss_build,
-                      "rss_peak": _peak_rss_gib()}))
+    print(
+        json.dumps(
+            {
+                "name": mdp.name,
+                "S": mdp.n_states,
+                "build": t_build,
+                "solve": t_solve,
+                "sweeps": sol.iterations,
+                "residual": sol.residual,
+                "rss_build": rss_build,
+                "rss_peak": _peak_rss_gib(),
+            }
+        )
+    )
 
 
 def alone(spec: str, slippery: bool) -> None:
-    out = subprocess.run([sys.executable, __file__, "--child", spec] + (["--slippery"] if slippery else []),
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", spec] + (["--slippery"] if slippery else []),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     r = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"{r['name']:<26} {r['S']:>8} {r['build']:>9.1f} {r['solve']:>9.2f} {r['sweeps']:>7} {r['residual']:>9.1e} "
-          f"{r['rss_build']:>10.2f} {r['rss_peak']:>9.2f}", flush=True)
+    print(
+        f"{r['name']:<26} {r['S']:>8} {r['build']:>9.1f} {r['solve']:>9.2f} {r['sweeps']:>7} {r['residual']:>9.1e} "
+        f"{r['rss_build']:>10.2f} {r['rss_peak']:>9.2f}",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -227,7 +265,8 @@ def main() -> None:
     ap.add_argument("--slippery", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     try:
-        import torch  # noqa: F401  (not used here; imported elsewhere in the package)
+        import torch
+
         torch.set_num_threads(1)
     except ImportError:
         pass
@@ -236,21 +275,29 @@ def main() -> None:
     import scipy
 
     t = time.perf_counter()
-    _ours(make_lake("4x4", True), "numba" if solve.numba_available() else "numpy", 1)  # loads (or compiles) the numba kernels
-    print(f"numpy {np.__version__}, scipy {scipy.__version__}; numba kernel: {solve.numba_available()} "
-          f"(first call, load/compile: {time.perf_counter() - t:.2f} s, not in the timings); gamma {GAMMA}, tol {TOL:g}")
+    _ours(
+        make_lake("4x4", True), "numba" if solve.numba_available() else "numpy", 1
+    )  # loads (or compiles) the numba kernels
+    print(
+        f"numpy {np.__version__}, scipy {scipy.__version__}; numba kernel: {solve.numba_available()} "
+        f"(first call, load/compile: {time.perf_counter() - t:.2f} s, not in the timings); gamma {GAMMA}, tol {TOL:g}"
+    )
     for spec in PEER_MAPS[:2] if args.quick else PEER_MAPS:
         peers(spec)
     if args.mdptoolbox:
-        print(f"\npymdptoolbox ValueIteration (dense), same threshold")
-        print(f"{'map':<22} {'S':>6} {'ours [s]':>10} {'sweeps':>6} {'mdp [s]':>10} {'+setup':>8} {'iters':>6} "
-              f"{'speed-up':>10} {'(w/ setup)':>10} {'max|dV|':>8}  policy agrees")
+        print("\npymdptoolbox ValueIteration (dense), same threshold")
+        print(
+            f"{'map':<22} {'S':>6} {'ours [s]':>10} {'sweeps':>6} {'mdp [s]':>10} {'+setup':>8} {'iters':>6} "
+            f"{'speed-up':>10} {'(w/ setup)':>10} {'max|dV|':>8}  policy agrees"
+        )
         for slippery, spec in itertools.product((False, True), COMPARE):
             compare(spec, slippery)
     if args.memory:
-        print(f"\nours alone (child process per map; peak RSS = whole process incl. map building)")
-        print(f"{'map':<26} {'S':>8} {'build[s]':>9} {'solve[s]':>9} {'sweeps':>7} {'residual':>9} "
-              f"{'RSS@build':>10} {'peak RSS':>9}  (GiB)")
+        print("\nours alone (child process per map; peak RSS = whole process incl. map building)")
+        print(
+            f"{'map':<26} {'S':>8} {'build[s]':>9} {'solve[s]':>9} {'sweeps':>7} {'residual':>9} "
+            f"{'RSS@build':>10} {'peak RSS':>9}  (GiB)"
+        )
         for slippery, spec in itertools.product((False, True), ALONE):
             alone(spec, slippery)
 

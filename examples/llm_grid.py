@@ -35,9 +35,19 @@ def tiny_model(tok, seed: int):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
-    cfg = GPT2Config(n_layer=2, n_embd=64, n_head=2, vocab_size=len(tok), n_positions=N_POSITIONS, resid_pdrop=0.0,
-                     embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
-                     pad_token_id=tok.pad_token_id)
+    cfg = GPT2Config(
+        n_layer=2,
+        n_embd=64,
+        n_head=2,
+        vocab_size=len(tok),
+        n_positions=N_POSITIONS,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=tok.eos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     return GPT2LMHeadModel(cfg)
 
 
@@ -50,11 +60,23 @@ def train_one(method: str, tasks: list, tok, seed: int, args) -> dict:
     model = tiny_model(tok, seed)
     ref = {"ref_model": copy.deepcopy(model)} if llm.method_spec(method).needs_ref else {}
     with tempfile.TemporaryDirectory() as out:
-        cfg = llm.IFTConfig(output_dir=out, method=method, lam=args.lam, gamma=args.gamma,
-                            per_device_train_batch_size=args.batch_size, max_steps=args.steps,
-                            learning_rate=args.lr, lr_scheduler_type="constant", logging_steps=args.steps,
-                            report_to="none", save_strategy="no", seed=seed, disable_tqdm=True,
-                            dataloader_num_workers=0, use_cpu=True)
+        cfg = llm.IFTConfig(
+            output_dir=out,
+            method=method,
+            lam=args.lam,
+            gamma=args.gamma,
+            per_device_train_batch_size=args.batch_size,
+            max_steps=args.steps,
+            learning_rate=args.lr,
+            lr_scheduler_type="constant",
+            logging_steps=args.steps,
+            report_to="none",
+            save_strategy="no",
+            seed=seed,
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+            use_cpu=True,
+        )
         trainer = llm.IFTTrainer(model, args=cfg, train_dataset=rows, processing_class=tok, **ref)
         trainer.remove_callback(transformers.PrinterCallback)
         trainer.train()
@@ -84,21 +106,28 @@ def main(argv: list[str] | None = None) -> dict:
     results = {}
     for method in args.methods.split(","):
         runs = [train_one(method, tasks, tok, seed, args) for seed in range(args.seeds)]
-        results[method] = {"reached_goal": sum(r["success"] == 1.0 for r in runs) if not args.slippery else None,
-                           "mean_success": statistics.mean(r["success"] for r in runs),
-                           "mean_loss": statistics.mean(r["loss"] for r in runs), "seeds": args.seeds}
+        results[method] = {
+            "reached_goal": sum(r["success"] == 1.0 for r in runs) if not args.slippery else None,
+            "mean_success": statistics.mean(r["success"] for r in runs),
+            "mean_loss": statistics.mean(r["loss"] for r in runs),
+            "seeds": args.seeds,
+        }
     if args.json:
         print(json.dumps(results))
         return results
     maps = ", ".join(f"{t.config.map}{' (slippery)' if args.slippery else ''}" for t in tasks)
-    print(f"maps: {maps} | tiny GPT-2 2x64 | {args.steps} steps x batch {args.batch_size}, lr {args.lr} | "
-          f"{args.seeds} seeds | greedy decoding judged by the exact MDP")
+    print(
+        f"maps: {maps} | tiny GPT-2 2x64 | {args.steps} steps x batch {args.batch_size}, lr {args.lr} | "
+        f"{args.seeds} seeds | greedy decoding judged by the exact MDP"
+    )
     for t in tasks:
         print(f"  {t.config.map}: chosen{llm.moves_text(t.chosen)} | rejected{llm.moves_text(t.rejected)}")
     for method, r in results.items():
         reached = f"reaches G on {r['reached_goal']}/{r['seeds']} seeds | " if r["reached_goal"] is not None else ""
-        print(f"{method.upper():4s} {reached}mean success probability {r['mean_success']:.3f} | "
-              f"final training loss {r['mean_loss']:.4f}")
+        print(
+            f"{method.upper():4s} {reached}mean success probability {r['mean_success']:.3f} | "
+            f"final training loss {r['mean_loss']:.4f}"
+        )
     print(f"({time.perf_counter() - t0:.0f} s)")
     return results
 

@@ -57,8 +57,9 @@ def make_examples(n: int, digits: int, seed: int, task: str = "reverse", tokeniz
         ds = [rng.randrange(10) for _ in range(digits)]
         ans = TASKS[task](ds)
         if tokenizer is None:
-            out.append({"prompt_ids": [DIGIT0 + d for d in ds] + [SEP],
-                        "response_ids": [DIGIT0 + d for d in ans] + [EOS]})
+            out.append(
+                {"prompt_ids": [DIGIT0 + d for d in ds] + [SEP], "response_ids": [DIGIT0 + d for d in ans] + [EOS]}
+            )
         else:
             out.append({"prompt": f"{task} " + " ".join(map(str, ds)) + ":", "response": " " + " ".join(map(str, ans))})
     return out
@@ -68,8 +69,19 @@ def tiny_model(vocab: int = 16, seed: int = 0):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
-    cfg = GPT2Config(n_layer=2, n_embd=64, n_head=2, vocab_size=vocab, n_positions=32, resid_pdrop=0.0,
-                     embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=SEP, eos_token_id=EOS, pad_token_id=PAD)
+    cfg = GPT2Config(
+        n_layer=2,
+        n_embd=64,
+        n_head=2,
+        vocab_size=vocab,
+        n_positions=32,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=SEP,
+        eos_token_id=EOS,
+        pad_token_id=PAD,
+    )
     return GPT2LMHeadModel(cfg)
 
 
@@ -82,8 +94,8 @@ def evaluate(model, collator, test: list[dict], eos_id: int) -> tuple[float, flo
     hits = 0
     for b in range(len(test)):
         n_prompt = int((batch["labels"][b] == llm.IGNORE_INDEX).logical_and(batch["attention_mask"][b] == 1).sum())
-        target = batch["input_ids"][b, n_prompt: int(batch["attention_mask"][b].sum())].tolist()
-        ids = batch["input_ids"][b: b + 1, :n_prompt]  # (1, P)
+        target = batch["input_ids"][b, n_prompt : int(batch["attention_mask"][b].sum())].tolist()
+        ids = batch["input_ids"][b : b + 1, :n_prompt]  # (1, P)
         for _ in range(len(target)):
             nxt = model(input_ids=ids).logits[:, -1].argmax(-1, keepdim=True)  # (1, 1)
             ids = torch.cat([ids, nxt], dim=1)
@@ -96,8 +108,11 @@ def evaluate(model, collator, test: list[dict], eos_id: int) -> tuple[float, flo
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model-id", default=None,
-                    help="Hugging Face causal-LM id or folder (default: a tiny GPT-2 built from a config)")
+    ap.add_argument(
+        "--model-id",
+        default=None,
+        help="Hugging Face causal-LM id or folder (default: a tiny GPT-2 built from a config)",
+    )
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-3)
@@ -109,16 +124,21 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n-test", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--methods", default="sft,ift", help="comma-separated, from sft, ift")
-    ap.add_argument("--global-batch-size", type=int, default=None,
-                    help="examples per optimiser step over all processes (overrides --batch-size)")
+    ap.add_argument(
+        "--global-batch-size",
+        type=int,
+        default=None,
+        help="examples per optimiser step over all processes (overrides --batch-size)",
+    )
     ap.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
     ap.add_argument("--log-json", default=None, help="write each method's logged loss curve to this JSON file")
     args = ap.parse_args(argv)
     world = int(os.environ.get("WORLD_SIZE", "1"))  # set by accelerate launch / torchrun
     if args.global_batch_size is not None:
         if args.global_batch_size % world:
-            raise SystemExit(f"--global-batch-size {args.global_batch_size} must be a multiple of the "
-                             f"{world} processes")
+            raise SystemExit(
+                f"--global-batch-size {args.global_batch_size} must be a multiple of the {world} processes"
+            )
         args.batch_size = args.global_batch_size // world
     import transformers
 
@@ -135,19 +155,33 @@ def main(argv: list[str] | None = None) -> dict:
     train = make_examples(args.n_train, args.digits, args.seed, args.task, tokenizer)
     test = make_examples(args.n_test, args.digits, args.seed + 1, args.task, tokenizer)
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"task: {args.task} {args.digits} digits | model: {args.model_id or 'tiny GPT-2 from a config'} "
-              f"({sum(p.numel() for p in base.parameters()):,} parameters) | "
-              f"{args.steps} steps x batch {args.batch_size}")
+        print(
+            f"task: {args.task} {args.digits} digits | model: {args.model_id or 'tiny GPT-2 from a config'} "
+            f"({sum(p.numel() for p in base.parameters()):,} parameters) | "
+            f"{args.steps} steps x batch {args.batch_size}"
+        )
     results = {}
     for method in args.methods.split(","):
         model = copy.deepcopy(base)
         with tempfile.TemporaryDirectory() as out:
             cfg = llm.IFTConfig(
-                output_dir=out, method=method, lam=args.lam, gamma=args.gamma,
-                per_device_train_batch_size=args.batch_size, max_steps=args.steps,
-                learning_rate=args.lr, lr_scheduler_type="cosine", warmup_steps=max(1, args.steps // 20),
-                logging_steps=1 if args.log_json else max(1, args.steps // 10), report_to="none", save_strategy="no",
-                seed=args.seed, disable_tqdm=True, dataloader_num_workers=0, use_cpu=args.model_id is None)
+                output_dir=out,
+                method=method,
+                lam=args.lam,
+                gamma=args.gamma,
+                per_device_train_batch_size=args.batch_size,
+                max_steps=args.steps,
+                learning_rate=args.lr,
+                lr_scheduler_type="cosine",
+                warmup_steps=max(1, args.steps // 20),
+                logging_steps=1 if args.log_json else max(1, args.steps // 10),
+                report_to="none",
+                save_strategy="no",
+                seed=args.seed,
+                disable_tqdm=True,
+                dataloader_num_workers=0,
+                use_cpu=args.model_id is None,
+            )
             trainer = llm.IFTTrainer(model=model, args=cfg, train_dataset=train, data_collator=collator)
             trainer.remove_callback(transformers.PrinterCallback)  # keep the output to one line per method
             t0 = time.perf_counter()

@@ -87,10 +87,16 @@ class StudyConfig:
             get_method(m)  # an unknown name lists the registered ones
         if len(set(self.methods)) != len(self.methods):
             raise ValueError(f"methods must not repeat a name, got {list(self.methods)}")
-        choices = {"base": (self.base, BASES), "optimizer": (self.optimizer, OPTIMIZER_NAMES),
-                   "dtype": (self.dtype, DTYPE_NAMES), "route_pair": (self.route_pair, ROUTE_PAIRS),
-                   "activation": (self.activation, ACTIVATION_NAMES), "chosen": (self.chosen, CHOSEN),
-                   "negatives": (self.negatives, NEGATIVES), "scheduler": (self.scheduler, SCHEDULERS)}
+        choices = {
+            "base": (self.base, BASES),
+            "optimizer": (self.optimizer, OPTIMIZER_NAMES),
+            "dtype": (self.dtype, DTYPE_NAMES),
+            "route_pair": (self.route_pair, ROUTE_PAIRS),
+            "activation": (self.activation, ACTIVATION_NAMES),
+            "chosen": (self.chosen, CHOSEN),
+            "negatives": (self.negatives, NEGATIVES),
+            "scheduler": (self.scheduler, SCHEDULERS),
+        }
         for name, (value, allowed) in choices.items():
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
@@ -99,8 +105,18 @@ class StudyConfig:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if not 0 < self.gamma <= 1:
             raise ValueError(f"gamma must lie in (0, 1], got {self.gamma}")
-        for name in ("seeds", "steps", "hidden", "eval_every", "resample_every", "pairs", "horizon", "ppo_episodes",
-                     "ppo_epochs", "grpo_iterations"):
+        for name in (
+            "seeds",
+            "steps",
+            "hidden",
+            "eval_every",
+            "resample_every",
+            "pairs",
+            "horizon",
+            "ppo_episodes",
+            "ppo_epochs",
+            "grpo_iterations",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.grpo_group < 2:
@@ -108,15 +124,24 @@ class StudyConfig:
         for name in ("lr", "fit_lr", "dpo_beta", "ipo_beta", "simpo_beta", "fit_tol"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("orpo_beta", "temperature", "fit_steps", "simpo_margin", "ppo_clip", "ppo_kl", "grpo_beta",
-                     "grpo_clip", "seed"):
+        for name in (
+            "orpo_beta",
+            "temperature",
+            "fit_steps",
+            "simpo_margin",
+            "ppo_clip",
+            "ppo_kl",
+            "grpo_beta",
+            "grpo_clip",
+            "seed",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
 
     @classmethod
-    def preset(cls, name: str, **overrides) -> "StudyConfig":
+    def preset(cls, name: str, **overrides) -> StudyConfig:
         """A named preset (``PRESETS``) with any field overridden: ``StudyConfig.preset("paper", seeds=50)``."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
@@ -148,8 +173,12 @@ _DEFAULTS: dict = {}
 def field_default(name: str):
     """The documented default of one StudyConfig field."""
     if not _DEFAULTS:
-        _DEFAULTS.update({f.name: f.default_factory() if f.default is MISSING else f.default
-                          for f in fields(StudyConfig)})
+        _DEFAULTS.update(
+            {
+                f.name: f.default_factory() if f.default is MISSING and callable(f.default_factory) else f.default
+                for f in fields(StudyConfig)
+            }
+        )
     return _DEFAULTS[name]
 
 
@@ -158,14 +187,18 @@ def _check_types(config: StudyConfig) -> None:
     for f in fields(config):
         value, default = getattr(config, f.name), field_default(f.name)
         if f.name == "map":
-            ok = isinstance(value, str) or (isinstance(value, (list, tuple)) and value
-                                            and all(isinstance(r, str) for r in value))
+            ok = isinstance(value, str) or (
+                isinstance(value, (list, tuple)) and value and all(isinstance(r, str) for r in value)
+            )
             if not ok:
                 raise TypeError(f"map must be a map name or a non-empty list of row strings, got {value!r}")
             continue
         if f.name == "methods":
-            if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(
-                    isinstance(m, str) for m in value):
+            if (
+                isinstance(value, str)
+                or not isinstance(value, (list, tuple))
+                or not all(isinstance(m, str) for m in value)
+            ):
                 raise TypeError(f"methods must be a list or tuple of method names, got {value!r}")
             continue
         if isinstance(default, bool):
@@ -183,8 +216,9 @@ def _check_types(config: StudyConfig) -> None:
         else:
             ok = isinstance(value, type(default))
         if not ok:
-            kind = {"bool": "bool (True or False)", "int": "an int", "float": "a finite float",
-                    "str": "a str"}.get(type(default).__name__, type(default).__name__)
+            kind = {"bool": "bool (True or False)", "int": "an int", "float": "a finite float", "str": "a str"}.get(
+                type(default).__name__, type(default).__name__
+            )
             raise TypeError(f"{f.name} must be {kind} (default {default!r}), got {type(value).__name__} {value!r}")
 
 
@@ -213,5 +247,6 @@ def coerce_field(name: str, text: str):
         if exc.args and "finite" in str(exc.args[0]):
             raise
         kind = {"bool": "bool: true/false, yes/no or 1/0", "int": "an integer", "float": "a finite number"}.get(
-            type(default).__name__, type(default).__name__)
+            type(default).__name__, type(default).__name__
+        )
         raise ValueError(f"cannot read {text!r} as a value of {name!r} (expects {kind})") from None

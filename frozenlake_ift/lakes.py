@@ -11,12 +11,16 @@ Maps of more than ``MAX_STATES`` tiles are refused before anything is allocated 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 from .mdp import TabularMDP
 from .solve import format_bytes
+
+if TYPE_CHECKING:
+    from gymnasium.envs.toy_text.frozen_lake import FrozenLakeEnv
 
 ACTION_NAMES = ("left", "down", "right", "up")
 ACTION_ARROWS = ("←", "↓", "→", "↑")
@@ -47,15 +51,19 @@ def validate_desc(desc: Sequence[str]) -> tuple[str, ...]:
     no S or several S, no G, and a G that cannot be reached from S without crossing a hole.
     """
     if isinstance(desc, str) or not isinstance(desc, Sequence):
-        raise ValueError(f"a map must be a sequence of row strings such as ['SF', 'FG'], got {desc!r}")
+        raise ValueError(  # noqa: TRY004  (a map is a user value: ValueError, as for every other bad map; tests match it)
+            f"a map must be a sequence of row strings such as ['SF', 'FG'], got {desc!r}"
+        )
     rows = tuple(str(r) for r in desc)
     if not rows or not rows[0]:
         raise ValueError("a map must have at least one row of at least one tile")
     lengths = [len(r) for r in rows]
     if len(set(lengths)) != 1:
         bad = next(i for i, n in enumerate(lengths) if n != lengths[0])
-        raise ValueError(f"map rows must all have the same length, got lengths {lengths} "
-                         f"(row {bad} has {lengths[bad]} tiles, row 0 has {lengths[0]})")
+        raise ValueError(
+            f"map rows must all have the same length, got lengths {lengths} "
+            f"(row {bad} has {lengths[bad]} tiles, row 0 has {lengths[0]})"
+        )
     for i, row in enumerate(rows):
         for j, ch in enumerate(row):
             if ch not in TILES:
@@ -92,9 +100,11 @@ def _check_size(spec, nrow: int, ncol: int, slippery: bool, max_states) -> None:
         raise ValueError(f"max_states must be an integer >= 1, got {max_states!r}")
     if nrow * ncol > max_states:
         label = repr(spec) if isinstance(spec, str) and len(spec) <= 40 else f"of {nrow:,}x{ncol:,} tiles"
-        raise ValueError(f"map {label} has {nrow * ncol:,} states, needing about "
-                         f"{format_bytes(lake_bytes(nrow * ncol, slippery))} for its model alone; the limit is "
-                         f"{max_states:,} states (pass max_states=... to raise it)")
+        raise ValueError(
+            f"map {label} has {nrow * ncol:,} states, needing about "
+            f"{format_bytes(lake_bytes(nrow * ncol, slippery))} for its model alone; the limit is "
+            f"{max_states:,} states (pass max_states=... to raise it)"
+        )
 
 
 def _parse_map(spec, slippery: bool = False, max_states: int = MAX_STATES) -> tuple[tuple[str, ...], str]:
@@ -106,6 +116,7 @@ def _parse_map(spec, slippery: bool = False, max_states: int = MAX_STATES) -> tu
         return desc, f"custom-{len(desc)}x{len(desc[0])}"
     if spec in ("4x4", "8x8"):
         from gymnasium.envs.toy_text.frozen_lake import MAPS
+
         return validate_desc(MAPS[spec]), spec
     if spec == "two-route":
         return TWO_ROUTE_MAP, spec
@@ -117,22 +128,33 @@ def _parse_map(spec, slippery: bool = False, max_states: int = MAX_STATES) -> tu
         except (ValueError, IndexError):
             ok = False
         if not ok:
-            raise ValueError(f"random maps are written 'random:SIZE:SEED' or 'random:SIZE:SEED:P' with integers "
-                             f"SIZE >= 2, SEED >= 0 and a frozen-tile probability P in (0, 1], got {spec!r}")
+            raise ValueError(
+                f"random maps are written 'random:SIZE:SEED' or 'random:SIZE:SEED:P' with integers "
+                f"SIZE >= 2, SEED >= 0 and a frozen-tile probability P in (0, 1], got {spec!r}"
+            )
         _check_size(spec, size, size, slippery, max_states)
         from gymnasium.envs.toy_text.frozen_lake import generate_random_map
+
         return validate_desc(generate_random_map(size=size, p=p, seed=seed)), spec
     if "," in spec or (spec and set(spec) <= set(TILES)):  # rows, e.g. "SFF,FHF,FFG" or one row "SFG"
         rows = spec.split(",")
         _check_size(spec, len(rows), len(rows[0]), slippery, max_states)
         desc = validate_desc(rows)
         return desc, f"custom-{len(desc)}x{len(desc[0])}"
-    raise ValueError(f"unknown map {spec!r}; allowed: '4x4', '8x8', 'two-route', 'random:SIZE:SEED[:P]', "
-                     f"or comma-separated rows such as 'SFF,FHF,FFG'")
+    raise ValueError(
+        f"unknown map {spec!r}; allowed: '4x4', '8x8', 'two-route', 'random:SIZE:SEED[:P]', "
+        f"or comma-separated rows such as 'SFF,FHF,FFG'"
+    )
 
 
-def make_lake(map_name_or_desc, slippery: bool = False, success_rate: float | None = None, *,
-              builder: str = "auto", max_states: int = MAX_STATES) -> TabularMDP:
+def make_lake(
+    map_name_or_desc,
+    slippery: bool = False,
+    success_rate: float | None = None,
+    *,
+    builder: str = "auto",
+    max_states: int = MAX_STATES,
+) -> TabularMDP:
     """Build the exact MDP of a Frozen Lake map.
 
     Args:
@@ -159,8 +181,17 @@ def make_lake(map_name_or_desc, slippery: bool = False, success_rate: float | No
     tiles = np.frombuffer("".join(desc).encode("ascii"), dtype="S1")
     if slippery:
         name += "-slippery" if success_rate is None else f"-slippery({success_rate:g})"
-    return TabularMDP(ns, pr, R, terminal=np.isin(tiles, [b"G", b"H"]), rho0=(tiles == b"S").astype(np.float64),
-                      goal=tiles == b"G", shape=(len(desc), len(desc[0])), desc=desc, name=name)
+    return TabularMDP(
+        ns,
+        pr,
+        R,
+        terminal=np.isin(tiles, [b"G", b"H"]),
+        rho0=(tiles == b"S").astype(np.float64),
+        goal=tiles == b"G",
+        shape=(len(desc), len(desc[0])),
+        desc=desc,
+        name=name,
+    )
 
 
 def _moves(nrow: int, ncol: int) -> np.ndarray:
@@ -176,9 +207,10 @@ def _gym_model(desc, slippery, rate):
     padding repeats the state itself with probability 0.
     """
     import gymnasium as gym
+
     # rows as lists of letters: gymnasium's np.asarray(desc, "c") drops the column axis of 1-wide maps
     env = gym.make("FrozenLake-v1", desc=[list(row) for row in desc], is_slippery=slippery, success_rate=rate)
-    P = env.unwrapped.P
+    P = cast("FrozenLakeEnv", env.unwrapped).P  # the model of FrozenLake-v1
     S, A = len(P), len(P[0])
     rows, R = [], np.zeros((S, A))
     for s in range(S):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,12 +26,22 @@ from .methods import get_method
 
 DEFAULT_METRICS = tuple(name for name, m in _metrics.METRICS.items() if m.default_panel)
 LOG_METRICS = {name for name, m in _metrics.METRICS.items() if m.log_scale}
-ROUTE_STYLE = {"chosen": dict(color="#D55E00", ls="-"), "rejected": dict(color="#111111", ls=(0, (4, 2)))}
+ROUTE_STYLE: dict[str, dict[str, Any]] = {
+    "chosen": dict(color="#D55E00", ls="-"),
+    "rejected": dict(color="#111111", ls=(0, (4, 2))),
+}
 TILE_COLORS = {"F": "#DCEBF7", "H": "#2F4858", "S": "#B9E3A8", "G": "#FFD166"}
 TILE_NAMES = {"S": "start", "F": "frozen", "H": "hole", "G": "goal"}
 ACTION_DIRS = np.array([(dcol, drow) for drow, dcol in DELTAS], dtype=float)  # (dx, dy) on screen, y down
-_GREEK = [("pi_theta*", r"$\pi_{\theta^*}$"), ("pi_theta", r"$\pi_\theta$"), ("theta*", r"$\theta^*$"),
-          ("theta_0", r"$\theta_0$"), ("theta", r"$\theta$"), ("pi*", r"$\pi^*$"), ("rho0", r"$\rho_0$")]
+_GREEK = [
+    ("pi_theta*", r"$\pi_{\theta^*}$"),
+    ("pi_theta", r"$\pi_\theta$"),
+    ("theta*", r"$\theta^*$"),
+    ("theta_0", r"$\theta_0$"),
+    ("theta", r"$\theta$"),
+    ("pi*", r"$\pi^*$"),
+    ("rho0", r"$\rho_0$"),
+]
 
 
 def _mpl():
@@ -75,7 +86,7 @@ def _grid(res: dict):
 
 
 def _map_name(res: dict) -> str:
-    cfg, (desc, nrow, ncol) = res.get("config", {}), _grid(res)
+    cfg, (_, nrow, ncol) = res.get("config", {}), _grid(res)
     name = cfg.get("map", "custom")
     name = name if isinstance(name, str) else "custom"
     size = f"{nrow}x{ncol}"
@@ -105,17 +116,19 @@ def plot_curves(res: dict, metrics: tuple[str, ...] | list[str] | None = None, *
     present = set.intersection(*(set(res["curves"][m]) for m in methods)) if methods else set()
     names = [k for k in (metrics or DEFAULT_METRICS) if k in present]
     if metrics and len(names) != len(list(metrics)):
-        raise ValueError(f"metrics {sorted(set(metrics) - present)} are not in the results; "
-                         f"available: {sorted(present)}")
+        raise ValueError(
+            f"metrics {sorted(set(metrics) - present)} are not in the results; available: {sorted(present)}"
+        )
     if not names:
         raise ValueError("the results hold no curves to plot")
     steps = np.asarray(res["steps"], dtype=float)
     ref_line, every = False, max(1, len(steps) // 8)  # about 8 markers a line, staggered by method
     ncols = min(ncols, len(names))
     nrows = -(-len(names) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.1 * ncols, 3.0 * nrows + 0.6), squeeze=False,
-                             layout="constrained")
-    for ax, name in zip(axes.flat, names):
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(4.1 * ncols, 3.0 * nrows + 0.6), squeeze=False, layout="constrained"
+    )
+    for ax, name in zip(axes.flat, names, strict=False):  # the grid may have spare axes
         spec = results.METRICS.get(name)
         label, higher = (spec.label, spec.higher_is_better) if spec else (name, None)
         arrs = {m: np.asarray(res["curves"][m][name], dtype=float).reshape(len(steps), -1) for m in methods}
@@ -124,8 +137,16 @@ def plot_curves(res: dict, metrics: tuple[str, ...] | list[str] | None = None, *
         for i, (m, arr) in enumerate(arrs.items()):
             mean, ci = _metrics.mean_ci95(arr, axis=1)
             lower = np.maximum(mean - ci, pos.min() / 2) if log else mean - ci  # a log axis has no room below 0
-            ax.plot(steps, mean, color=method_color(m), lw=2, label=m.upper(), ms=4.5,
-                    marker=method_marker(m), markevery=(i % every, every))
+            ax.plot(
+                steps,
+                mean,
+                color=method_color(m),
+                lw=2,
+                label=m.upper(),
+                ms=4.5,
+                marker=method_marker(m),
+                markevery=(i % every, every),
+            )
             ax.fill_between(steps, lower, mean + ci, color=method_color(m), alpha=0.18, lw=0)
         if log:
             ax.set_yscale("log")
@@ -145,10 +166,12 @@ def plot_curves(res: dict, metrics: tuple[str, ...] | list[str] | None = None, *
         ax.grid(True, which="major", alpha=0.3)
         ax.set_xlim(steps[0], steps[-1])
         ax.xaxis.get_major_locator().set_params(integer=True)
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.set_visible(False)
-    handles = [plt.Line2D([], [], color=method_color(m), lw=2.5, label=m.upper(), ms=5,
-                          marker=method_marker(m)) for m in methods]
+    handles = [
+        plt.Line2D([], [], color=method_color(m), lw=2.5, label=m.upper(), ms=5, marker=method_marker(m))
+        for m in methods
+    ]
     if ref_line:
         handles.append(plt.Line2D([], [], color="#444444", ls=":", lw=1.3, label=r"$\theta^*$ (fitted optimum)"))
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False, fontsize=10)
@@ -173,12 +196,31 @@ def _draw_board(ax, res: dict, *, tiles: bool, tile_pts: float = 30.0, lum=None)
             if ch == "H" and not tiles:
                 ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, hatch="//", ec="#C4C4C4", lw=0))
             if ch in "SG":  # routes end here: dark letters with a white halo read over any colour
-                ax.text(c - 0.3, r - 0.3, ch, ha="center", va="center", fontsize=fs, fontweight="bold", zorder=8,
-                        path_effects=[patheffects.withStroke(linewidth=3, foreground="white")], color="#111111")
+                ax.text(
+                    c - 0.3,
+                    r - 0.3,
+                    ch,
+                    ha="center",
+                    va="center",
+                    fontsize=fs,
+                    fontweight="bold",
+                    zorder=8,
+                    path_effects=[patheffects.withStroke(linewidth=3, foreground="white")],
+                    color="#111111",
+                )
             elif ch == "H" and tile_pts >= 12:  # white on dark tiles, grey on light ones; none on huge maps
                 dark = tiles or (lum is not None and lum[r, c] < 0.5)
-                ax.text(c, r, ch, ha="center", va="center", fontsize=fs * 0.85, zorder=8,
-                        fontweight="bold" if tiles else "normal", color="white" if dark else "#555555")
+                ax.text(
+                    c,
+                    r,
+                    ch,
+                    ha="center",
+                    va="center",
+                    fontsize=fs * 0.85,
+                    zorder=8,
+                    fontweight="bold" if tiles else "normal",
+                    color="white" if dark else "#555555",
+                )
     ax.set_xticks(np.arange(-0.5, ncol, 1), minor=True)
     ax.set_yticks(np.arange(-0.5, nrow, 1), minor=True)
     ax.grid(which="minor", color="white" if tiles else "#BBBBBB", lw=1)
@@ -199,8 +241,9 @@ def _draw_routes(ax, res: dict, lw: float = 2.6) -> list:
         ys = np.array([s // ncol for s in states], float) + off
         n = len(res["map"][key].get("actions") or states[1:])
         ax.plot(xs, ys, lw=lw + 2.4, color="white", alpha=0.8, solid_capstyle="round", zorder=6)  # halo
-        h, = ax.plot(xs, ys, lw=lw, solid_capstyle="round", zorder=6, label=f"{key} route ({n} steps)",
-                     **ROUTE_STYLE[key])
+        (h,) = ax.plot(
+            xs, ys, lw=lw, solid_capstyle="round", zorder=6, label=f"{key} route ({n} steps)", **ROUTE_STYLE[key]
+        )
         ax.plot(xs[-1], ys[-1], marker="o", ms=lw * 2.2, color=ROUTE_STYLE[key]["color"], mec="white", zorder=6)
         handles.append(h)
     return handles
@@ -209,24 +252,29 @@ def _draw_routes(ax, res: dict, lw: float = 2.6) -> list:
 def _heatmaps(res: dict, data: dict, *, title: str, cbar_label: str, cmap: str, norm=None, fmt=None):
     """One board per method with a value per tile (mean over seeds), routes, a shared colour bar."""
     plt = _mpl()
-    desc, nrow, ncol = _grid(res)
+    _, nrow, ncol = _grid(res)
     methods = list(data)
     ncols = min(4 if max(nrow, ncol) <= 10 else 2, len(methods))  # big maps: two boards a row
     nr = -(-len(methods) // ncols)
     side = 3.0 if max(nrow, ncol) <= 8 else 3.8
-    fig, axes = plt.subplots(nr, ncols, figsize=(side * ncols * ncol / max(nrow, ncol) + 1.2,
-                                                 side * nr * nrow / max(nrow, ncol) + 1.1),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        nr,
+        ncols,
+        figsize=(side * ncols * ncol / max(nrow, ncol) + 1.2, side * nr * nrow / max(nrow, ncol) + 1.1),
+        squeeze=False,
+        layout="constrained",
+    )
     im = handles = None
-    for ax, m in zip(axes.flat, methods):
+    for ax, m in zip(axes.flat, methods, strict=False):  # the grid may have spare axes
         grid = np.asarray(data[m], dtype=float).reshape(-1, nrow * ncol).mean(0).reshape(nrow, ncol)
         im = ax.imshow(grid, cmap=cmap, norm=norm, vmin=None if norm else 0.0, vmax=None if norm else 1.0)
         lum = im.cmap(im.norm(grid))[..., :3] @ [0.299, 0.587, 0.114]  # (nrow, ncol): sets the letter colour
         _draw_board(ax, res, tiles=False, tile_pts=side * 72 / max(nrow, ncol), lum=lum)
         handles = _draw_routes(ax, res)
-        ax.set_title(m.upper() + (f" · {fmt(m, grid)}" if fmt else ""), fontsize=11,
-                     color=method_color(m), fontweight="bold")
-    for ax in list(axes.flat)[len(methods):]:
+        ax.set_title(
+            m.upper() + (f" · {fmt(m, grid)}" if fmt else ""), fontsize=11, color=method_color(m), fontweight="bold"
+        )
+    for ax in list(axes.flat)[len(methods) :]:
         ax.set_visible(False)
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.85, label=cbar_label)
     if handles:
@@ -240,9 +288,14 @@ def plot_explored(res: dict):
     res = _as_dict(res)
     if not res.get("explored"):
         raise ValueError("the results hold no 'explored' grids")
-    return _heatmaps(res, res["explored"], title="Explored grid: tiles whose first-layer weights got gradient",
-                     cbar_label="fraction of seeds", cmap="Blues",
-                     fmt=lambda m, g: f"{g.sum():.1f} tiles on average")
+    return _heatmaps(
+        res,
+        res["explored"],
+        title="Explored grid: tiles whose first-layer weights got gradient",
+        cbar_label="fraction of seeds",
+        cmap="Blues",
+        fmt=lambda m, g: f"{g.sum():.1f} tiles on average",
+    )
 
 
 def plot_occupancy(res: dict):
@@ -263,8 +316,9 @@ def plot_occupancy(res: dict):
         return f"success {np.mean(succ[-1]):.2f}" if succ else f"{grid.sum():.2f}"
 
     title = f"Where each final policy spends its time (discounted occupancy, $\\gamma$={gamma:g})"
-    return _heatmaps(res, occ, title=title,
-                     cbar_label="occupancy (mean over seeds, log scale)", cmap="magma_r", norm=norm, fmt=fmt)
+    return _heatmaps(
+        res, occ, title=title, cbar_label="occupancy (mean over seeds, log scale)", cmap="magma_r", norm=norm, fmt=fmt
+    )
 
 
 def plot_map(res: dict):
@@ -278,8 +332,10 @@ def plot_map(res: dict):
     pi = np.asarray(res["map"]["pi_star"], dtype=float).reshape(nrow * ncol, -1)
     terminal = np.asarray(res["map"].get("terminal") or [ch in "HG" for row in desc for ch in row], dtype=bool)
     side = min(7.0, 0.7 * max(nrow, ncol) + 2.5)
-    fig, ax = plt.subplots(figsize=(max(side * ncol / max(nrow, ncol), 5.6) + 0.3, side * nrow / max(nrow, ncol) + 1.7),
-                           layout="constrained")
+    fig, ax = plt.subplots(
+        figsize=(max(side * ncol / max(nrow, ncol), 5.6) + 0.3, side * nrow / max(nrow, ncol) + 1.7),
+        layout="constrained",
+    )
     _draw_board(ax, res, tiles=True, tile_pts=side * 72 / max(nrow, ncol))
     handles = _draw_routes(ax, res, lw=3.0)
     for s in np.flatnonzero(~terminal):
@@ -289,16 +345,40 @@ def plot_map(res: dict):
             if p < 0.02:
                 continue
             dx, dy = ACTION_DIRS[a] * (0.1 + 0.32 * p)  # length and opacity grow with pi*(a|s)
-            ax.arrow(c, r, dx, dy, width=0.02 + 0.025 * p, head_width=0.08 + 0.1 * p, head_length=0.07 + 0.06 * p,
-                     length_includes_head=True, color="#1B1B1B", alpha=0.35 + 0.65 * p, lw=0, zorder=7)
+            ax.arrow(
+                c,
+                r,
+                dx,
+                dy,
+                width=0.02 + 0.025 * p,
+                head_width=0.08 + 0.1 * p,
+                head_length=0.07 + 0.06 * p,
+                length_includes_head=True,
+                color="#1B1B1B",
+                alpha=0.35 + 0.65 * p,
+                lw=0,
+                zorder=7,
+            )
     kinds = [k for k in "SFHG" if any(k in row for row in desc)]
     handles += [Patch(fc=TILE_COLORS[k], ec="#999999", label=TILE_NAMES[k]) for k in kinds]
-    handles.append(Line2D([], [], color="#1B1B1B", marker=r"$\rightarrow$", ms=14, lw=0,
-                          label=r"$\pi^*(a|s)$: longer, darker = likelier"))
+    handles.append(
+        Line2D(
+            [],
+            [],
+            color="#1B1B1B",
+            marker=r"$\rightarrow$",
+            ms=14,
+            lw=0,
+            label=r"$\pi^*(a|s)$: longer, darker = likelier",
+        )
+    )
     fig.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False, fontsize=9)
     temp = res.get("config", {}).get("temperature")
-    fig.suptitle(f"Frozen Lake {_map_name(res)}\nroutes and the optimal policy $\\pi^*$"
-                 + (f" (softmax temperature {temp:g})" if temp is not None else ""), fontsize=11)
+    fig.suptitle(
+        f"Frozen Lake {_map_name(res)}\nroutes and the optimal policy $\\pi^*$"
+        + (f" (softmax temperature {temp:g})" if temp is not None else ""),
+        fontsize=11,
+    )
     return fig
 
 
@@ -328,7 +408,6 @@ def save_figures(res: dict, out_dir, *, formats: tuple[str, ...] = ("png", "svg"
     for path, data in rendered:
         results.atomic_write(path, data)
     return [p for p, _ in rendered]
-
 
 
 # ---- drawing helpers for the notebooks
@@ -387,12 +466,37 @@ def draw_arrows(ax, pi, terminal, ncol: int, *, min_prob: float = 0.03, color: s
         for a in range(min(pi.shape[1], len(ACTION_DIRS))):
             if pi[s, a] >= min_prob:
                 g = arrow_geometry(a, pi[s, a])
-                ax.arrow(c, r, g.dx, g.dy, width=g.width, head_width=g.head_width, head_length=g.head_length,
-                         length_includes_head=True, color=color, alpha=g.alpha, lw=0, zorder=5)
+                ax.arrow(
+                    c,
+                    r,
+                    g.dx,
+                    g.dy,
+                    width=g.width,
+                    head_width=g.head_width,
+                    head_length=g.head_length,
+                    length_includes_head=True,
+                    color=color,
+                    alpha=g.alpha,
+                    lw=0,
+                    zorder=5,
+                )
 
 
-def draw_lake(ax, mdp, *, values=None, pi=None, path=None, mark=None, cmap: str = "Blues", vmax: float | None = 1.0,
-              norm=None, title: str = "", annotate: bool = False, fmt: str = "{:.2f}"):
+def draw_lake(
+    ax,
+    mdp,
+    *,
+    values=None,
+    pi=None,
+    path=None,
+    mark=None,
+    cmap: str = "Blues",
+    vmax: float | None = 1.0,
+    norm=None,
+    title: str = "",
+    annotate: bool = False,
+    fmt: str = "{:.2f}",
+):
     """One lake on ``ax``: tiles coloured by type, or by ``values`` (Shape (S,), holes hatched); pi(a|s) as
     arrows (Shape (S, A)); ``path`` (tile indices) as an orange line; tile ``mark`` outlined in orange;
     ``annotate`` writes each non-hole value on its tile. ``mdp`` is a lake (a TabularMDP with ``desc``).
@@ -409,8 +513,12 @@ def draw_lake(ax, mdp, *, values=None, pi=None, path=None, mark=None, cmap: str 
     halo = [patheffects.withStroke(linewidth=2.5, foreground="white")]
     if values is None:
         kinds = "SFHG"
-        im = ax.imshow(np.array([kinds.index(ch) for ch in tiles]).reshape(nrow, ncol),
-                       cmap=ListedColormap([TILE_COLORS[k] for k in kinds]), vmin=-0.5, vmax=3.5)
+        im = ax.imshow(
+            np.array([kinds.index(ch) for ch in tiles]).reshape(nrow, ncol),
+            cmap=ListedColormap([TILE_COLORS[k] for k in kinds]),
+            vmin=-0.5,
+            vmax=3.5,
+        )
     else:
         grid = np.asarray(values, dtype=float).reshape(nrow, ncol)  # (nrow, ncol)
         top = vmax if vmax is not None else max(float(np.nanmax(grid)), 1e-12)
@@ -421,21 +529,45 @@ def draw_lake(ax, mdp, *, values=None, pi=None, path=None, mark=None, cmap: str 
         if values is not None and ch == "H":
             ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, hatch="///", ec="#999999", lw=0))
         if ch in "SGH":
-            ax.text(c - 0.3, r - 0.28, ch, ha="center", va="center", fontsize=8, fontweight="bold",
-                    color="white" if ch == "H" and values is None else "#222222",
-                    path_effects=None if ch == "H" and values is None else halo)
+            ax.text(
+                c - 0.3,
+                r - 0.28,
+                ch,
+                ha="center",
+                va="center",
+                fontsize=8,
+                fontweight="bold",
+                color="white" if ch == "H" and values is None else "#222222",
+                path_effects=None if ch == "H" and values is None else halo,
+            )
         if annotate and flat is not None and ch != "H" and np.isfinite(flat[s]) and abs(flat[s]) > 0.005:
-            ax.text(c + 0.24, r + 0.36, fmt.format(flat[s]), ha="center", va="center", fontsize=7,
-                    color="#222222", path_effects=halo)
+            ax.text(
+                c + 0.24,
+                r + 0.36,
+                fmt.format(flat[s]),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="#222222",
+                path_effects=halo,
+            )
     if pi is not None:
         draw_arrows(ax, pi, mdp.terminal, ncol)
     if path is not None:
-        ax.plot([s % ncol for s in path], [s // ncol for s in path], color=ROUTE_STYLE["chosen"]["color"], lw=2.5,
-                alpha=0.7, solid_capstyle="round", zorder=4)
+        ax.plot(
+            [s % ncol for s in path],
+            [s // ncol for s in path],
+            color=ROUTE_STYLE["chosen"]["color"],
+            lw=2.5,
+            alpha=0.7,
+            solid_capstyle="round",
+            zorder=4,
+        )
     if mark is not None:
         r, c = divmod(int(mark), ncol)
-        ax.add_patch(Rectangle((c - 0.46, r - 0.46), 0.92, 0.92, fill=False, ec=ROUTE_STYLE["chosen"]["color"],
-                               lw=2.5, zorder=6))
+        ax.add_patch(
+            Rectangle((c - 0.46, r - 0.46), 0.92, 0.92, fill=False, ec=ROUTE_STYLE["chosen"]["color"], lw=2.5, zorder=6)
+        )
     ax.set_xticks(np.arange(-0.5, ncol), minor=True)
     ax.set_yticks(np.arange(-0.5, nrow), minor=True)
     ax.grid(which="minor", color="white", lw=1.2)
@@ -444,16 +576,29 @@ def draw_lake(ax, mdp, *, values=None, pi=None, path=None, mark=None, cmap: str 
     return im
 
 
-def draw_matrix(ax, matrix, *, row_labels, col_labels, blank=None, fmt: str = "{:.2f}", cmap: str = "Blues",
-                fontsize: float = 7, hide_zeros: bool = False, col_rotation: float = 0):
+def draw_matrix(
+    ax,
+    matrix,
+    *,
+    row_labels,
+    col_labels,
+    blank=None,
+    fmt: str = "{:.2f}",
+    cmap: str = "Blues",
+    fontsize: float = 7,
+    hide_zeros: bool = False,
+    col_rotation: float = 0,
+):
     """A probability matrix (Shape (R, C), values in [0, 1]) with its numbers written in the cells.
 
     blank: Shape (R,) bool, rows drawn grey and left unlabelled (e.g. terminal states); hide_zeros:
     leave zero cells empty (a sparse transition matrix). Returns the image, for a colour bar."""
     m = np.asarray(matrix, dtype=float)  # (R, C)
     if m.ndim != 2 or len(row_labels) != m.shape[0] or len(col_labels) != m.shape[1]:
-        raise ValueError(f"matrix must be 2-D with one label per row and per column, got shape {m.shape}, "
-                         f"{len(row_labels)} row labels and {len(col_labels)} column labels")
+        raise ValueError(
+            f"matrix must be 2-D with one label per row and per column, got shape {m.shape}, "
+            f"{len(row_labels)} row labels and {len(col_labels)} column labels"
+        )
     shown = m.copy()
     if blank is not None:
         shown[np.asarray(blank, dtype=bool)] = np.nan
@@ -462,8 +607,15 @@ def draw_matrix(ax, matrix, *, row_labels, col_labels, blank=None, fmt: str = "{
     ax.set_facecolor("#E6E6E6" if blank is not None else "white")
     im = ax.imshow(shown, cmap=cmap, vmin=0, vmax=1, aspect="auto" if m.shape[1] < m.shape[0] / 2 else "equal")
     for r, c in zip(*np.nonzero(np.isfinite(shown)), strict=True):
-        ax.text(c, r, fmt.format(m[r, c]), ha="center", va="center", fontsize=fontsize,
-                color="white" if m[r, c] > 0.6 else "black")
+        ax.text(
+            c,
+            r,
+            fmt.format(m[r, c]),
+            ha="center",
+            va="center",
+            fontsize=fontsize,
+            color="white" if m[r, c] > 0.6 else "black",
+        )
     ax.set_xticks(range(m.shape[1]), col_labels, rotation=col_rotation)
     ax.set_yticks(range(m.shape[0]), row_labels)
     ax.set_xticks(np.arange(-0.5, m.shape[1]), minor=True)

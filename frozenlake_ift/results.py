@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
+import itertools
 import os
 import platform
 import tempfile
-from pathlib import Path
-
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -80,8 +79,14 @@ def versions() -> dict:
     import torch
 
     from . import __version__
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "gymnasium": gymnasium.__version__, "frozenlake_ift": __version__}
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "gymnasium": gymnasium.__version__,
+        "frozenlake_ift": __version__,
+    }
 
 
 def summarize(curves: dict[str, dict[str, np.ndarray]], robust: bool = True) -> tuple[dict, dict]:
@@ -103,9 +108,13 @@ def summarize(curves: dict[str, dict[str, np.ndarray]], robust: bool = True) -> 
             fm, fc = metrics.mean_ci95(arr[-1])
             bm, bc = metrics.mean_ci95(best)
             one = arr.shape[1] < 2
-            entry = {"final_mean": float(fm), "final_ci95": None if one else float(fc),
-                     "best_mean": float(bm), "best_ci95": None if one else float(bc),
-                     "final_values": arr[-1].tolist()}
+            entry = {
+                "final_mean": float(fm),
+                "final_ci95": None if one else float(fc),
+                "best_mean": float(bm),
+                "best_ci95": None if one else float(bc),
+                "final_values": arr[-1].tolist(),
+            }
             if robust:
                 ci = stats.iqm_ci(arr[-1])
                 entry["final_iqm"] = None if np.isnan(stats.iqm(arr[-1])) else stats.iqm(arr[-1])
@@ -115,8 +124,9 @@ def summarize(curves: dict[str, dict[str, np.ndarray]], robust: bool = True) -> 
     for metric, spec in METRICS.items():
         if spec.higher_is_better is None or not all(metric in summary[m] for m in summary):
             continue
-        ranking[metric] = sorted(summary, key=lambda m: summary[m][metric]["final_mean"],
-                                 reverse=bool(spec.higher_is_better))
+        ranking[metric] = sorted(
+            summary, key=lambda m: summary[m][metric]["final_mean"], reverse=bool(spec.higher_is_better)
+        )
     return summary, ranking
 
 
@@ -154,11 +164,19 @@ def _claim(summary, claim: str, metric: str, pairs: list[tuple[str, str, str]], 
     detail = ", ".join(_fmt(summary, m, metric) for m in shown)
     detail += "; P(improvement) " + ", ".join(f"{k} {v:.2f}" for k, v in probs.items() if v is not None)
     if seeds < 2:
-        return {"claim": claim, "metric": metric, "holds": None, "p_improvement": probs,
-                "detail": detail + "; one seed: not judged (there is no interval)"}
+        return {
+            "claim": claim,
+            "metric": metric,
+            "holds": None,
+            "p_improvement": probs,
+            "detail": detail + "; one seed: not judged (there is no interval)",
+        }
     higher = METRICS[metric].higher_is_better
-    means = all((summary[x][k]["final_mean"] > summary[y][k]["final_mean"]) == bool(higher) and
-                summary[x][k]["final_mean"] != summary[y][k]["final_mean"] for x, y, k in pairs)
+    means = all(
+        (summary[x][k]["final_mean"] > summary[y][k]["final_mean"]) == bool(higher)
+        and summary[x][k]["final_mean"] != summary[y][k]["final_mean"]
+        for x, y, k in pairs
+    )
     holds = means and all(v is not None and v >= stats.CLAIM_THRESHOLD for v in probs.values())
     return {"claim": claim, "metric": metric, "holds": bool(holds), "p_improvement": probs, "detail": detail}
 
@@ -182,19 +200,46 @@ def check_claims(summary: dict) -> list[dict]:
             continue
         if "dpo" in methods and len(methods) > 1:
             others = sorted(methods - {"dpo"})
-            out.append(_claim(summary, "DPO has the lowest MSE to the optimal policy", metric,
-                              [("dpo", o, metric) for o in others], sorted(methods)))
+            out.append(
+                _claim(
+                    summary,
+                    "DPO has the lowest MSE to the optimal policy",
+                    metric,
+                    [("dpo", o, metric) for o in others],
+                    sorted(methods),
+                )
+            )
         if {"ift", "sft", "orpo"} <= methods:
-            out.append(_claim(summary, "IFT is better (lower MSE) than SFT and ORPO", metric,
-                              [("ift", "sft", metric), ("ift", "orpo", metric)], ("ift", "sft", "orpo")))
+            out.append(
+                _claim(
+                    summary,
+                    "IFT is better (lower MSE) than SFT and ORPO",
+                    metric,
+                    [("ift", "sft", metric), ("ift", "orpo", metric)],
+                    ("ift", "sft", "orpo"),
+                )
+            )
     if set(PAPER_EXPLORATION_ORDER) <= methods:
         order = PAPER_EXPLORATION_ORDER
         if all("explored_alignment" in summary[m] for m in order):
-            out.append(_claim(summary, "explored grid aligns with the agent's preference: DPO > IFT > ORPO > SFT",
-                              "explored_alignment", [(a, b, "explored_alignment") for a, b in zip(order, order[1:])],
-                              order))
-        out.append(_claim(summary, "DPO, ORPO and IFT explore more grids than SFT", "explored",
-                          [(m, "sft", "explored") for m in ("dpo", "orpo", "ift")], order))
+            out.append(
+                _claim(
+                    summary,
+                    "explored grid aligns with the agent's preference: DPO > IFT > ORPO > SFT",
+                    "explored_alignment",
+                    [(a, b, "explored_alignment") for a, b in itertools.pairwise(order)],
+                    order,
+                )
+            )
+        out.append(
+            _claim(
+                summary,
+                "DPO, ORPO and IFT explore more grids than SFT",
+                "explored",
+                [(m, "sft", "explored") for m in ("dpo", "orpo", "ift")],
+                order,
+            )
+        )
     return out
 
 
@@ -207,12 +252,21 @@ def to_dict(result) -> dict:
         "versions": versions(),
         "device": result.device,
         "seconds": result.seconds,
-        "map": {"desc": list(mdp.desc), "shape": list(mdp.shape),
-                "chosen": {"states": list(data.chosen.states), "actions": list(data.chosen.actions)},
-                "rejected": {"states": list(data.rejected.states), "actions": list(data.rejected.actions)},
-                "pi_star": np.asarray(data.pi_star).tolist(), "terminal": mdp.terminal.astype(int).tolist()},
-        "fit": {"kl": result.fit_kl.tolist(), "steps": np.asarray(result.fit_steps).tolist(), "tol": result.config.fit_tol,
-                "base_success": result.base_success.tolist(), "star_success": result.star_success.tolist()},
+        "map": {
+            "desc": list(mdp.desc),
+            "shape": list(mdp.shape),
+            "chosen": {"states": list(data.chosen.states), "actions": list(data.chosen.actions)},
+            "rejected": {"states": list(data.rejected.states), "actions": list(data.rejected.actions)},
+            "pi_star": np.asarray(data.pi_star).tolist(),
+            "terminal": mdp.terminal.astype(int).tolist(),
+        },
+        "fit": {
+            "kl": result.fit_kl.tolist(),
+            "steps": np.asarray(result.fit_steps).tolist(),
+            "tol": result.config.fit_tol,
+            "base_success": result.base_success.tolist(),
+            "star_success": result.star_success.tolist(),
+        },
         "steps": list(result.steps),
         "curves": {m: {k: np.asarray(v).tolist() for k, v in mc.items()} for m, mc in result.curves.items()},
         "final_occupancy": {m: np.asarray(v).tolist() for m, v in result.final_occupancy.items()},
@@ -220,7 +274,9 @@ def to_dict(result) -> dict:
         "summary": summary,
         "ranking": ranking,
         "claims": check_claims(summary),
-        "stats": {m: {k: np.asarray(v).tolist() for k, v in st.items()} for m, st in getattr(result, "stats", {}).items()},
+        "stats": {
+            m: {k: np.asarray(v).tolist() for k, v in st.items()} for m, st in getattr(result, "stats", {}).items()
+        },
         "methods": {m: method_info(m) for m in result.curves},
     }
 
@@ -231,8 +287,12 @@ def method_info(method: str) -> dict:
         rec = get_method(method)
     except ValueError:
         return {"in_paper": method in paper_method_names(), "table1_row": "", "on_policy": False, "description": ""}
-    return {"in_paper": rec.in_paper, "table1_row": rec.table1_row, "on_policy": rec.on_policy,
-            "description": rec.description}
+    return {
+        "in_paper": rec.in_paper,
+        "table1_row": rec.table1_row,
+        "on_policy": rec.on_policy,
+        "description": rec.description,
+    }
 
 
 def _num(x) -> str:
@@ -243,14 +303,38 @@ def summary_csv(res: dict) -> str:
     """summary.csv: one row per method and metric, with the metric's label (which matrix, against what)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["method", "metric", "label", "final_mean", "final_ci95", "best_mean", "best_ci95", "final_iqm",
-                "final_iqm_low", "final_iqm_high"])
+    w.writerow(
+        [
+            "method",
+            "metric",
+            "label",
+            "final_mean",
+            "final_ci95",
+            "best_mean",
+            "best_ci95",
+            "final_iqm",
+            "final_iqm_low",
+            "final_iqm_high",
+        ]
+    )
     for method, ms in res["summary"].items():
         for metric, s in ms.items():
             iqm_ci = s.get("final_iqm_ci95") or [None, None]
             label = METRICS[metric].label if metric in METRICS else metric
-            w.writerow([method, metric, label, _num(s["final_mean"]), _num(s.get("final_ci95")), _num(s["best_mean"]),
-                        _num(s.get("best_ci95")), _num(s.get("final_iqm")), _num(iqm_ci[0]), _num(iqm_ci[1])])
+            w.writerow(
+                [
+                    method,
+                    metric,
+                    label,
+                    _num(s["final_mean"]),
+                    _num(s.get("final_ci95")),
+                    _num(s["best_mean"]),
+                    _num(s.get("best_ci95")),
+                    _num(s.get("final_iqm")),
+                    _num(iqm_ci[0]),
+                    _num(iqm_ci[1]),
+                ]
+            )
     return buf.getvalue()
 
 
@@ -278,8 +362,9 @@ def steps_csv(res: dict) -> str:
         E = next(iter(series.values())).shape[1]
         for e in range(E):
             for i, step in enumerate(res["steps"]):
-                w.writerow([method, e, seed0 + e, step] + [_num(float(series[k][i, e])) if k in series else ""
-                                                         for k in cols])
+                w.writerow(
+                    [method, e, seed0 + e, step] + [_num(float(series[k][i, e])) if k in series else "" for k in cols]
+                )
     return buf.getvalue()
 
 
@@ -292,13 +377,17 @@ def write_tensorboard(res: dict, log_dir: str | os.PathLike) -> list[Path]:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise ImportError("TensorBoard event files need tensorboard: pip install 'frozenlake_ift[tensorboard]'") from None
+        raise ImportError(
+            "TensorBoard event files need tensorboard: pip install 'frozenlake_ift[tensorboard]'"
+        ) from None
     written = []
     for method, mc in res["curves"].items():
         folder = Path(log_dir) / method
         writer = SummaryWriter(log_dir=str(folder))
-        quantities = {**{f"metrics/{k}": v for k, v in mc.items()},
-                      **{f"stats/{k}": v for k, v in res.get("stats", {}).get(method, {}).items()}}
+        quantities = {
+            **{f"metrics/{k}": v for k, v in mc.items()},
+            **{f"stats/{k}": v for k, v in res.get("stats", {}).get(method, {}).items()},
+        }
         for tag, arr in quantities.items():
             arr = np.asarray(arr, dtype=np.float64)  # (n_evals, E)
             for i, step in enumerate(res["steps"]):
@@ -358,8 +447,9 @@ def strict_results(res: dict) -> str:
     text, where = strict_json(res, separators=(",", ":"))
     if where:
         notes = [n for n in res.get("notes", []) if not n.startswith("non-finite")]
-        res["notes"] = notes + [f"non-finite values (NaN or inf, e.g. a diverged run) written as null in: "
-                                f"{', '.join(where)}"]
+        res["notes"] = notes + [
+            f"non-finite values (NaN or inf, e.g. a diverged run) written as null in: {', '.join(where)}"
+        ]
         text, _ = strict_json(res, separators=(",", ":"))
     return text
 
@@ -387,8 +477,9 @@ class SavedParams:
         if method == "star":
             return self.star
         if method not in self.methods:
-            raise ValueError(f"no saved parameters for method {method!r}; saved: "
-                             f"{', '.join(list(self.methods) + ['base', 'star'])}")
+            raise ValueError(
+                f"no saved parameters for method {method!r}; saved: {', '.join(list(self.methods) + ['base', 'star'])}"
+            )
         return self.methods[method]
 
     def policy_table(self, method: str):
@@ -407,10 +498,16 @@ def params_bytes(result) -> bytes:
         return {k: v.detach().cpu().clone() for k, v in p.items()}
 
     cfg = result.config
-    payload = {"format": PARAMS_FORMAT, "activation": cfg.activation, "n_states": int(result.data.mdp.n_states),
-               "n_actions": int(result.data.mdp.n_actions), "seeds": [cfg.seed + i for i in range(cfg.seeds)],
-               "methods": {m: cpu(p) for m, p in result.params.items()}, "base": cpu(result.base),
-               "star": cpu(result.star)}
+    payload = {
+        "format": PARAMS_FORMAT,
+        "activation": cfg.activation,
+        "n_states": int(result.data.mdp.n_states),
+        "n_actions": int(result.data.mdp.n_actions),
+        "seeds": [cfg.seed + i for i in range(cfg.seeds)],
+        "methods": {m: cpu(p) for m, p in result.params.items()},
+        "base": cpu(result.base),
+        "star": cpu(result.star),
+    }
     buf = io.BytesIO()
     torch.save(payload, buf)
     return buf.getvalue()
@@ -431,8 +528,15 @@ def load_params(run_dir: str | os.PathLike) -> SavedParams:
         raise ValueError(f"{str(path)!r} is not a frozenlake-ift {PARAMS_FILE}: {exc}") from None
     if not isinstance(d, dict) or d.get("format") != PARAMS_FORMAT:
         raise ValueError(f"{str(path)!r} is not a frozenlake-ift {PARAMS_FILE} (format {PARAMS_FORMAT})")
-    return SavedParams(activation=d["activation"], n_states=d["n_states"], n_actions=d["n_actions"],
-                       seeds=list(d["seeds"]), methods=d["methods"], base=d["base"], star=d["star"])
+    return SavedParams(
+        activation=d["activation"],
+        n_states=d["n_states"],
+        n_actions=d["n_actions"],
+        seeds=list(d["seeds"]),
+        methods=d["methods"],
+        base=d["base"],
+        star=d["star"],
+    )
 
 
 def load(path: str | os.PathLike) -> dict:
@@ -454,7 +558,7 @@ def ranking_text(summary: dict, order: list[str], metric: str) -> str:
     """'sft > ift ~ orpo > dpo': '>' where P(improvement) of the left over the right >= stats.CLAIM_THRESHOLD,
     '~' where the pair is inside the noise (or with one seed)."""
     text = order[0]
-    for a, b in zip(order, order[1:]):
+    for a, b in itertools.pairwise(order):
         p = improvement(summary, a, b, metric)
         seeds = len(summary[a][metric].get("final_values") or [])
         text += (" > " if p is not None and seeds > 1 and p >= stats.CLAIM_THRESHOLD else " ~ ") + b
@@ -482,9 +586,11 @@ def format_table(res: dict) -> str:
         for m in methods:
             s = res["summary"][m][metric]
             iqm = s.get("final_iqm")
-            lines.append(f"  {m:<{width}} final {s['final_mean']:>10.4g} ± {_pm(s.get('final_ci95')):<9}"
-                         f" best {s['best_mean']:>10.4g} ± {_pm(s.get('best_ci95')):<9}"
-                         + (f" IQM {iqm:.4g}" if iqm is not None else ""))
+            lines.append(
+                f"  {m:<{width}} final {s['final_mean']:>10.4g} ± {_pm(s.get('final_ci95')):<9}"
+                f" best {s['best_mean']:>10.4g} ± {_pm(s.get('best_ci95')):<9}"
+                + (f" IQM {iqm:.4g}" if iqm is not None else "")
+            )
         if metric in res.get("ranking", {}):
             lines.append("  ranking: " + ranking_text(res["summary"], res["ranking"][metric], metric))
     for c in res.get("claims", []):

@@ -29,6 +29,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 TMP_RE = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$")  # results.atomic_write: .<name>.<pid>.<random>.tmp
 STAGE_RE = re.compile(r"^\.staging-(\d+)-[^/]+$")
@@ -69,8 +70,9 @@ def check_out_dir(path: str | os.PathLike, what: str = "--out") -> Path:
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
-        raise ValueError(f"{what} {str(path)!r} cannot be written ({str(probe)!r}: "
-                         f"{exc.strerror or exc}); give a writable folder") from None
+        raise ValueError(
+            f"{what} {str(path)!r} cannot be written ({str(probe)!r}: {exc.strerror or exc}); give a writable folder"
+        ) from None
     return path
 
 
@@ -265,8 +267,10 @@ def _need(cond: bool, what: str) -> None:
 
 
 def _mapping(x, what: str, empty_ok: bool = False) -> dict:
-    _need(isinstance(x, dict) and (empty_ok or bool(x)),
-          f"{what} must be a{'' if empty_ok else ' non-empty'} mapping, got {_kind(x)}")
+    _need(
+        isinstance(x, dict) and (empty_ok or bool(x)),
+        f"{what} must be a{'' if empty_ok else ' non-empty'} mapping, got {_kind(x)}",
+    )
     return x
 
 
@@ -286,6 +290,7 @@ def _matrix(x, what: str, rows: int | None = None, cols: int | None = None) -> i
         width = len(r) if width is None else width
         _need(len(r) == width, f"{what} has rows of {len(r)} values, expected {width}")
         _need(all(_num(v) for v in r), f"{what} holds a value that is not a number")
+    assert width is not None  # x is a non-empty list of rows, so the loop set it
     return width
 
 
@@ -305,8 +310,10 @@ def _results_layout(res) -> None:
     for k in ("gamma", "temperature"):
         _need(k not in cfg or (_num(cfg[k]) and cfg[k] is not None), f"'config.{k}' must be a number")
     steps = res["steps"]
-    _need(isinstance(steps, list) and bool(steps) and all(_num(s) and s is not None for s in steps),
-          f"'steps' must be a non-empty list of numbers, got {_kind(steps)}")
+    _need(
+        isinstance(steps, list) and bool(steps) and all(_num(s) and s is not None for s in steps),
+        f"'steps' must be a non-empty list of numbers, got {_kind(steps)}",
+    )
     n, seeds = len(steps), None
     for m, mc in _mapping(res["curves"], "'curves'").items():
         for k, v in _mapping(mc, f"'curves.{m}'").items():
@@ -314,21 +321,28 @@ def _results_layout(res) -> None:
             seeds = len(v[0])
     for m, ms in _mapping(res["summary"], "'summary'", empty_ok=True).items():
         for k, s in _mapping(ms, f"'summary.{m}'", empty_ok=True).items():
-            _need(isinstance(s, dict) and all(_num(v) or (isinstance(v, list) and all(map(_num, v)))
-                                              for v in s.values()),
-                  f"'summary.{m}.{k}' must map statistics to numbers (or lists of numbers)")
+            _need(
+                isinstance(s, dict) and all(_num(v) or (isinstance(v, list) and all(map(_num, v))) for v in s.values()),
+                f"'summary.{m}.{k}' must map statistics to numbers (or lists of numbers)",
+            )
     mp = _mapping(res["map"], "'map'")
-    desc = mp.get("desc")
-    _need(isinstance(desc, list) and bool(desc) and all(isinstance(r, str) and r for r in desc),
-          f"'map.desc' must be a non-empty list of row strings, got {_kind(desc)}")
-    _need(len({len(r) for r in desc}) == 1 and all(set(r) <= set("SFHG") for r in desc),
-          "'map.desc' rows must have equal lengths and use only the letters S, F, H, G")
+    desc: Any = mp.get("desc")  # unchecked JSON until the _need calls below
+    _need(
+        isinstance(desc, list) and bool(desc) and all(isinstance(r, str) and r for r in desc),
+        f"'map.desc' must be a non-empty list of row strings, got {_kind(desc)}",
+    )
+    _need(
+        len({len(r) for r in desc}) == 1 and all(set(r) <= set("SFHG") for r in desc),
+        "'map.desc' rows must have equal lengths and use only the letters S, F, H, G",
+    )
     S = len(desc) * len(desc[0])
     _matrix(mp.get("pi_star"), "'map.pi_star'", rows=S)
     if mp.get("terminal") is not None:
         t = mp["terminal"]
-        _need(isinstance(t, list) and len(t) == S and all(_num(v) and v is not None for v in t),
-              f"'map.terminal' must be a list of {S} numbers, got {_kind(t)}")
+        _need(
+            isinstance(t, list) and len(t) == S and all(_num(v) and v is not None for v in t),
+            f"'map.terminal' must be a list of {S} numbers, got {_kind(t)}",
+        )
     for key in ("chosen", "rejected"):
         if key not in mp:
             continue
@@ -336,14 +350,18 @@ def _results_layout(res) -> None:
         _mapping(route, f"'map.{key}'", empty_ok=True)
         for part in ("states", "actions"):
             v = route.get(part, [])
-            _need(isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < S for i in v),
-                  f"'map.{key}.{part}' must be a list of integers in [0, {S})")
+            _need(
+                isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < S for i in v),
+                f"'map.{key}.{part}' must be a list of integers in [0, {S})",
+            )
     for key in ("final_occupancy", "explored"):
         for m, v in _mapping(res.get(key) or {}, f"'{key}'", empty_ok=True).items():
             _matrix(v, f"'{key}.{m}'", rows=seeds, cols=S)
     star = _mapping(res.get("fit", {}), "'fit'", empty_ok=True).get("star_success")
-    _need(star is None or (isinstance(star, list) and all(_num(v) for v in star)),
-          "'fit.star_success' must be a list of numbers")
+    _need(
+        star is None or (isinstance(star, list) and all(_num(v) for v in star)),
+        "'fit.star_success' must be a list of numbers",
+    )
 
 
 def check_sweep_layout(obj, where: str, kind: str, fields: tuple[str, ...] = ()) -> None:
@@ -359,8 +377,9 @@ def check_sweep_layout(obj, where: str, kind: str, fields: tuple[str, ...] = ())
 def _manifest_layout(man, fields) -> None:
     _mapping(man, "the file's top level")
     f = man.get("fields")
-    _need(isinstance(f, list) and all(isinstance(x, str) for x in f),
-          f"'fields' must be a list of names, got {_kind(f)}")
+    _need(
+        isinstance(f, list) and all(isinstance(x, str) for x in f), f"'fields' must be a list of names, got {_kind(f)}"
+    )
     for key, values in _mapping(man.get("cells"), "'cells'", empty_ok=True).items():
         _mapping(values, f"'cells.{key}'", empty_ok=True)
 
@@ -371,8 +390,9 @@ def _cell_layout(rec, fields) -> None:
         _need(isinstance(rec.get("key"), str), "'key' must be a string")
         return
     missing = [k for k in ("key", "values", "config", "summary", "ranking", "claims", "seconds") if k not in rec]
-    _need(not missing, f"missing keys {missing} (truncated, or another version's layout; rerun the sweep to "
-                       "recompute it)")
+    _need(
+        not missing, f"missing keys {missing} (truncated, or another version's layout; rerun the sweep to recompute it)"
+    )
     _need(isinstance(rec["key"], str), "'key' must be a string")
     _mapping(rec["values"], "'values'", empty_ok=True)
     unknown = sorted(set(_mapping(rec["config"], "'config'")) - set(fields)) if fields else []
@@ -381,13 +401,24 @@ def _cell_layout(rec, fields) -> None:
     summary = _mapping(rec["summary"], "'summary'", empty_ok=True)
     for m, ms in summary.items():
         for k, s in _mapping(ms, f"'summary.{m}'", empty_ok=True).items():
-            _need(isinstance(s, dict) and all(_num(s.get(x, 0)) for x in ("final_mean", "final_ci")),
-                  f"'summary.{m}.{k}' must hold final_mean and final_ci numbers")
+            _need(
+                isinstance(s, dict) and all(_num(s.get(x, 0)) for x in ("final_mean", "final_ci")),
+                f"'summary.{m}.{k}' must hold final_mean and final_ci numbers",
+            )
     for metric, order in _mapping(rec["ranking"], "'ranking'", empty_ok=True).items():
-        _need(isinstance(order, list) and all(isinstance(m, str) and metric in summary.get(m, {}) for m in order),
-              f"'ranking.{metric}' must list methods whose summary has {metric!r}")
+        _need(
+            isinstance(order, list) and all(isinstance(m, str) and metric in summary.get(m, {}) for m in order),
+            f"'ranking.{metric}' must list methods whose summary has {metric!r}",
+        )
     claims = rec["claims"]
-    _need(isinstance(claims, list) and all(
-        isinstance(c, dict) and isinstance(c.get("claim"), str) and isinstance(c.get("metric"), str)
-        and isinstance(c.get("holds"), bool) for c in claims),
-        "'claims' must be a list of {claim, metric, holds} records")
+    _need(
+        isinstance(claims, list)
+        and all(
+            isinstance(c, dict)
+            and isinstance(c.get("claim"), str)
+            and isinstance(c.get("metric"), str)
+            and isinstance(c.get("holds"), bool)
+            for c in claims
+        ),
+        "'claims' must be a list of {claim, metric, holds} records",
+    )

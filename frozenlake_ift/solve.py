@@ -4,7 +4,8 @@ Bellman optimality (the fixed point value iteration finds):
 
     Q*(s, a) = R(s, a) + gamma * sum_s' P(s' | s, a) V*(s'),     V*(s) = max_a Q*(s, a).
 
-Value iteration (``method="gauss-seidel"``, the default; docs/solver.md has the details and timings):
+Value iteration (``method="gauss-seidel"``, the default; docs/solver.md has the details and timings;
+the sweep engine, steps 1 and 2, lives in ``bellman``):
 
 1. *Level ordering.* States are grouped by their number of steps to the nearest reward (a
    breadth-first search backwards from the states with R(s, a) != 0) and relabelled in that order.
@@ -30,16 +31,17 @@ Size bounds: ``finite_horizon`` stores horizon x S x (A + 2) numbers and refuses
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import bellman
+from .bellman import ANDERSON_MEMORY as ANDERSON_MEMORY  # re-exported: the solver's settings
+from .bellman import numba_available as numba_available  # re-exported; kernel_name looks it up here
 from .mdp import TabularMDP
 
 TIE_RTOL = 1e-9  # relative part of the tie rule: far above float64 rounding, far below real gaps
 TIE_ATOL = 1e-300  # absolute part: only matters for |max Q| < 1e-291, below float64's relative precision
-ANDERSON_MEMORY = 5
 DENSE_MAX_STATES = 2500
 KERNEL = "auto"  # the sweep kernel: "auto" (numba when importable, on NUMBA_MIN_STATES or more), "numba", "numpy"
 NUMBA_MIN_STATES = 16_384
@@ -90,8 +92,11 @@ class FiniteHorizonSolution:
 
 # ------------------------------------------------------------ validation
 def _check_nonneg(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not 0 <= value < np.inf:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not 0 <= value < np.inf
+    ):
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)
 
@@ -113,9 +118,11 @@ def _check_horizon(mdp: TabularMDP, horizon, max_horizon, minimum: int) -> int:
     horizon, max_horizon = _check_count("horizon", horizon, minimum), _check_count("max_horizon", max_horizon, 1)
     if horizon > max_horizon:
         work = horizon * mdp.next_states.size
-        raise ValueError(f"horizon {horizon:,} is above the limit of {max_horizon:,} steps: each step is one backup "
-                         f"over the {mdp.next_states.size:,} transitions, about {work:.2g} updates in all "
-                         f"(pass max_horizon=... to raise it)")
+        raise ValueError(
+            f"horizon {horizon:,} is above the limit of {max_horizon:,} steps: each step is one backup "
+            f"over the {mdp.next_states.size:,} transitions, about {work:.2g} updates in all "
+            f"(pass max_horizon=... to raise it)"
+        )
     return horizon
 
 
@@ -135,168 +142,22 @@ def as_policy(mdp: TabularMDP, pi) -> np.ndarray:
     pi = np.asarray(pi)
     if pi.ndim == 1:
         if pi.shape != (mdp.n_states,) or not np.issubdtype(pi.dtype, np.integer):
-            raise ValueError(f"a deterministic policy must be integer actions of shape ({mdp.n_states},), "
-                             f"got dtype {pi.dtype} and shape {tuple(pi.shape)}")
+            raise ValueError(
+                f"a deterministic policy must be integer actions of shape ({mdp.n_states},), "
+                f"got dtype {pi.dtype} and shape {tuple(pi.shape)}"
+            )
         if pi.min() < 0 or pi.max() >= mdp.n_actions:
             raise ValueError(f"actions must lie in [0, {mdp.n_actions - 1}], got range [{pi.min()}, {pi.max()}]")
         return np.eye(mdp.n_actions)[pi]
     return mdp.check_policy(pi)
 
 
-# ------------------------------------------------------------ the engine
-@dataclass
-class _Levels:
-    """States that can reach a reward, in level order, with their model relabelled to that order.
-
-    perm: Shape (S',), state of each position. bounds: Shape (L + 1,), level l = perm[bounds[l]:bounds[l+1]].
-    ns: Shape (S', A, K) successor positions (S' = a state that cannot reach a reward, V = 0).
-    probs: Shape (S', A, K). R: Shape (S', A). All C-contiguous (the compiled kernel reads them in order).
-    """
-
-    perm: np.ndarray
-    bounds: np.ndarray
-    ns: np.ndarray
-    probs: np.ndarray
-    R: np.ndarray
-
-
-def _backward_bfs(S: int, src: np.ndarray, dst: np.ndarray, seeds: np.ndarray) -> list[np.ndarray]:
-    """Levels of a breadth-first search along reversed edges src -> dst, starting from ``seeds``.
-
-    Shape: src, dst (E,) edges; seeds (n,) -> list of state arrays, level 0 = seeds.
-    """
-    preds = src[np.argsort(dst, kind="stable")]  # predecessors grouped by state (reverse CSR)
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(dst, minlength=S))])
-    level = np.full(S, -1)
-    frontier = np.unique(seeds)
-    level[frontier] = 0
-    groups = [frontier] if frontier.size else []
-    while frontier.size:
-        lo, n = indptr[frontier], indptr[frontier + 1] - indptr[frontier]
-        idx = np.repeat(lo - np.cumsum(n) + n, n) + np.arange(int(n.sum()))  # all predecessor slots
-        cand = preds[idx]
-        frontier = np.unique(cand[level[cand] < 0])
-        level[frontier] = len(groups)
-        if frontier.size:
-            groups.append(frontier)
-    return groups
-
-
-def _edges(mdp: TabularMDP, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Edges s -> s' (s' != s) with weight[s, a, k] > 0. Shape: weight (S, A, K) -> (E,), (E,)."""
-    S, A, K = mdp.next_states.shape
-    src = np.repeat(np.arange(S), A * K)
-    dst = mdp.next_states.ravel()
-    keep = (weight.ravel() > 0) & (src != dst)
-    return src[keep], dst[keep]
-
-
-def _level_order_kernel(S, src, dst, seeds):  # pragma: no cover (runs compiled by numba)
-    """``_backward_bfs`` as one pass: (perm, counts), perm the reached states by level then state,
-    counts the size of each level. Shape: src, dst (E,), seeds (n,) -> (S',), (L,)."""
-    start = np.zeros(S + 1, np.int64)  # reverse CSR by counting sort
-    for e in range(dst.size):
-        start[dst[e] + 1] += 1
-    for s in range(S):
-        start[s + 1] += start[s]
-    fill, preds = start[:-1].copy(), np.empty(src.size, np.int64)
-    for e in range(dst.size):
-        preds[fill[dst[e]]] = src[e]
-        fill[dst[e]] += 1
-    level, queue, n, head = np.full(S, -1, np.int64), np.empty(S, np.int64), 0, 0
-    for s in seeds:
-        if level[s] < 0:
-            level[s], queue[n], n = 0, s, n + 1
-    while head < n:
-        u, head = queue[head], head + 1
-        for j in range(start[u], start[u + 1]):
-            if level[preds[j]] < 0:
-                level[preds[j]], queue[n], n = level[u] + 1, preds[j], n + 1
-    counts = np.zeros(level[queue[n - 1]] + 1 if n else 0, np.int64)
-    for s in range(S):
-        if level[s] >= 0:
-            counts[level[s]] += 1
-    offset, perm = np.zeros(counts.size + 1, np.int64), np.empty(n, np.int64)
-    offset[1:] = np.cumsum(counts)
-    for s in range(S):  # states in increasing order within each level, as np.unique gives them
-        if level[s] >= 0:
-            perm[offset[level[s]]], offset[level[s]] = s, offset[level[s]] + 1
-    return perm, counts
-
-
+# ------------------------------------------------------------ the kernel choice and the engine
 def level_order(mdp: TabularMDP, R: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The sweep order: states that can reach a non-zero reward of R (default mdp.R), by their number
     of steps to it, then by index. Shape: -> perm (S',), bounds (L + 1,); level l = perm[bounds[l]:bounds[l+1]].
     """
-    S, R = mdp.n_states, mdp.R if R is None else R
-    src, dst = _edges(mdp, mdp.probs)
-    seeds = np.flatnonzero((R != 0).any(1))
-    if kernel_name(S) == "numba":
-        perm, counts = _compiled().order(S, src, dst, seeds)
-    else:
-        groups = _backward_bfs(S, src, dst, seeds)
-        perm = np.concatenate(groups) if groups else np.zeros(0, dtype=np.int64)
-        counts = np.array([g.size for g in groups], dtype=np.int64)
-    return perm, np.concatenate([[0], np.cumsum(counts)])
-
-
-def _levels(mdp: TabularMDP, R: np.ndarray, key: str) -> _Levels:
-    """The model relabelled in ``level_order`` (cached on the MDP under key)."""
-    if ("levels", key) in mdp._cache:
-        return mdp._cache[("levels", key)]
-    perm, bounds = level_order(mdp, R)
-    pos = np.full(mdp.n_states, perm.size)
-    pos[perm] = np.arange(perm.size)
-    lv = _Levels(perm, bounds, pos[mdp.next_states[perm]], mdp.probs[perm], R[perm])
-    mdp._cache[("levels", key)] = lv
-    return lv
-
-
-def _backup_kernel(V, ns, probs, R, pi, gamma, tiny, write):  # pragma: no cover (runs compiled by numba)
-    """In order i = 0..n-1: new = max_a (or E_pi, when pi has rows) [R + gamma * sum_k probs V[ns]],
-    0 where |new| < tiny; write: V[i] = new in place (a Gauss-Seidel sweep). Returns max_i |new - old|.
-    Shape: V (n + 1,), ns and probs (n, A, K), R (n, A), pi (n, A) or (0, A)."""
-    n, A, K = ns.shape
-    mean = pi.shape[0] > 0
-    worst = 0.0
-    for i in range(n):
-        best = -np.inf
-        total = 0.0
-        for a in range(A):
-            acc = 0.0
-            for k in range(K):
-                acc += probs[i, a, k] * V[ns[i, a, k]]
-            q = R[i, a] + gamma * acc
-            total += pi[i, a] * q if mean else 0.0
-            best = max(best, q)
-        new = total if mean else best
-        new = 0.0 if abs(new) < tiny else new
-        worst = max(worst, abs(new - V[i]))
-        if write:
-            V[i] = new
-    return worst
-
-
-@dataclass(frozen=True)
-class _Compiled:
-    backup: object  # _backup_kernel
-    order: object  # _level_order_kernel
-
-
-@functools.lru_cache(maxsize=None)
-def _compiled() -> _Compiled | None:
-    """The numba-compiled kernels (compiled on first call, cached on disk), or None without numba."""
-    try:
-        import numba
-    except ImportError:
-        return None
-    jit = numba.njit(cache=True, nogil=True)
-    return _Compiled(jit(_backup_kernel), jit(_level_order_kernel))
-
-
-def numba_available() -> bool:
-    """Whether the compiled kernels can be used (numba importable: the ``fast`` extra)."""
-    return _compiled() is not None
+    return bellman.level_order(mdp, R, kernel_name(mdp.n_states))
 
 
 def kernel_name(n_states: int = NUMBA_MIN_STATES) -> str:
@@ -316,104 +177,33 @@ def kernel_name(n_states: int = NUMBA_MIN_STATES) -> str:
     return "numpy"
 
 
-class _Anderson:
-    """Anderson mixing (type II) over the last ``memory`` differences, kept in ring buffers.
-
-    step(GV, F), F = GV - V: returns GV - dX @ c, c = argmin |F - dF c|; Shape (n,).
-    """
-
-    def __init__(self, n: int, memory: int):
-        self.dX, self.dF = np.empty((memory, n)), np.empty((memory, n))
-        self.gram, self.memory = np.empty((memory, memory)), memory
-        self.reset()
-
-    def reset(self) -> None:
-        self.k, self.slot, self.prev = 0, 0, None
-
-    def step(self, GV: np.ndarray, F: np.ndarray) -> np.ndarray:
-        if self.memory == 0:
-            return GV
-        if self.prev is not None:
-            s = self.slot
-            np.subtract(GV, self.prev[0], out=self.dX[s])
-            np.subtract(F, self.prev[1], out=self.dF[s])
-            self.k, self.slot = min(self.k + 1, self.memory), (s + 1) % self.memory
-            row = self.dF[:self.k] @ self.dF[s]  # (k,)
-            self.gram[s, :self.k] = self.gram[:self.k, s] = row
-        self.prev = (GV, F)
-        if self.k == 0:
-            return GV
-        G = self.gram[:self.k, :self.k]
-        try:
-            c = np.linalg.solve(G + 1e-14 * np.trace(G) * np.eye(self.k), self.dF[:self.k] @ F)  # (k,)
-        except np.linalg.LinAlgError:
-            self.reset()
-            return GV
-        return GV - c @ self.dX[:self.k]
-
-
-def _fixed_point(mdp: TabularMDP, R: np.ndarray, gamma: float, tol: float, max_iter: int,
-                 pi: np.ndarray | None, key: str, progress: bool = False) -> tuple[np.ndarray, int, float]:
-    """Solve V = max_a (or E_pi) [R + gamma * P V] by accelerated level-ordered Gauss-Seidel.
-
-    Shape: R (S, A), pi (S, A) or None -> (V (S,) in state order, sweeps, residual of the last
-    synchronous backup). The returned V is the value *before* that backup.
-    """
-    lv = _levels(mdp, R, key)
-    n = lv.perm.size
-    if n == 0:
-        return np.zeros(mdp.n_states), 0, 0.0
-    V = np.zeros(n + 1)  # V[n] = 0 stands for every state that cannot reach a reward
-    pi_l = np.zeros((0, mdp.n_actions)) if pi is None else np.ascontiguousarray(pi[lv.perm])
-    compiled = _compiled().backup if kernel_name(n) == "numba" else None
-    spans = [(int(a), int(b)) for a, b in zip(lv.bounds[:-1], lv.bounds[1:])]
-
-    def backup(lo: int, hi: int, W: np.ndarray) -> np.ndarray:  # the numpy kernel, one level
-        q = lv.R[lo:hi] + gamma * np.einsum("sak,sak->sa", lv.probs[lo:hi], W[lv.ns[lo:hi]])  # (hi - lo, A)
-        v = q.max(1) if pi is None else np.einsum("sa,sa->s", pi_l[lo:hi], q)  # (hi - lo,)
-        return np.where(np.abs(v) < TIE_ATOL, 0.0, v)
-
-    def sweep(W: np.ndarray) -> np.ndarray:
-        W = W.copy()
-        if compiled is not None:
-            compiled(W, lv.ns, lv.probs, lv.R, pi_l, gamma, TIE_ATOL, True)
-        else:
-            for lo, hi in spans:
-                W[lo:hi] = backup(lo, hi, W)
-        return W
-
-    def residual(W: np.ndarray) -> float:  # max |T W - W| of a synchronous backup
-        if compiled is not None:
-            return float(compiled(W, lv.ns, lv.probs, lv.R, pi_l, gamma, TIE_ATOL, False))
-        return float(np.abs(backup(0, n, W) - W[:n]).max())
-
-    # gamma = 1 with a max: many fixed points (zero-reward loops); plain sweeps from 0 rise
-    # monotonically to the least one, V*, but an extrapolation could overshoot to another.
-    accel = _Anderson(n + 1, 0 if (gamma == 1 and pi is None) else ANDERSON_MEMORY)
-    best = res = np.inf
+def _fixed_point(
+    mdp: TabularMDP,
+    R: np.ndarray,
+    gamma: float,
+    tol: float,
+    max_iter: int,
+    pi: np.ndarray | None,
+    key: str,
+    progress: bool = False,
+) -> bellman.FixedPoint:
+    """``bellman.fixed_point`` on the model in level order (cached on the MDP under key), with the kernel
+    that ``KERNEL`` chooses, subnormal values flushed below ``TIE_ATOL`` and an optional progress bar."""
+    lv = bellman.levels(mdp, R, key, kernel_name)
+    if lv.perm.size == 0:  # no state can reach a reward: V = 0, no sweep
+        return bellman.fixed_point(mdp, lv, gamma, tol, max_iter, pi, kernel="numpy", tiny=TIE_ATOL)
+    kernel = kernel_name(lv.perm.size)
     bar = _progress_bar(progress, "value iteration", None, "sweep")
-    for it in range(1, max_iter + 1):
-        GV = sweep(V)
-        F = GV - V
-        r = float(np.abs(F).max())
+
+    def on_sweep(change: float) -> None:
         bar.update(1)
         if progress:
-            bar.set_postfix(change=f"{r:.2e}", refresh=False)
-        if r <= tol:  # candidate: confirm with a synchronous backup (the textbook test)
-            res = residual(GV)
-            if res <= tol:
-                V = GV
-                break
-        if r > 2 * best:  # acceleration went astray: restart from the plain sweep
-            accel.reset()
-        best = min(best, r)
-        V = accel.step(GV, F)
-        V[np.abs(V) < TIE_ATOL] = 0.0  # no subnormal floats (~100x slower arithmetic)
-        V[n] = 0.0
-    bar.close()
-    out = np.zeros(mdp.n_states)
-    out[lv.perm] = V[:n]
-    return out, it, res
+            bar.set_postfix(change=f"{change:.2e}", refresh=False)
+
+    try:
+        return bellman.fixed_point(mdp, lv, gamma, tol, max_iter, pi, kernel=kernel, tiny=TIE_ATOL, on_sweep=on_sweep)
+    finally:
+        bar.close()
 
 
 # ------------------------------------------------------------ public API
@@ -444,8 +234,9 @@ def greedy_policy(Q: np.ndarray, atol: float = TIE_ATOL, *, rtol: float = TIE_RT
     return optimal_actions(Q, atol, rtol=rtol).argmax(1).astype(np.int64)
 
 
-def optimal_action_probs(Q: np.ndarray, temperature: float = 0.0, atol: float = TIE_ATOL, *,
-                         rtol: float = TIE_RTOL) -> np.ndarray:
+def optimal_action_probs(
+    Q: np.ndarray, temperature: float = 0.0, atol: float = TIE_ATOL, *, rtol: float = TIE_RTOL
+) -> np.ndarray:
     """pi*(a | s) = softmax(Q[s] / temperature), Shape (S, A) from Q of Shape (S, A).
 
     temperature 0: one-hot on the argmax, the mass split evenly among tied actions (``optimal_actions``).
@@ -459,8 +250,15 @@ def optimal_action_probs(Q: np.ndarray, temperature: float = 0.0, atol: float = 
     return z / z.sum(1, keepdims=True)
 
 
-def value_iteration(mdp: TabularMDP, gamma: float, tol: float = 1e-10, max_iter: int = 1_000_000,
-                    method: str = "gauss-seidel", *, progress: bool = False) -> Solution:
+def value_iteration(
+    mdp: TabularMDP,
+    gamma: float,
+    tol: float = 1e-10,
+    max_iter: int = 1_000_000,
+    method: str = "gauss-seidel",
+    *,
+    progress: bool = False,
+) -> Solution:
     """Optimal V*, Q* and greedy policy by value iteration (see the module docstring).
 
     Args:
@@ -474,7 +272,7 @@ def value_iteration(mdp: TabularMDP, gamma: float, tol: float = 1e-10, max_iter:
     if method == "jacobi":
         V = np.zeros(mdp.n_states)
         bar = _progress_bar(progress, "value iteration (jacobi)", None, "sweep")
-        for it in range(1, max_iter + 1):
+        for it in range(1, max_iter + 1):  # noqa: B007  (it is the sweep count after the loop)
             V_new = mdp.q_from_v(V, gamma).max(1)
             residual, V = float(np.abs(V_new - V).max()), V_new
             bar.update(1)
@@ -482,7 +280,8 @@ def value_iteration(mdp: TabularMDP, gamma: float, tol: float = 1e-10, max_iter:
                 break
         bar.close()
     elif method == "gauss-seidel":
-        V, it, residual = _fixed_point(mdp, mdp.R, gamma, tol, max_iter, None, "R", progress)
+        fp = _fixed_point(mdp, mdp.R, gamma, tol, max_iter, None, "R", progress)
+        V, it, residual = fp.V, fp.sweeps, fp.residual
     else:
         raise ValueError(f"method must be 'gauss-seidel' or 'jacobi', got {method!r}")
     Q = mdp.q_from_v(V, gamma)
@@ -491,8 +290,15 @@ def value_iteration(mdp: TabularMDP, gamma: float, tol: float = 1e-10, max_iter:
     return Solution(V_out, Q, greedy_policy(Q), it, gamma, residual, residual <= tol)
 
 
-def finite_horizon(mdp: TabularMDP, horizon: int, gamma: float = 1.0, *, max_horizon: int = MAX_HORIZON,
-                   max_bytes: int = FINITE_HORIZON_MAX_BYTES, progress: bool = False) -> FiniteHorizonSolution:
+def finite_horizon(
+    mdp: TabularMDP,
+    horizon: int,
+    gamma: float = 1.0,
+    *,
+    max_horizon: int = MAX_HORIZON,
+    max_bytes: int = FINITE_HORIZON_MAX_BYTES,
+    progress: bool = False,
+) -> FiniteHorizonSolution:
     """Non-stationary optimum for ``horizon`` steps by backward induction.
 
     V[H] = 0; Q[t] = R + gamma * E[V[t + 1]]; V[t] = max_a Q[t]; policy[t] = greedy(Q[t]).
@@ -503,9 +309,11 @@ def finite_horizon(mdp: TabularMDP, horizon: int, gamma: float = 1.0, *, max_hor
     S, A = mdp.n_states, mdp.n_actions
     need, max_bytes = (horizon * (A + 2) + 1) * S * 8, _check_count("max_bytes", max_bytes, 1)
     if need > max_bytes:
-        raise ValueError(f"finite_horizon with horizon {horizon:,} on {S:,} states x {A} actions needs about "
-                         f"{format_bytes(need)} (Q, V and the policy: H x S x (A + 2) numbers of 8 bytes); the "
-                         f"limit is {format_bytes(max_bytes)} (pass max_bytes=... to raise it)")
+        raise ValueError(
+            f"finite_horizon with horizon {horizon:,} on {S:,} states x {A} actions needs about "
+            f"{format_bytes(need)} (Q, V and the policy: H x S x (A + 2) numbers of 8 bytes); the "
+            f"limit is {format_bytes(max_bytes)} (pass max_bytes=... to raise it)"
+        )
     V, Q = np.zeros((horizon + 1, S)), np.empty((horizon, S, A))
     bar = _progress_bar(progress, "backward induction", horizon, "step")
     for t in range(horizon - 1, -1, -1):
@@ -517,8 +325,16 @@ def finite_horizon(mdp: TabularMDP, horizon: int, gamma: float = 1.0, *, max_hor
     return FiniteHorizonSolution(V, Q, policy, horizon, gamma)
 
 
-def policy_evaluation(mdp: TabularMDP, pi, gamma: float, horizon: int | None = None, tol: float = 1e-10,
-                      max_iter: int = 1_000_000, *, max_horizon: int = MAX_HORIZON) -> np.ndarray:
+def policy_evaluation(
+    mdp: TabularMDP,
+    pi,
+    gamma: float,
+    horizon: int | None = None,
+    tol: float = 1e-10,
+    max_iter: int = 1_000_000,
+    *,
+    max_horizon: int = MAX_HORIZON,
+) -> np.ndarray:
     """V_pi, Shape (S,), for pi of Shape (S, A) (probabilities) or (S,) (actions).
 
     Infinite horizon: the fixed point of V = E_pi[R + gamma * P V]; a direct linear solve for
@@ -537,7 +353,7 @@ def policy_evaluation(mdp: TabularMDP, pi, gamma: float, horizon: int | None = N
         return V
     if gamma < 1 and mdp.n_states <= DENSE_MAX_STATES:  # exact: (I - gamma T_pi) V = r_pi (Eq. 2)
         return np.linalg.solve(np.eye(mdp.n_states) - gamma * mdp.state_transition(pi), (pi * mdp.R).sum(1))
-    V, _, _ = _fixed_point(mdp, mdp.R, gamma, tol, _check_count("max_iter", max_iter, 1), pi, "R")
+    V = _fixed_point(mdp, mdp.R, gamma, tol, _check_count("max_iter", max_iter, 1), pi, "R").V
     return (pi * mdp.q_from_v(V, gamma)).sum(1)
 
 
@@ -553,7 +369,9 @@ def success_probability(mdp: TabularMDP, pi, horizon: int | None = None, *, max_
     arr = np.asarray(pi)
     if arr.ndim == 3 or (arr.ndim == 2 and np.issubdtype(arr.dtype, np.integer)):
         if horizon is not None and horizon != len(arr):
-            raise ValueError(f"a non-stationary policy of {len(arr)} steps needs horizon {len(arr)} or None, got {horizon}")
+            raise ValueError(
+                f"a non-stationary policy of {len(arr)} steps needs horizon {len(arr)} or None, got {horizon}"
+            )
         d = mdp.rho0
         for step in arr:
             d = mdp.push(d, as_policy(mdp, step))
@@ -574,14 +392,16 @@ def success_probability(mdp: TabularMDP, pi, horizon: int | None = None, *, max_
         # x = T_pi x on the live states that can reach the goal under pi; x = 0 on the others
         # (the minimal solution), which makes I - T restricted to them invertible.
         w = pi[:, :, None] * mdp.probs * ~mdp.terminal[:, None, None]
-        live = np.concatenate(_backward_bfs(mdp.n_states, *_edges(mdp, w), np.flatnonzero(mdp.goal)))
+        live = np.concatenate(
+            bellman.backward_bfs(mdp.n_states, *bellman.transition_edges(mdp, w), np.flatnonzero(mdp.goal))
+        )
         live = live[~mdp.terminal[live]]
         x = mdp.goal.astype(np.float64)
         if live.size:
             T = mdp.state_transition(pi)[np.ix_(live, live)]
             x[live] = np.linalg.solve(np.eye(live.size) - T, (pi * hit)[live].sum(1))
         return float(np.clip(mdp.rho0 @ x, 0.0, 1.0))
-    V, _, _ = _fixed_point(mdp, hit, 1.0, 1e-13, 1_000_000, pi, "success")
+    V = _fixed_point(mdp, hit, 1.0, 1e-13, 1_000_000, pi, "success").V
     x = (pi * (hit + mdp.expect(V))).sum(1)
     x[mdp.terminal] = mdp.goal[mdp.terminal]
     return float(np.clip(mdp.rho0 @ x, 0.0, 1.0))

@@ -29,7 +29,7 @@ def test_json_4x4_slippery(capsys):
 
 def test_json_two_route_and_custom(capsys):
     out = _json(capsys, "--map", "two-route", "--gamma", "0.9")
-    assert out["V_start"] == pytest.approx(0.9 ** 5) and out["success_probability"] == 1.0  # 6 moves to G
+    assert out["V_start"] == pytest.approx(0.9**5) and out["success_probability"] == 1.0  # 6 moves to G
     assert out["policy"][:5] == [2, 2, 2, 2, 1]
     out = _json(capsys, "--map", "SG", "--slippery", "--success-rate", "0.5", "--gamma", "0.9")
     # rows "SG" (one row): V = 0.5 + 0.9 * 0.5 * V -> V = 0.5 / 0.55
@@ -52,15 +52,18 @@ def test_table(capsys):
     assert "policy at t = 0" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--map", "nowhere"], "unknown map 'nowhere'"),
-    (["--map", "SFF,FFX"], "unknown tile letter 'X'"),
-    (["--map", "SFH,HHG"], "unreachable"),
-    (["--gamma", "1.5"], r"gamma must be a discount in (0, 1], got 1.5"),
-    (["--horizon", "0"], "horizon must be an integer >= 1, got 0"),
-    (["--slippery", "--success-rate", "2"], "success_rate must be a probability in [0, 1], got 2.0"),
-    (["--tol", "-1"], "tol must be a finite number >= 0"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--map", "nowhere"], "unknown map 'nowhere'"),
+        (["--map", "SFF,FFX"], "unknown tile letter 'X'"),
+        (["--map", "SFH,HHG"], "unreachable"),
+        (["--gamma", "1.5"], r"gamma must be a discount in (0, 1], got 1.5"),
+        (["--horizon", "0"], "horizon must be an integer >= 1, got 0"),
+        (["--slippery", "--success-rate", "2"], "success_rate must be a probability in [0, 1], got 2.0"),
+        (["--tol", "-1"], "tol must be a finite number >= 0"),
+    ],
+)
 def test_errors_are_one_line_and_exit_2(capsys, argv, needle):
     assert main(["solve", *argv]) == 2
     captured = capsys.readouterr()
@@ -72,8 +75,13 @@ def test_errors_are_one_line_and_exit_2(capsys, argv, needle):
 def test_console_script():
     exe = shutil.which("frozenlake-ift")
     cmd = [exe] if exe else [sys.executable, "-m", "frozenlake_ift.cli"]
-    done = subprocess.run(cmd + ["solve", "--map", "4x4", "--slippery", "--gamma", "0.99", "--json"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        cmd + ["solve", "--map", "4x4", "--slippery", "--gamma", "0.99", "--json"],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert KEYS <= set(out) and out["success_probability"] == pytest.approx(14 / 17, abs=1e-6)

@@ -16,18 +16,61 @@ from frozenlake_ift import cli
 from frozenlake_ift.config import StudyConfig
 
 FIELDS = list(StudyConfig.field_names())
-VALUES = st.one_of(st.sampled_from(["nan", "inf", "-inf", "-1", "0", "1", "2.5", "1e400", "true", "no", "", "x",
-                                    "sft,dpo", "4x4", "random:3:0", "SFG", "cosine", "cpu", "1e-300"]),
-                   st.text(string.printable, max_size=8))
-MAPS = st.one_of(st.sampled_from(["4x4", "8x8", "two-route", "random:3:1", "random:0:0", "random:x:1",
-                                  "random:4:0:0.5", "random:4:0:2", "SFG", "SF,FG", "SFH,HHG", "S", "G", ",", "SX"]),
-                 st.text("SFHG,:", max_size=12))
+VALUES = st.one_of(
+    st.sampled_from(
+        [
+            "nan",
+            "inf",
+            "-inf",
+            "-1",
+            "0",
+            "1",
+            "2.5",
+            "1e400",
+            "true",
+            "no",
+            "",
+            "x",
+            "sft,dpo",
+            "4x4",
+            "random:3:0",
+            "SFG",
+            "cosine",
+            "cpu",
+            "1e-300",
+        ]
+    ),
+    st.text(string.printable, max_size=8),
+)
+MAPS = st.one_of(
+    st.sampled_from(
+        [
+            "4x4",
+            "8x8",
+            "two-route",
+            "random:3:1",
+            "random:0:0",
+            "random:x:1",
+            "random:4:0:0.5",
+            "random:4:0:2",
+            "SFG",
+            "SF,FG",
+            "SFH,HHG",
+            "S",
+            "G",
+            ",",
+            "SX",
+        ]
+    ),
+    st.text("SFHG,:", max_size=12),
+)
 FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def _strict(text):
     def bad(token):
         raise AssertionError(f"non-strict JSON token {token}")
+
     return json.loads(text, parse_constant=bad)
 
 
@@ -52,8 +95,21 @@ def tiny():
 @given(pairs=st.lists(st.tuples(st.sampled_from(FIELDS + ["bogus"]), VALUES), max_size=3), map_=MAPS)
 def test_reproduce_fuzz(pairs, map_, tiny, tmp_path_factory, monkeypatch_module, capsys):
     out = tmp_path_factory.mktemp("run") / "out"
-    argv = ["reproduce", "--seeds", "1", "--steps", "1", "--set", "fit_steps=5", "--no-figures", "--json",
-            "--map", map_, "--out", str(out)]
+    argv = [
+        "reproduce",
+        "--seeds",
+        "1",
+        "--steps",
+        "1",
+        "--set",
+        "fit_steps=5",
+        "--no-figures",
+        "--json",
+        "--map",
+        map_,
+        "--out",
+        str(out),
+    ]
     for f, v in pairs:
         argv += ["--set", f"{f}={v}"]
     status = cli.main(argv)
@@ -76,9 +132,11 @@ def test_solve_fuzz(map_, gamma, slip, capsys):
 
 def _json_junk():
     scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False), st.text(max_size=4))
-    return st.recursive(scalars, lambda kids: st.one_of(st.lists(kids, max_size=3),
-                                                        st.dictionaries(st.text(max_size=6), kids, max_size=3)),
-                        max_leaves=8)
+    return st.recursive(
+        scalars,
+        lambda kids: st.one_of(st.lists(kids, max_size=3), st.dictionaries(st.text(max_size=6), kids, max_size=3)),
+        max_leaves=8,
+    )
 
 
 def _mutated_results(tiny):
@@ -101,6 +159,7 @@ def _mutated_results(tiny):
         else:
             res["steps"] = res["steps"][:-1]
         return json.dumps(res)
+
     return mutate()
 
 

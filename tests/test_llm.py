@@ -21,17 +21,37 @@ VOCAB = 24
 
 def tiny_gpt2(seed: int = 0, vocab: int = VOCAB):
     torch.manual_seed(seed)
-    cfg = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=vocab, n_positions=32,
-                                  resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=1, eos_token_id=2)
+    cfg = transformers.GPT2Config(
+        n_layer=2,
+        n_embd=32,
+        n_head=2,
+        vocab_size=vocab,
+        n_positions=32,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
     return transformers.GPT2LMHeadModel(cfg)
 
 
 def tiny_llama(seed: int = 0, vocab: int = VOCAB):
     """Untied input/output embeddings: the input table gets gradient only through the inputs."""
     torch.manual_seed(seed)
-    cfg = transformers.LlamaConfig(num_hidden_layers=2, hidden_size=32, intermediate_size=64, num_attention_heads=2,
-                                   num_key_value_heads=2, vocab_size=vocab, max_position_embeddings=32,
-                                   tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    cfg = transformers.LlamaConfig(
+        num_hidden_layers=2,
+        hidden_size=32,
+        intermediate_size=64,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        vocab_size=vocab,
+        max_position_embeddings=32,
+        tie_word_embeddings=False,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
     return transformers.LlamaForCausalLM(cfg)
 
 
@@ -46,8 +66,10 @@ def examples(n: int = 8, seed: int = 0) -> list[dict]:
 
 
 def pair_examples(n: int = 6) -> list[dict]:
-    return [{"prompt_ids": ex["prompt_ids"], "chosen_ids": ex["response_ids"], "rejected_ids": ex["response_ids"][1:]}
-            for ex in examples(n)]
+    return [
+        {"prompt_ids": ex["prompt_ids"], "chosen_ids": ex["response_ids"], "rejected_ids": ex["response_ids"][1:]}
+        for ex in examples(n)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -67,16 +89,17 @@ def test_collator_masks_prompt_and_padding(batch):
     for b, e in enumerate(ex):
         p, r = len(e["prompt_ids"]), len(e["response_ids"])
         assert batch["input_ids"][b, : p + r].tolist() == e["prompt_ids"] + e["response_ids"]
-        assert batch["labels"][b, :p].eq(-100).all() and batch["labels"][b, p: p + r].tolist() == e["response_ids"]
-        assert batch["labels"][b, p + r:].eq(-100).all() and batch["attention_mask"][b].sum() == p + r
+        assert batch["labels"][b, :p].eq(-100).all() and batch["labels"][b, p : p + r].tolist() == e["response_ids"]
+        assert batch["labels"][b, p + r :].eq(-100).all() and batch["attention_mask"][b].sum() == p + r
 
 
 def test_token_logps_matches_cross_entropy(batch):
     torch.manual_seed(0)
     logits = torch.randn(*batch["input_ids"].shape, VOCAB)  # (B, T, V)
     logps, mask = llm.token_logps(logits, batch["labels"])  # (B, T-1)
-    ce = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, VOCAB), batch["labels"][:, 1:].reshape(-1),
-                                           reduction="none").view_as(logps)
+    ce = torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, VOCAB), batch["labels"][:, 1:].reshape(-1), reduction="none"
+    ).view_as(logps)
     assert mask.tolist() == batch["labels"][:, 1:].ne(-100).tolist()
     torch.testing.assert_close(logps[mask], -ce[mask])
     assert logps[~mask].eq(0).all()
@@ -112,8 +135,9 @@ def test_ift_loss_finite_and_gradients_reach_every_parameter(make, batch):
     loss, metrics = llm.lm_loss("ift", model, batch, lam=0.2, gamma=0.95)
     assert torch.isfinite(loss) and metrics["ift/lambda"].mean == pytest.approx(0.2)
     loss.backward()
-    missing = [n for n, p in model.named_parameters()
-               if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)]
+    missing = [
+        n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)
+    ]
     assert missing == []
 
 
@@ -125,9 +149,9 @@ def test_ift_with_lam0_gamma0_is_exactly_sft(make, batch):
     assert torch.equal(sft, ift)
     g_sft = torch.autograd.grad(sft, list(model.parameters()))
     g_ift = torch.autograd.grad(ift, list(model.parameters()))
-    assert all(torch.equal(a, b) for a, b in zip(g_sft, g_ift))
+    assert all(torch.equal(a, b) for a, b in zip(g_sft, g_ift, strict=True))
     hf = model(**batch).loss  # HF's token-mean equals the per-sequence mean only for equal lengths: compare per row
-    row = [model(**{k: v[b:b + 1] for k, v in batch.items()}).loss for b in range(batch["labels"].shape[0])]
+    row = [model(**{k: v[b : b + 1] for k, v in batch.items()}).loss for b in range(batch["labels"].shape[0])]
     torch.testing.assert_close(sft, torch.stack(row).mean())
     assert torch.isfinite(hf)
 
@@ -228,7 +252,7 @@ def _grid_setup(map_name: str, seed: int, lam: float = 0.2):
 
 @pytest.mark.parametrize("map_name", ["two-route", "moat"])
 def test_one_loss_two_paths_step_logps(map_name):
-    study, cfg, data, theta, ref, sft_batch, pair_batch = _grid_setup(map_name, seed=0)
+    study, cfg, data, theta, _ref, _sft_batch, pair_batch = _grid_setup(map_name, seed=0)
     lm = GridLM(theta, data.P, cfg.activation)
     mask = data.pair_mask  # (2, T)
     grid = study.pair_step_logps(theta, data, cfg.activation)[0]  # (2, T)
@@ -240,7 +264,7 @@ def test_one_loss_two_paths_step_logps(map_name):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_one_loss_two_paths_ift_inputs(seed):
     """lam > 0: the adapter's E(greedy next token) is the grid's P(. | s*_{i-1}, argmax_a pi(a | s*_{i-1}))."""
-    study, cfg, data, theta, ref, sft_batch, pair_batch = _grid_setup("moat", seed, lam=0.3)
+    study, cfg, data, theta, _ref, sft_batch, _pair_batch = _grid_setup("moat", seed, lam=0.3)
     lm = GridLM(theta, data.P, cfg.activation)
     ids, labels = sft_batch["input_ids"], sft_batch["labels"]  # (1, n + 1)
     n = ids.shape[1] - 1
@@ -260,8 +284,12 @@ def test_one_loss_two_paths_ift_inputs(seed):
     assert not torch.allclose(grid_ift, lam0)  # lam really changed the inputs
 
 
-CASES = [(m, meth) for m in ("moat", "two-route") for meth in ("sft", "ift", "dpo", "orpo")
-         if (m, meth) != ("two-route", "ift")]
+CASES = [
+    (m, meth)
+    for m in ("moat", "two-route")
+    for meth in ("sft", "ift", "dpo", "orpo")
+    if (m, meth) != ("two-route", "ift")
+]
 
 
 @pytest.mark.parametrize("map_name,method", CASES)
@@ -271,12 +299,15 @@ def test_one_loss_two_paths_loss_and_gradient(map_name, method, seed):
     theta = policy.clone_params(theta)
     grid_loss = study.method_loss(method, theta, data, cfg, base=ref).loss  # (1,): the registry's method, theta_0 = ref
     lm = GridLM(theta, data.P, cfg.activation)
-    hp = {"sft": {}, "ift": {"lam": cfg.lam, "gamma": cfg.prop_gamma},
-          "dpo": {"beta": cfg.dpo_beta, "ref_model": GridLM(ref, data.P, cfg.activation)},
-          "orpo": {"beta": cfg.orpo_beta}}[method]
+    hp = {
+        "sft": {},
+        "ift": {"lam": cfg.lam, "gamma": cfg.prop_gamma},
+        "dpo": {"beta": cfg.dpo_beta, "ref_model": GridLM(ref, data.P, cfg.activation)},
+        "orpo": {"beta": cfg.orpo_beta},
+    }[method]
     lm_loss, _ = llm.lm_loss(method, lm, sft_batch if method in ("sft", "ift") else pair_batch, **hp)
     torch.testing.assert_close(lm_loss, grid_loss[0], rtol=0, atol=1e-12)
     grid_grads = torch.autograd.grad(grid_loss.sum(), [theta[k] for k in policy.PARAM_NAMES])
     lm_grads = torch.autograd.grad(lm_loss, [lm.net[k] for k in policy.PARAM_NAMES])
-    for k, g, h in zip(policy.PARAM_NAMES, grid_grads, lm_grads):
+    for k, g, h in zip(policy.PARAM_NAMES, grid_grads, lm_grads, strict=True):
         torch.testing.assert_close(h, g, rtol=0, atol=1e-10, msg=f"gradient of {k}")

@@ -10,8 +10,10 @@ from frozenlake_ift import llm
 
 pytest.importorskip("transformers")
 
-TEMPLATE = ("{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }} <eos> {% endfor %}"
-            "{% if add_generation_prompt %}<assistant> {% endif %}")
+TEMPLATE = (
+    "{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }} <eos> {% endfor %}"
+    "{% if add_generation_prompt %}<assistant> {% endif %}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,24 +30,34 @@ def ids(tok, text):
 
 
 def test_prompt_completion_text_gets_eos_and_masked_prompt(tok):
-    rows = [{"prompt": "map : S F G / moves :", "completion": " right right"},
-            {"prompt": "map : S G / moves :", "response": " right"}]  # the older field name
+    rows = [
+        {"prompt": "map : S F G / moves :", "completion": " right right"},
+        {"prompt": "map : S G / moves :", "response": " right"},
+    ]  # the older field name
     batch = llm.PromptResponseCollator(pad_token_id=tok.pad_token_id, tokenizer=tok)(rows)
     for b, row in enumerate(rows):
         p, c = ids(tok, row["prompt"]), ids(tok, row.get("completion", row.get("response"))) + [tok.eos_token_id]
         assert batch["input_ids"][b, : len(p) + len(c)].tolist() == p + c
-        assert batch["labels"][b, : len(p)].eq(-100).all() and batch["labels"][b, len(p): len(p) + len(c)].tolist() == c
+        assert (
+            batch["labels"][b, : len(p)].eq(-100).all() and batch["labels"][b, len(p) : len(p) + len(c)].tolist() == c
+        )
         assert int(batch["attention_mask"][b].sum()) == len(p) + len(c)
 
 
 def test_preference_text_and_ids_agree(tok):
     text = {"prompt": "map : S F G / moves :", "chosen": " right right", "rejected": " left"}
-    as_ids = {"prompt_ids": ids(tok, text["prompt"]), "chosen_ids": ids(tok, " right right") + [tok.eos_token_id],
-              "rejected_ids": ids(tok, " left") + [tok.eos_token_id]}
+    as_ids = {
+        "prompt_ids": ids(tok, text["prompt"]),
+        "chosen_ids": ids(tok, " right right") + [tok.eos_token_id],
+        "rejected_ids": ids(tok, " left") + [tok.eos_token_id],
+    }
     col = llm.PromptResponseCollator(pad_token_id=tok.pad_token_id, tokenizer=tok)
     a, b = col([text]), col([as_ids])
-    assert a.keys() == b.keys() == {f"{s}_{k}" for s in ("chosen", "rejected")
-                                    for k in ("input_ids", "attention_mask", "labels")}
+    assert (
+        a.keys()
+        == b.keys()
+        == {f"{s}_{k}" for s in ("chosen", "rejected") for k in ("input_ids", "attention_mask", "labels")}
+    )
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 

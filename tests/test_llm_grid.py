@@ -27,13 +27,14 @@ def forward_success(mdp, actions) -> float:
 
 
 def test_two_route_rows_are_the_study_routes():
-    task, = llm.grid_tasks(StudyConfig())
+    (task,) = llm.grid_tasks(StudyConfig())
     assert task.chosen == (R, R, R, R, D, D) and task.rejected == (D, D, D, D, R, R, R, R, U, U)
-    row, = llm.grid_dataset(StudyConfig())
-    assert row == {"prompt": "map : S F F F F / F H H H F / F H H H G / F H H H F / F F F F F / "
-                             "slippery : no / moves :",
-                   "chosen": " right right right right down down",
-                   "rejected": " down down down down right right right right up up"}
+    (row,) = llm.grid_dataset(StudyConfig())
+    assert row == {
+        "prompt": "map : S F F F F / F H H H F / F H H H G / F H H H F / F F F F F / slippery : no / moves :",
+        "chosen": " right right right right down down",
+        "rejected": " down down down down right right right right up up",
+    }
     assert llm.grid_dataset([task], "completion") == [{"prompt": row["prompt"], "completion": row["chosen"]}]
     with pytest.raises(ValueError, match="form must be one of"):
         llm.grid_dataset([task], "pairs")
@@ -42,7 +43,7 @@ def test_two_route_rows_are_the_study_routes():
 def test_tokenizer_is_one_token_per_word():
     pytest.importorskip("transformers")
     tok = llm.grid_tokenizer()
-    row, = llm.grid_dataset(StudyConfig())
+    (row,) = llm.grid_dataset(StudyConfig())
     for text in (row["prompt"], row["chosen"]):
         ids = tok(text, add_special_tokens=False)["input_ids"]
         assert [llm.VOCAB[i] for i in ids] == text.split()
@@ -53,7 +54,7 @@ def test_tokenizer_is_one_token_per_word():
 
 @pytest.mark.parametrize("map_name,slippery", [("two-route", False), ("4x4", False), ("4x4", True), ("8x8", True)])
 def test_moves_success_is_exact(map_name, slippery):
-    task, = llm.grid_tasks(StudyConfig(map=map_name, slippery=slippery))
+    (task,) = llm.grid_tasks(StudyConfig(map=map_name, slippery=slippery))
     rng = np.random.default_rng(0)
     plans = [task.chosen, task.rejected, (), tuple(rng.integers(0, 4, 12).tolist())]
     for plan in plans:

@@ -34,8 +34,13 @@ def make(B: int, T: int, V: int, seed: int, scale: float = 4.0, dtype=torch.floa
 
 
 @settings(max_examples=25, deadline=None)
-@given(B=st.integers(1, 4), T=st.integers(2, 40), V=st.integers(2, 300), seed=st.integers(0, 2**16),
-       chunk_bytes=st.sampled_from([1, 4 * 7, 4 * 300 * 5, llm.CHUNK_BYTES]))
+@given(
+    B=st.integers(1, 4),
+    T=st.integers(2, 40),
+    V=st.integers(2, 300),
+    seed=st.integers(0, 2**16),
+    chunk_bytes=st.sampled_from([1, 4 * 7, 4 * 300 * 5, llm.CHUNK_BYTES]),
+)
 def test_float32_values_and_gradients_match_float64(B, T, V, seed, chunk_bytes):
     logits, labels = make(B, T, V, seed)
     logits.requires_grad_(True)
@@ -45,9 +50,9 @@ def test_float32_values_and_gradients_match_float64(B, T, V, seed, chunk_bytes):
     torch.testing.assert_close(lp.double(), ref, rtol=0, atol=1e-6 * (1 + ref.abs()).max().item())
     assert lp[~mask].eq(0).all()
     w = torch.randn(lp.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)  # (B, T-1)
-    g, = torch.autograd.grad((lp.double() * w).sum(), logits)
+    (g,) = torch.autograd.grad((lp.double() * w).sum(), logits)
     x = logits.detach().double().requires_grad_(True)
-    g_ref, = torch.autograd.grad((reference(x, labels)[0] * w).sum(), x)
+    (g_ref,) = torch.autograd.grad((reference(x, labels)[0] * w).sum(), x)
     torch.testing.assert_close(g.double(), g_ref, rtol=1e-6, atol=1e-6)
     assert g.dtype == logits.dtype and g[:, -1].eq(0).all()  # the last position predicts nothing
 
@@ -63,7 +68,7 @@ def test_float64_logits_stay_float64_and_exact():
 def test_half_precision_logits_are_upcast_per_chunk(dtype):
     logits, labels = make(2, 33, 1000, 2, dtype=dtype)
     logits.requires_grad_(True)
-    lp, mask = llm.token_logps(logits, labels, chunk_bytes=4 * 1000 * 8)
+    lp, _mask = llm.token_logps(logits, labels, chunk_bytes=4 * 1000 * 8)
     assert lp.dtype == torch.float32
     ref, _ = reference(logits.detach(), labels)  # the same half-precision values, read in float64
     torch.testing.assert_close(lp.double(), ref, rtol=0, atol=1e-5)

@@ -19,22 +19,34 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "llm_ift_tiny.py"
 ARGS = ["--methods", "sft,ift", "--steps", "6", "--global-batch-size", "8", "--n-train", "64", "--no-eval"]
 
 
-@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
-                    reason="needs torch.distributed with gloo")
+@pytest.mark.skipif(
+    not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+    reason="needs torch.distributed with gloo",
+)
 def test_two_processes_give_the_one_process_loss_curve(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # --standalone: torchrun's own rendezvous on a free localhost port (no fixed port to collide on)
-    two = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(EXAMPLE),
-           *ARGS, "--log-json", str(tmp_path / "two.json")]
+    two = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(EXAMPLE),
+        *ARGS,
+        "--log-json",
+        str(tmp_path / "two.json"),
+    ]
     one = [sys.executable, str(EXAMPLE), *ARGS, "--log-json", str(tmp_path / "one.json")]
     for cmd in (two, one):
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300, check=False)
         assert out.returncode == 0, out.stderr[-3000:]
     a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
     assert set(a) == set(b) == {"sft", "ift"}
     for method in a:
         assert (a[method]["processes"], b[method]["processes"]) == (1, 2)
         assert len(a[method]["curve"]) == len(b[method]["curve"]) == 6
-        gap = max(abs(x - y) for x, y in zip(a[method]["curve"], b[method]["curve"]))
+        gap = max(abs(x - y) for x, y in zip(a[method]["curve"], b[method]["curve"], strict=True))
         assert gap <= 1e-4, (method, a[method]["curve"], b[method]["curve"])
         assert a[method]["curve"][-1] < a[method]["curve"][0]  # it trained

@@ -18,8 +18,18 @@ VOCAB = 24
 
 def tiny_gpt2(seed: int = 0, vocab: int = VOCAB, n_positions: int = 32):
     torch.manual_seed(seed)
-    cfg = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=vocab, n_positions=n_positions,
-                                  resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=1, eos_token_id=2)
+    cfg = transformers.GPT2Config(
+        n_layer=2,
+        n_embd=32,
+        n_head=2,
+        vocab_size=vocab,
+        n_positions=n_positions,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
     return transformers.GPT2LMHeadModel(cfg)
 
 
@@ -34,14 +44,28 @@ def examples(n: int = 8, seed: int = 0) -> list[dict]:
 
 
 def pair_examples(n: int = 8) -> list[dict]:
-    return [{"prompt_ids": e["prompt_ids"], "chosen_ids": e["completion_ids"], "rejected_ids": e["completion_ids"][1:]}
-            for e in examples(n)]
+    return [
+        {"prompt_ids": e["prompt_ids"], "chosen_ids": e["completion_ids"], "rejected_ids": e["completion_ids"][1:]}
+        for e in examples(n)
+    ]
 
 
 def config(tmp_path, method: str, **kw):
-    opts = dict(output_dir=str(tmp_path / method), per_device_train_batch_size=8, max_steps=8, learning_rate=5e-3,
-                lr_scheduler_type="constant", logging_steps=1, report_to="none", save_strategy="no", use_cpu=True,
-                seed=0, disable_tqdm=True, dataloader_num_workers=0, method=method)
+    opts = dict(
+        output_dir=str(tmp_path / method),
+        per_device_train_batch_size=8,
+        max_steps=8,
+        learning_rate=5e-3,
+        lr_scheduler_type="constant",
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        method=method,
+    )
     return llm.IFTConfig(**{**opts, **kw})
 
 
@@ -58,8 +82,12 @@ def test_trainer_steps_lower_the_training_loss_and_log_trl_names(tmp_path, metho
     assert len(curve) == 8 and curve[-1] < curve[0], curve
     names = set(logs[0]) - {"loss", "grad_norm", "learning_rate", "epoch", "step"}
     assert names and names <= set(llm.METRICS), names - set(llm.METRICS)
-    want = {"dpo": {"rewards/margins", "rewards/accuracies", "logps/chosen"}, "orpo": {"nll_loss", "log_odds_ratio"},
-            "sft": {"nll_loss", "mean_token_accuracy"}, "ift": {"ift/lambda", "ift/weight_max", "nll_loss"}}[method]
+    want = {
+        "dpo": {"rewards/margins", "rewards/accuracies", "logps/chosen"},
+        "orpo": {"nll_loss", "log_odds_ratio"},
+        "sft": {"nll_loss", "mean_token_accuracy"},
+        "ift": {"ift/lambda", "ift/weight_max", "nll_loss"},
+    }[method]
     assert want <= names
     assert trainer.evaluate(eval_dataset=data)["eval_loss"] < curve[0]
     assert all(f"eval_{n}" in trainer.state.log_history[-1] for n in want)  # logged, as TRL does
@@ -75,14 +103,20 @@ def test_config_defaults_and_bad_options(tmp_path):
     assert config(tmp_path, "orpo").beta == llm.ORPO_BETA == 0.25
     assert config(tmp_path, "orpo", beta=0.5).beta == 0.5 and config(tmp_path, "ift").beta is None
     assert config(tmp_path, "ift").remove_unused_columns is False
-    for kw, match in (({"method": "ppo"}, "unknown method"), ({"lam": 1.2}, r"\[0, 1\]"), ({"gamma": -1}, "gamma"),
-                      ({"method": "sft", "beta": 0.1}, "not used by method 'sft'"),
-                      ({"method": "orpo", "label_smoothing": 0.1}, "dpo' only"),
-                      ({"method": "dpo", "beta": 0.0}, "> 0"), ({"max_length": 1}, "max_length")):
+    for kw, match in (
+        ({"method": "ppo"}, "unknown method"),
+        ({"lam": 1.2}, r"\[0, 1\]"),
+        ({"gamma": -1}, "gamma"),
+        ({"method": "sft", "beta": 0.1}, "not used by method 'sft'"),
+        ({"method": "orpo", "label_smoothing": 0.1}, "dpo' only"),
+        ({"method": "dpo", "beta": 0.0}, "> 0"),
+        ({"max_length": 1}, "max_length"),
+    ):
         with pytest.raises(ValueError, match=match):
             config(tmp_path, **{"method": "ift", **kw})
-    parsed, = transformers.HfArgumentParser(llm.IFTConfig).parse_args_into_dataclasses(
-        ["--output_dir", str(tmp_path), "--method", "dpo", "--lam", "0.3"])
+    (parsed,) = transformers.HfArgumentParser(llm.IFTConfig).parse_args_into_dataclasses(
+        ["--output_dir", str(tmp_path), "--method", "dpo", "--lam", "0.3"]
+    )
     assert (parsed.method, parsed.lam, parsed.beta) == ("dpo", 0.3, 0.1)
     model = tiny_gpt2()
     with pytest.raises(TypeError, match="args must be an IFTConfig"):
@@ -97,8 +131,16 @@ def test_config_defaults_and_bad_options(tmp_path):
 
 def _interval_run(tmp_path, name, batch, accumulation, lr):
     model = tiny_gpt2()
-    args = config(tmp_path / name, "dpo", per_device_train_batch_size=batch, gradient_accumulation_steps=accumulation,
-                  max_steps=4, logging_steps=2, learning_rate=lr, train_sampling_strategy="sequential")
+    args = config(
+        tmp_path / name,
+        "dpo",
+        per_device_train_batch_size=batch,
+        gradient_accumulation_steps=accumulation,
+        max_steps=4,
+        logging_steps=2,
+        learning_rate=lr,
+        train_sampling_strategy="sequential",
+    )
     trainer = llm.IFTTrainer(model, args=args, train_dataset=pair_examples(16), ref_model=tiny_gpt2(seed=1))
     trainer.train()
     return trainer, [h for h in trainer.state.log_history if "loss" in h]
@@ -111,7 +153,7 @@ def test_metrics_are_means_over_the_logging_interval_under_accumulation(tmp_path
     col = llm.PromptResponseCollator()
     assert len(logs) == 2
     for k, log in enumerate(logs):
-        batch = col(data[8 * k: 8 * k + 8])
+        batch = col(data[8 * k : 8 * k + 8])
         with torch.no_grad():
             out = llm.lm_loss("dpo", trainer.model, batch, ref_model=trainer.ref_model, beta=0.1)
         for name in ("rewards/chosen", "rewards/margins", "rewards/accuracies", "logps/chosen", "logps/rejected"):
@@ -120,7 +162,7 @@ def test_metrics_are_means_over_the_logging_interval_under_accumulation(tmp_path
     # training for real: the same global batch split into micro-batches gives the same logs
     _, one = _interval_run(tmp_path, "ga1", batch=4, accumulation=1, lr=5e-3)
     _, two = _interval_run(tmp_path, "ga2", batch=2, accumulation=2, lr=5e-3)
-    for a, b in zip(one, two):
+    for a, b in zip(one, two, strict=True):
         for name in ("loss", "rewards/margins", "logps/chosen"):
             assert a[name] == pytest.approx(b[name], rel=1e-4, abs=1e-5), name
 
@@ -132,8 +174,12 @@ def test_text_dataset_with_a_tokenizer_builds_its_collator(tmp_path):
     tok = llm.grid_tokenizer()
     rows = llm.grid_dataset(StudyConfig(), "completion") * 4
     model = tiny_gpt2(vocab=len(tok), n_positions=64)
-    trainer = llm.IFTTrainer(model, args=config(tmp_path, "ift", max_steps=3, per_device_train_batch_size=2),
-                             train_dataset=datasets.Dataset.from_list(rows), processing_class=tok)
+    trainer = llm.IFTTrainer(
+        model,
+        args=config(tmp_path, "ift", max_steps=3, per_device_train_batch_size=2),
+        train_dataset=datasets.Dataset.from_list(rows),
+        processing_class=tok,
+    )
     assert isinstance(trainer.data_collator, llm.PromptResponseCollator)
     trainer.train()
     assert len([h for h in trainer.state.log_history if "loss" in h]) == 3

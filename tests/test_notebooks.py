@@ -26,8 +26,12 @@ nbformat = pytest.importorskip("nbformat")
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-EXPECTED = ("01_mdp_framing.ipynb", "02_preference_estimation.ipynb", "03_frozen_lake_study.ipynb",
-            "04_table1_trained.ipynb")
+EXPECTED = (
+    "01_mdp_framing.ipynb",
+    "02_preference_estimation.ipynb",
+    "03_frozen_lake_study.ipynb",
+    "04_table1_trained.ipynb",
+)
 # Each notebook takes 5-25 s on an idle 2-core CPU; allow a loaded CI machine several times that.
 NOTEBOOK_BUDGET_S = 3 * 60
 PRIVATE_NAME = re.compile(r"(?<![\w./*-])_[a-z][a-z0-9_]{2,}")  # "_sft"; not "policy_mse", "s*_n", "__init__"
@@ -79,7 +83,8 @@ def test_notebook_is_committed_executed_with_outputs(notebooks, name):
     code = _code(nb)
     counts = [c.get("execution_count") for c in code]
     assert counts == list(range(1, len(code) + 1)), (
-        f"{name}: execution counts {counts} are not 1..{len(code)}; run `python tools/run_notebooks.py`")
+        f"{name}: execution counts {counts} are not 1..{len(code)}; run `python tools/run_notebooks.py`"
+    )
     errors = [i for i, c in enumerate(code) for o in c.outputs if o.get("output_type") == "error"]
     assert not errors, f"{name}: code cells {errors} hold an error output"
     n_png = sum("image/png" in o.get("data", {}) for c in code for o in c.outputs)
@@ -109,14 +114,16 @@ def test_notebook_opens_with_goals_notation_links_and_an_install_cell(notebooks,
 def test_notebook_ends_with_exercises_with_solutions_and_a_summary(notebooks, name):
     md = _markdown(nb := notebooks[name])
     assert nb.cells[-1].cell_type == "markdown" and "## Summary" in nb.cells[-1].source, (
-        f"{name}: the last cell is not the summary")
+        f"{name}: the last cell is not the summary"
+    )
     tail = "\n".join(c.source for c in nb.cells[-2:])
     assert "## Exercises" in tail, f"{name}: the exercises are not among the last two cells"
     exercises = next(s for s in md if "## Exercises" in s)
     n_questions = len(re.findall(r"^\d+\. ", exercises, flags=re.M))
     n_solutions = exercises.count("<details><summary>Solution</summary>")
     assert n_questions >= 3 and n_solutions == n_questions == exercises.count("</details>"), (
-        f"{name}: {n_questions} exercises, {n_solutions} foldable solutions")
+        f"{name}: {n_questions} exercises, {n_solutions} foldable solutions"
+    )
 
 
 @pytest.mark.parametrize("name", EXPECTED)

@@ -26,7 +26,7 @@ def test_the_method_plugin_example_runs(monkeypatch):
     from frozenlake_ift import study
     from frozenlake_ift.methods import unregister_method
 
-    code = _block("register_method(Method(\"hinge\"")
+    code = _block('register_method(Method("hinge"')
     calls = []
     monkeypatch.setattr(study, "run_study", lambda cfg: calls.append(cfg))  # the README's last line: no training
     namespace: dict = {}

@@ -63,8 +63,9 @@ def test_unscaled_weights_equal_the_recursion(gamma, T, seed):
 @given(T=st.integers(1, 3000), seed=st.integers(0, 2**16))
 def test_weights_equal_the_dense_implementation(gamma, T, seed):
     losses, mask = batch(2, T, seed, dtype=torch.float32)
-    torch.testing.assert_close(relation_weights(losses, mask, gamma), dense_weights(losses, mask, gamma),
-                               rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(
+        relation_weights(losses, mask, gamma), dense_weights(losses, mask, gamma), rtol=1e-6, atol=1e-9
+    )
 
 
 def test_float32_at_32k_is_finite_exact_and_sums_to_n():
@@ -92,11 +93,11 @@ def test_gamma_zero_discontinuity_is_kept():
 def test_gradient_flows_through_the_weights_and_matches_dense():
     losses, mask = batch(2, 300, 9)
     logps = (-losses).requires_grad_(True)
-    g_blocked, = torch.autograd.grad(ift_loss(logps, mask, gamma=0.95), logps)
+    (g_blocked,) = torch.autograd.grad(ift_loss(logps, mask, gamma=0.95), logps)
     lp = (-losses).requires_grad_(True)
-    l = -torch.where(mask, lp, 0.0)
+    step_losses = -torch.where(mask, lp, 0.0)
     n = mask.sum(-1).double()
-    dense = ((dense_weights(l, mask, 0.95) * l).sum(-1) / n).mean()
-    g_dense, = torch.autograd.grad(dense, lp)
+    dense = ((dense_weights(step_losses, mask, 0.95) * step_losses).sum(-1) / n).mean()
+    (g_dense,) = torch.autograd.grad(dense, lp)
     torch.testing.assert_close(g_blocked, g_dense, rtol=1e-10, atol=1e-12)
     assert math.isfinite(float(g_blocked.abs().sum()))

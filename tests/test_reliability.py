@@ -22,6 +22,7 @@ BASE = ["reproduce", "--seeds", "1", "--steps", "1", "--set", "fit_steps=5"]
 def _strict(text: str):
     def bad(token):
         raise AssertionError(f"non-strict JSON token {token}")
+
     return json.loads(text, parse_constant=bad)
 
 
@@ -62,8 +63,9 @@ def _cmd():
 def test_broken_pipe_exits_quietly():
     """`solve --json | head -c 10`: the reader leaves early; no traceback, status 141 (128 + SIGPIPE).
     The JSON of a 120x120 map is larger than a pipe buffer, so the writer does meet the closed pipe."""
-    p1 = subprocess.Popen(_cmd() + ["solve", "--map", "random:120:0", "--json"], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE)
+    p1 = subprocess.Popen(
+        _cmd() + ["solve", "--map", "random:120:0", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     head = subprocess.run(["head", "-c", "10"], stdin=p1.stdout, capture_output=True, timeout=120, check=False)
     p1.stdout.close()
     err = p1.stderr.read().decode()
@@ -72,8 +74,14 @@ def test_broken_pipe_exits_quietly():
 
 def test_dev_full_is_one_line_and_nonzero():
     with open("/dev/full", "w") as full:
-        done = subprocess.run(_cmd() + ["solve", "--map", "8x8", "--json"], stdout=full, stderr=subprocess.PIPE,
-                              text=True, timeout=120, check=False)
+        done = subprocess.run(
+            _cmd() + ["solve", "--map", "8x8", "--json"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     assert done.returncode == cli.EXIT_FAULT
     _one_error_line(done.stderr, "cannot write to standard output: No space left on device")
 
@@ -89,8 +97,13 @@ class _Broken:
         raise self.exc
 
 
-@pytest.mark.parametrize("exc, status", [(BrokenPipeError(errno.EPIPE, "Broken pipe"), cli.EXIT_PIPE),
-                                         (OSError(errno.ENOSPC, "No space left on device"), cli.EXIT_FAULT)])
+@pytest.mark.parametrize(
+    "exc, status",
+    [
+        (BrokenPipeError(errno.EPIPE, "Broken pipe"), cli.EXIT_PIPE),
+        (OSError(errno.ENOSPC, "No space left on device"), cli.EXIT_FAULT),
+    ],
+)
 def test_stdout_faults_in_process(monkeypatch, capsys, exc, status):
     monkeypatch.setattr(sys, "stdout", _Broken(exc))
     assert cli.main(["methods"]) == status
@@ -99,8 +112,12 @@ def test_stdout_faults_in_process(monkeypatch, capsys, exc, status):
 
 
 def test_sweep_dry_run_into_head(tmp_path):
-    p1 = subprocess.Popen(_cmd() + ["sweep", "--set", "lam=0,0.1,0.2,0.3", "--fix", "seeds=1", "--dry-run",
-                                    "--out", str(tmp_path / "sw")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p1 = subprocess.Popen(
+        _cmd()
+        + ["sweep", "--set", "lam=0,0.1,0.2,0.3", "--fix", "seeds=1", "--dry-run", "--out", str(tmp_path / "sw")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     head = subprocess.run(["head", "-1"], stdin=p1.stdout, capture_output=True, text=True, timeout=120, check=False)
     p1.stdout.close()
     assert p1.wait(timeout=120) in (0, cli.EXIT_PIPE) and p1.stderr.read() == b""
@@ -113,8 +130,9 @@ def _ro_tmpfs(path: Path):
     path.mkdir()
     if os.geteuid() != 0:
         return None
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(path)], capture_output=True,
-                          check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(path)], capture_output=True, check=False
+    )
     return path if done.returncode == 0 else None
 
 
@@ -126,8 +144,10 @@ def test_unwritable_out_refused_before_computing(tmp_path, capsys, monkeypatch, 
     if kind == "read-only":
         mounted = _ro_tmpfs(tmp_path / "ro")
         if mounted is None:  # no mount here: simulate the file system's refusal
+
             def refuse(*a, **k):
                 raise OSError(errno.EROFS, "Read-only file system")
+
             monkeypatch.setattr(safety.tempfile, "mkstemp", refuse)
     try:
         assert cli.main(BASE + ["--out", str(out)]) == 2
@@ -158,8 +178,12 @@ def test_small_tmpfs_full_disk(tmp_path, capsys, fake_study):
     """A real full file system (a 48 KiB tmpfs) where mount works: one line, no temporary files left."""
     mnt = tmp_path / "small"
     mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(mnt)],
-                                           capture_output=True, check=False).returncode:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(mnt)], capture_output=True, check=False
+        ).returncode
+    ):
         pytest.skip("cannot mount a tmpfs here (the simulated full disk test covers this)")
     try:
         status = cli.main(BASE + ["--out", str(mnt / "run")])
@@ -232,7 +256,7 @@ def test_sigkill_mid_write(tmp_path, mode):
 
 def test_orphans_of_live_processes_are_kept(tmp_path):
     mine = tmp_path / f".results.json.{os.getpid()}.abc.tmp"
-    dead_pid = 2 ** 22 + 12345  # above the default pid_max: no such process
+    dead_pid = 2**22 + 12345  # above the default pid_max: no such process
     dead = tmp_path / f".results.json.{dead_pid}.abc.tmp"
     stage = tmp_path / f".staging-{dead_pid}-xyz"
     for p in (mine, dead):
@@ -273,9 +297,14 @@ def test_nan_in_printed_json_is_null(monkeypatch, capsys, tiny, tmp_path, fake_s
 
 
 # ------------------------------------------------------------ class 1: sizes
-@pytest.mark.parametrize("extra, needle", [(["--map", "random:100000:0"], "10000000000 states"),
-                                           (["--set", "horizon=1000000000"], "horizon 1000000000"),
-                                           (["--seeds", "100000", "--map", "8x8"], "100000 seeds")])
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--map", "random:100000:0"], "10000000000 states"),
+        (["--set", "horizon=1000000000"], "horizon 1000000000"),
+        (["--seeds", "100000", "--map", "8x8"], "100000 seeds"),
+    ],
+)
 def test_studies_that_cannot_fit_are_refused(capsys, fake_study, tmp_path, extra, needle):
     t0 = time.perf_counter()
     assert cli.main(BASE + extra + ["--out", str(tmp_path / "r")]) == 2
@@ -288,5 +317,10 @@ def test_size_estimate_scales_and_force_overrides(capsys, fake_study, tmp_path):
     assert big / small > 90  # dense: S^2 per member
     assert cli.main(BASE + ["--map", "8x8", "--max-memory", "1e-6", "--out", str(tmp_path / "r")]) == 2
     assert "--force" in capsys.readouterr().err
-    assert cli.main(BASE + ["--map", "8x8", "--max-memory", "1e-6", "--force", "--no-figures",
-                            "--out", str(tmp_path / "r")]) == 0 and len(fake_study) == 1
+    assert (
+        cli.main(
+            BASE + ["--map", "8x8", "--max-memory", "1e-6", "--force", "--no-figures", "--out", str(tmp_path / "r")]
+        )
+        == 0
+        and len(fake_study) == 1
+    )

@@ -7,10 +7,21 @@ import pytest
 from frozenlake_ift import cli
 from frozenlake_ift.config import StudyConfig
 
-GOOD_MAP = {"desc": ["SF", "FG"], "shape": [2, 2], "pi_star": [[0, 0, 1, 0]] * 4, "terminal": [0, 0, 0, 1],
-            "chosen": {"states": [0, 1, 3], "actions": [2, 1]}, "rejected": {"states": [], "actions": []}}
-GOOD = {"config": {"gamma": 0.9}, "steps": [0, 1], "curves": {"sft": {"success": [[0.5], [1.0]]}},
-        "summary": {}, "map": GOOD_MAP}
+GOOD_MAP = {
+    "desc": ["SF", "FG"],
+    "shape": [2, 2],
+    "pi_star": [[0, 0, 1, 0]] * 4,
+    "terminal": [0, 0, 0, 1],
+    "chosen": {"states": [0, 1, 3], "actions": [2, 1]},
+    "rejected": {"states": [], "actions": []},
+}
+GOOD = {
+    "config": {"gamma": 0.9},
+    "steps": [0, 1],
+    "curves": {"sft": {"success": [[0.5], [1.0]]}},
+    "summary": {},
+    "map": GOOD_MAP,
+}
 
 
 def _bad(tmp_path, capsys, argv, needle):
@@ -26,21 +37,24 @@ def test_good_minimal_results_plot(tmp_path, capsys):
     assert (tmp_path / "f" / "curves.png").is_file()
 
 
-@pytest.mark.parametrize("content, needle", [
-    (b"null", "the file's top level must be a non-empty mapping, got null"),
-    (b"[1, 2]", "got list of length 2"),
-    (b"\x89PNG\r\n\x1a\n\x00\xff", "binary data"),
-    (b"{\"config\": {}", "is not valid JSON"),
-    (json.dumps({**GOOD, "steps": [0, 1, 2]}).encode(), "'curves.sft.success' has 2 rows, expected 3"),
-    (json.dumps({**GOOD, "steps": "0,1"}).encode(), "'steps' must be a non-empty list of numbers"),
-    (json.dumps({**GOOD, "curves": {"sft": {"success": [[0.5], ["1"]]}}}).encode(), "not a number"),
-    (json.dumps({**GOOD, "curves": {"sft": {"success": [[0.5], [1.0, 2.0]]}}}).encode(), "rows of 2 values"),
-    (json.dumps({**GOOD, "map": {**GOOD_MAP, "pi_star": [[1, 0, 0, 0]]}}).encode(), "'map.pi_star' has 1 rows"),
-    (json.dumps({**GOOD, "map": {**GOOD_MAP, "desc": ["SF", "FX"]}}).encode(), "only the letters"),
-    (json.dumps({**GOOD, "final_occupancy": {"sft": [[1, 0]]}}).encode(), "'final_occupancy.sft' has rows of 2"),
-    (json.dumps({**GOOD, "config": {"gamma": None}}).encode(), "'config.gamma' must be a number"),
-    (json.dumps({"format": 1, "key": "k", "values": {}, "summary": {}}).encode(), "missing keys"),  # a sweep cell
-])
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        (b"null", "the file's top level must be a non-empty mapping, got null"),
+        (b"[1, 2]", "got list of length 2"),
+        (b"\x89PNG\r\n\x1a\n\x00\xff", "binary data"),
+        (b'{"config": {}', "is not valid JSON"),
+        (json.dumps({**GOOD, "steps": [0, 1, 2]}).encode(), "'curves.sft.success' has 2 rows, expected 3"),
+        (json.dumps({**GOOD, "steps": "0,1"}).encode(), "'steps' must be a non-empty list of numbers"),
+        (json.dumps({**GOOD, "curves": {"sft": {"success": [[0.5], ["1"]]}}}).encode(), "not a number"),
+        (json.dumps({**GOOD, "curves": {"sft": {"success": [[0.5], [1.0, 2.0]]}}}).encode(), "rows of 2 values"),
+        (json.dumps({**GOOD, "map": {**GOOD_MAP, "pi_star": [[1, 0, 0, 0]]}}).encode(), "'map.pi_star' has 1 rows"),
+        (json.dumps({**GOOD, "map": {**GOOD_MAP, "desc": ["SF", "FX"]}}).encode(), "only the letters"),
+        (json.dumps({**GOOD, "final_occupancy": {"sft": [[1, 0]]}}).encode(), "'final_occupancy.sft' has rows of 2"),
+        (json.dumps({**GOOD, "config": {"gamma": None}}).encode(), "'config.gamma' must be a number"),
+        (json.dumps({"format": 1, "key": "k", "values": {}, "summary": {}}).encode(), "missing keys"),  # a sweep cell
+    ],
+)
 def test_malformed_results_refused(tmp_path, capsys, content, needle):
     path = tmp_path / "results.json"
     path.write_bytes(content)
@@ -57,35 +71,80 @@ def _sweep(tmp_path, manifest, cell):
 MAN = {"format": 1, "fields": ["lam"], "cells": {"k1": {"lam": 0.0}}}
 
 
-@pytest.mark.parametrize("manifest, cell, needle", [
-    ("null", b"{}", "sweep.json manifest: the file's top level"),
-    ({"fields": "lam", "cells": {}}, b"{}", "'fields' must be a list"),
-    (MAN, b"\x00\x01", "binary data"),
-    (MAN, b"{\"key\": ", "is not valid JSON"),
-    (MAN, json.dumps({"key": "k1"}).encode(), "missing keys"),
-    (MAN, json.dumps({"key": "k1", "values": {}, "config": {"nonsense": 1}, "summary": {}, "ranking": {},
-                      "claims": [], "seconds": 1}).encode(), "fields this version does not know: ['nonsense']"),
-    (MAN, json.dumps({"key": "k1", "values": {}, "config": {"lam": 0.0}, "summary": {}, "ranking": {"x": ["sft"]},
-                      "claims": [], "seconds": 1}).encode(), "'ranking.x' must list methods"),
-    (MAN, json.dumps({"key": "k1", "values": {}, "config": {"lam": 0.0}, "summary": {}, "ranking": {},
-                      "claims": [{"claim": "c"}], "seconds": 1}).encode(), "'claims' must be a list"),
-])
+@pytest.mark.parametrize(
+    "manifest, cell, needle",
+    [
+        ("null", b"{}", "sweep.json manifest: the file's top level"),
+        ({"fields": "lam", "cells": {}}, b"{}", "'fields' must be a list"),
+        (MAN, b"\x00\x01", "binary data"),
+        (MAN, b'{"key": ', "is not valid JSON"),
+        (MAN, json.dumps({"key": "k1"}).encode(), "missing keys"),
+        (
+            MAN,
+            json.dumps(
+                {
+                    "key": "k1",
+                    "values": {},
+                    "config": {"nonsense": 1},
+                    "summary": {},
+                    "ranking": {},
+                    "claims": [],
+                    "seconds": 1,
+                }
+            ).encode(),
+            "fields this version does not know: ['nonsense']",
+        ),
+        (
+            MAN,
+            json.dumps(
+                {
+                    "key": "k1",
+                    "values": {},
+                    "config": {"lam": 0.0},
+                    "summary": {},
+                    "ranking": {"x": ["sft"]},
+                    "claims": [],
+                    "seconds": 1,
+                }
+            ).encode(),
+            "'ranking.x' must list methods",
+        ),
+        (
+            MAN,
+            json.dumps(
+                {
+                    "key": "k1",
+                    "values": {},
+                    "config": {"lam": 0.0},
+                    "summary": {},
+                    "ranking": {},
+                    "claims": [{"claim": "c"}],
+                    "seconds": 1,
+                }
+            ).encode(),
+            "'claims' must be a list",
+        ),
+    ],
+)
 def test_malformed_sweep_files_refused(tmp_path, capsys, manifest, cell, needle):
     _sweep(tmp_path, manifest, cell)
     _bad(tmp_path, capsys, ["report", str(tmp_path), "--no-figures"], needle)
     assert not (tmp_path / "report.md").exists()
 
 
-@pytest.mark.parametrize("kw, error, needle", [
-    ({"slippery": "no"}, TypeError, "slippery must be bool"),
-    ({"seeds": 2.5}, TypeError, "seeds must be an int"),
-    ({"device": 5}, TypeError, "device must be a str"),
-    ({"gamma": None}, TypeError, "gamma must be a finite float"),
-    ({"lr": float("inf")}, ValueError, "lr must be a finite number"),
-    ({"orpo_beta": float("nan")}, ValueError, "orpo_beta must be a finite number"),
-    ({"seeds": True}, TypeError, "seeds must be an int"),
-    ({"methods": "sft"}, TypeError, "methods must be a list"),
-])
+@pytest.mark.parametrize(
+    "kw, error, needle",
+    [
+        ({"slippery": "no"}, TypeError, "slippery must be bool"),
+        ({"seeds": 2.5}, TypeError, "seeds must be an int"),
+        ({"device": 5}, TypeError, "device must be a str"),
+        ({"gamma": None}, TypeError, "gamma must be a finite float"),
+        ({"lr": float("inf")}, ValueError, "lr must be a finite number"),
+        ({"orpo_beta": float("nan")}, ValueError, "orpo_beta must be a finite number"),
+        ({"seeds": True}, TypeError, "seeds must be an int"),
+        ({"methods": "sft"}, TypeError, "methods must be a list"),
+    ],
+)
 def test_python_api_type_checks(kw, error, needle):
     with pytest.raises(error, match=needle.replace("(", r"\(")):
         StudyConfig(**kw)
@@ -98,11 +157,16 @@ def test_numpy_numbers_are_accepted_as_python_numbers():
     assert type(c.seeds) is int and c.seeds == 3 and type(c.lr) is float
 
 
-@pytest.mark.parametrize("setting, needle", [("lr=inf", "lr must be a finite number"),
-                                             ("orpo_beta=nan", "orpo_beta must be a finite number"),
-                                             ("gamma=1.0", "gamma=1 (no discount)"),
-                                             ("seeds=x", "expects an integer"),
-                                             ("nope=1", "allowed: map, slippery")])
+@pytest.mark.parametrize(
+    "setting, needle",
+    [
+        ("lr=inf", "lr must be a finite number"),
+        ("orpo_beta=nan", "orpo_beta must be a finite number"),
+        ("gamma=1.0", "gamma=1 (no discount)"),
+        ("seeds=x", "expects an integer"),
+        ("nope=1", "allowed: map, slippery"),
+    ],
+)
 def test_reproduce_messages_before_anything(tmp_path, capsys, monkeypatch, setting, needle):
     monkeypatch.setattr("frozenlake_ift.study.run_study", lambda *a, **k: pytest.fail("the study ran"))
     captured = _bad(tmp_path, capsys, ["reproduce", "--set", setting, "--out", str(tmp_path / "r")], needle)
@@ -143,14 +207,29 @@ def test_sweep_dry_run_would_run_and_engine_flags(tmp_path, capsys, monkeypatch)
     assert "would run 2" in out and "nothing is run or written" in out and not (tmp_path / "s").exists()
     seen = {}
 
-    def run_sweep(spec, out_dir, *, workers=1, shard=None, progress=False, engine="batched", executor="local",
-                  address=None):
+    def run_sweep(
+        spec, out_dir, *, workers=1, shard=None, progress=False, engine="batched", executor="local", address=None
+    ):
         seen.update(engine=engine, executor=executor, address=address)
         return {"ran": 0, "seconds": 0.0, "cell_seconds": [], "skipped": 0, "failed": []}
 
     monkeypatch.setattr("frozenlake_ift.sweep.run_sweep", run_sweep)
-    argv = ["sweep", "--set", "lam=0,0.2", "--fix", "seeds=1", "--out", str(tmp_path / "s"), "--no-progress",
-            "--engine", "per-cell", "--executor", "ray", "--address", "ray://h:1"]
+    argv = [
+        "sweep",
+        "--set",
+        "lam=0,0.2",
+        "--fix",
+        "seeds=1",
+        "--out",
+        str(tmp_path / "s"),
+        "--no-progress",
+        "--engine",
+        "per-cell",
+        "--executor",
+        "ray",
+        "--address",
+        "ray://h:1",
+    ]
     assert cli.main(argv) == 0 and seen == {"engine": "per-cell", "executor": "ray", "address": "ray://h:1"}
     capsys.readouterr()
     _bad(tmp_path, capsys, argv[:-4] + ["--address", "h:1"], "--address 'h:1' needs --executor ray")

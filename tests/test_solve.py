@@ -1,5 +1,6 @@
 """Value iteration, backward induction, policy evaluation, success probability."""
 
+import itertools
 import warnings
 
 import numpy as np
@@ -7,12 +8,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from strategies import lake_descs
-
 from frozenlake_ift import solve
-from frozenlake_ift.lakes import make_lake, validate_desc
-from frozenlake_ift.solve import (finite_horizon, greedy_policy, optimal_action_probs, policy_evaluation, q_values,
-                                  success_probability, value_iteration)
+from frozenlake_ift.lakes import make_lake
+from frozenlake_ift.solve import (
+    finite_horizon,
+    greedy_policy,
+    optimal_action_probs,
+    policy_evaluation,
+    q_values,
+    success_probability,
+    value_iteration,
+)
+from strategies import lake_descs
 
 
 @st.composite
@@ -153,7 +160,7 @@ def test_success_probability_and_preference(case, H):
     p_inf = success_probability(mdp, pi)
     p_h = [success_probability(mdp, pi, horizon=h) for h in range(H + 1)]
     assert 0.0 <= p_inf <= 1.0 and all(0.0 <= p <= 1.0 for p in p_h)
-    assert all(x <= y + 1e-12 for x, y in zip(p_h, p_h[1:])) and p_h[-1] <= p_inf + 1e-9
+    assert all(x <= y + 1e-12 for x, y in itertools.pairwise(p_h)) and p_h[-1] <= p_inf + 1e-9
     assert p_h[H] == pytest.approx(pref[H][mdp.goal].sum(), abs=1e-12)
 
 
@@ -180,13 +187,12 @@ def test_finite_horizon_approaches_infinite_horizon(case, gamma):
     mdp, rng = case
     H = 80
     fh, sol = finite_horizon(mdp, H, gamma), value_iteration(mdp, gamma, tol=1e-13)
-    np.testing.assert_allclose(fh.V[0], sol.V, atol=gamma ** H / (1 - gamma) + 1e-10)
+    np.testing.assert_allclose(fh.V[0], sol.V, atol=gamma**H / (1 - gamma) + 1e-10)
     pi = rng.dirichlet(np.ones(mdp.n_actions), size=mdp.n_states)
     assert (policy_evaluation(mdp, pi, gamma, horizon=5) <= fh.V[H - 5] + 1e-12).all()
 
 
-@given(st.lists(st.lists(st.floats(-5, 5), min_size=3, max_size=3), min_size=1, max_size=6),
-       st.floats(0.01, 10))
+@given(st.lists(st.lists(st.floats(-5, 5), min_size=3, max_size=3), min_size=1, max_size=6), st.floats(0.01, 10))
 def test_optimal_action_probs_are_distributions(rows, temperature):
     Q = np.array(rows)
     for t in (0.0, temperature):
@@ -227,15 +233,18 @@ def test_max_iter_reached_is_reported():
         assert sol.iterations == 3 and not sol.converged and sol.residual > 1e-10
 
 
-@pytest.mark.parametrize("kwargs, needle", [
-    (dict(gamma=0.0), r"gamma must be a discount in \(0, 1\], got 0.0"),
-    (dict(gamma=1.5), r"gamma must be a discount in \(0, 1\], got 1.5"),
-    (dict(gamma=float("nan")), r"gamma must be a discount in \(0, 1\], got nan"),
-    (dict(gamma="0.9"), r"gamma must be a discount in \(0, 1\], got '0.9'"),
-    (dict(gamma=0.9, tol=-1e-3), "tol must be a finite number >= 0, got -0.001"),
-    (dict(gamma=0.9, max_iter=0), "max_iter must be an integer >= 1, got 0"),
-    (dict(gamma=0.9, method="sor"), "method must be 'gauss-seidel' or 'jacobi', got 'sor'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        (dict(gamma=0.0), r"gamma must be a discount in \(0, 1\], got 0.0"),
+        (dict(gamma=1.5), r"gamma must be a discount in \(0, 1\], got 1.5"),
+        (dict(gamma=float("nan")), r"gamma must be a discount in \(0, 1\], got nan"),
+        (dict(gamma="0.9"), r"gamma must be a discount in \(0, 1\], got '0.9'"),
+        (dict(gamma=0.9, tol=-1e-3), "tol must be a finite number >= 0, got -0.001"),
+        (dict(gamma=0.9, max_iter=0), "max_iter must be an integer >= 1, got 0"),
+        (dict(gamma=0.9, method="sor"), "method must be 'gauss-seidel' or 'jacobi', got 'sor'"),
+    ],
+)
 def test_value_iteration_errors(kwargs, needle):
     with pytest.raises(ValueError, match=needle):
         value_iteration(make_lake("4x4"), **kwargs)

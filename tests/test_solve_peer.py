@@ -6,12 +6,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strategies import lake_descs
-
 from frozenlake_ift import lakes, solve
 from frozenlake_ift.lakes import make_lake
-from frozenlake_ift.solve import (finite_horizon, greedy_policy, optimal_action_probs, optimal_actions,
-                                  policy_evaluation, success_probability, value_iteration)
+from frozenlake_ift.solve import (
+    finite_horizon,
+    greedy_policy,
+    optimal_action_probs,
+    optimal_actions,
+    policy_evaluation,
+    success_probability,
+    value_iteration,
+)
+from strategies import lake_descs
 
 HAVE_NUMBA = solve.numba_available()
 KERNELS = ["numpy", pytest.param("numba", marks=pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed"))]
@@ -50,7 +56,7 @@ def test_numba_and_numpy_kernels_compute_the_same_sweeps(desc, slippery, gamma):
         finally:
             solve.KERNEL = "auto"
     (a, la), (b, lb) = out["numpy"], out["numba"]
-    for x, y in zip(la, lb):  # the same level order from both breadth-first searches
+    for x, y in zip(la, lb, strict=True):  # the same level order from both breadth-first searches
         np.testing.assert_array_equal(x, y)
     np.testing.assert_allclose(a.V, b.V, rtol=0, atol=1e-13)
     assert a.converged and b.converged
@@ -65,8 +71,9 @@ def test_kernels_agree_with_scipy_policy_iteration(kernel, slippery_40):
     mdp._cache.clear()
     sol = value_iteration(mdp, gamma, tol=1e-9)
     S, A, K = mdp.next_states.shape
-    P = sp.csr_matrix((mdp.probs.ravel().copy(), mdp.next_states.ravel().copy(), np.arange(0, S * A * K + 1, K)),
-                      shape=(S * A, S))
+    P = sp.csr_matrix(
+        (mdp.probs.ravel().copy(), mdp.next_states.ravel().copy(), np.arange(0, S * A * K + 1, K)), shape=(S * A, S)
+    )
     r, pi, idx = mdp.R.ravel(), np.zeros(S, dtype=np.int64), np.arange(S)
     for _ in range(500):
         V = spsolve((sp.identity(S, format="csc") - gamma * P[idx * A + pi]).tocsc(), r[idx * A + pi])
@@ -98,7 +105,7 @@ def test_open_210x210_map_at_gamma_095_is_solved(kernel):
     tolerance 1e-9, so every action tied and the lowest (left) walked into the wall: success 0."""
     mdp = make_lake(open_map(210))
     sol = value_iteration(mdp, 0.95)
-    assert sol.V[0] == pytest.approx(0.95 ** 417, rel=1e-12) and sol.residual == 0.0
+    assert sol.V[0] == pytest.approx(0.95**417, rel=1e-12) and sol.residual == 0.0
     assert success_probability(mdp, sol.policy) == 1.0
     assert sol.policy[0] in (1, 2)  # down or right, never left / up into the wall
 
@@ -144,8 +151,10 @@ def test_tie_rule_golden():
 ENTRIES = st.one_of(st.just(0.0), st.floats(-5, 5).filter(lambda x: abs(x) >= 1e-6))  # scaled: 0 or >= 1e-256
 
 
-@given(st.lists(st.lists(ENTRIES, min_size=3, max_size=3), min_size=1, max_size=6),
-       st.sampled_from([1e-250, 1e-30, 1e-3, 1e30, 1e250]))
+@given(
+    st.lists(st.lists(ENTRIES, min_size=3, max_size=3), min_size=1, max_size=6),
+    st.sampled_from([1e-250, 1e-30, 1e-3, 1e30, 1e250]),
+)
 def test_tie_rule_is_scale_invariant(rows, scale):
     """Far above TIE_ATOL (1e-300) the rule is purely relative."""
     Q = np.array(rows)
@@ -155,11 +164,14 @@ def test_tie_rule_is_scale_invariant(rows, scale):
 
 # ------------------------------------------------------------------ sizes that cannot fit
 def test_make_lake_refuses_maps_that_cannot_fit():
-    with pytest.raises(ValueError, match=r"map 'random:100000:0' has 10,000,000,000 states, needing about "
-                                         r"[\d,.]+ GiB .*the limit is 4,194,304 states \(pass max_states="):
+    with pytest.raises(
+        ValueError,
+        match=r"map 'random:100000:0' has 10,000,000,000 states, needing about "
+        r"[\d,.]+ GiB .*the limit is 4,194,304 states \(pass max_states=",
+    ):
         make_lake("random:100000:0")
     assert lakes.MAX_STATES == 4_194_304
-    with pytest.raises(ValueError, match="has 16 states.*the limit is 15 states"):
+    with pytest.raises(ValueError, match=r"has 16 states.*the limit is 15 states"):
         make_lake("4x4", max_states=15)
     assert make_lake("4x4", max_states=16).n_states == 16
     with pytest.raises(ValueError, match="map of 3x4 tiles has 12 states"):
@@ -182,8 +194,11 @@ def test_finite_horizon_refuses_what_cannot_fit():
     mdp = make_lake("4x4")
     with pytest.raises(ValueError, match=r"horizon 1,000,000,000 is above the limit of 1,000,000 steps.*max_horizon="):
         finite_horizon(mdp, 10**9)
-    with pytest.raises(ValueError, match=r"horizon 1,000,000,000 on 16 states x 4 actions needs about 715.3 GiB.*"
-                                         r"the limit is 4.0 GiB \(pass max_bytes="):
+    with pytest.raises(
+        ValueError,
+        match=r"horizon 1,000,000,000 on 16 states x 4 actions needs about 715.3 GiB.*"
+        r"the limit is 4.0 GiB \(pass max_bytes=",
+    ):
         finite_horizon(mdp, 10**9, max_horizon=10**9)
     with pytest.raises(ValueError, match=r"needs about 0.1 MiB.*the limit is 0.0 MiB"):
         finite_horizon(mdp, 100, max_bytes=1000)
@@ -198,8 +213,9 @@ def test_long_horizons_stop_once_nothing_changes():
     mdp = make_lake("4x4", slippery=True)
     pi = value_iteration(mdp, 0.99).policy
     assert success_probability(mdp, pi, horizon=10**6) == pytest.approx(success_probability(mdp, pi), abs=1e-12)
-    np.testing.assert_allclose(policy_evaluation(mdp, pi, 0.9, horizon=10**6), policy_evaluation(mdp, pi, 0.9),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        policy_evaluation(mdp, pi, 0.9, horizon=10**6), policy_evaluation(mdp, pi, 0.9), atol=1e-12
+    )
 
 
 def test_progress_bars_change_nothing(capsys):
@@ -218,7 +234,7 @@ def test_kernel_choice(monkeypatch):
     assert solve.kernel_name(solve.NUMBA_MIN_STATES - 1) == "numpy"
     assert solve.kernel_name(solve.NUMBA_MIN_STATES) == ("numba" if HAVE_NUMBA else "numpy")
     monkeypatch.setattr(solve, "KERNEL", "fortran")
-    with pytest.raises(ValueError, match="solve.KERNEL must be 'auto', 'numba' or 'numpy', got 'fortran'"):
+    with pytest.raises(ValueError, match=r"solve.KERNEL must be 'auto', 'numba' or 'numpy', got 'fortran'"):
         value_iteration(make_lake(open_map(130)), 0.9)
     monkeypatch.setattr(solve, "numba_available", lambda: False)  # as without numba
     monkeypatch.setattr(solve, "KERNEL", "numba")

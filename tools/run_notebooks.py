@@ -42,8 +42,9 @@ def execute(nb, workdir: str | os.PathLike, timeout: int = CELL_TIMEOUT_S):
     Raises nbclient's CellExecutionError (naming the cell, with its traceback) if a cell fails."""
     import nbclient
 
-    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
-                                     resources={"metadata": {"path": str(workdir)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", record_timing=False, resources={"metadata": {"path": str(workdir)}}
+    )
     old = dict(os.environ)
     os.environ.update(kernel_env())  # the kernel inherits this process's environment
     try:

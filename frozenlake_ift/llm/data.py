@@ -19,8 +19,9 @@ from the template. Labels are the answer's tokens; prompt and padding positions 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import torch
 
@@ -39,8 +40,11 @@ class EncodedRow:
 
 
 def _is_conversation(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) and len(value) > 0 and all(
-        isinstance(m, dict) and "role" in m and "content" in m for m in value)
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) > 0
+        and all(isinstance(m, dict) and "role" in m and "content" in m for m in value)
+    )
 
 
 def _has(row: dict, name: str) -> bool:
@@ -59,24 +63,33 @@ def row_error(row: Any, where: str, paired: bool) -> str | None:
     if paired:
         missing = [f for f in PREFERENCE_FIELDS if not _has(row, f)]
         if missing:
-            hint = (" (the implicit-prompt form is not supported: put the shared prompt under 'prompt')"
-                    if missing == ["prompt"] else "")
-            return (f"{where} lacks the field(s) {missing} (has {has}); a preference method (dpo, orpo) needs "
-                    f"prompt / chosen / rejected{hint}")
+            hint = (
+                " (the implicit-prompt form is not supported: put the shared prompt under 'prompt')"
+                if missing == ["prompt"]
+                else ""
+            )
+            return (
+                f"{where} lacks the field(s) {missing} (has {has}); a preference method (dpo, orpo) needs "
+                f"prompt / chosen / rejected{hint}"
+            )
         return None
     if row.get("messages") is not None:
         msgs = row["messages"]
         if not _is_conversation(msgs) or len(msgs) < 2 or msgs[-1]["role"] != "assistant":
-            return (f"{where}: 'messages' must be a list of at least two {{'role', 'content'}} dicts ending "
-                    f"with an assistant turn (the completion)")
+            return (
+                f"{where}: 'messages' must be a list of at least two {{'role', 'content'}} dicts ending "
+                f"with an assistant turn (the completion)"
+            )
         return None
     missing = [f for f in ("prompt",) if not _has(row, f)]
     if _completion_field(row) is None:
         missing.append("completion")
     if missing:
         hint = " (this is a preference row: use method dpo or orpo)" if _has(row, "chosen") else ""
-        return (f"{where} lacks the field(s) {missing} (has {has}); sft and ift need prompt / completion "
-                f"(or 'messages'){hint}")
+        return (
+            f"{where} lacks the field(s) {missing} (has {has}); sft and ift need prompt / completion "
+            f"(or 'messages'){hint}"
+        )
     return None
 
 
@@ -93,16 +106,20 @@ def validate_rows(rows: Iterable[dict], paired: bool) -> None:
 def _render(tokenizer: Any, prompt: Any, answer: Any) -> tuple[str, str]:
     """(prompt text, answer text) of a conversational prompt and answer, with the tokenizer's chat template."""
     if not _is_conversation(prompt) or not _is_conversation(answer):
-        raise TypeError("a conversational row needs both the prompt and the answer as lists of "
-                        "{'role', 'content'} messages")
+        raise TypeError(
+            "a conversational row needs both the prompt and the answer as lists of {'role', 'content'} messages"
+        )
     cont = prompt[-1]["role"] == "assistant"  # TRL: a prompt ending with an assistant turn is continued
-    prompt_text = tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=not cont,
-                                                continue_final_message=cont)
+    prompt_text = tokenizer.apply_chat_template(
+        list(prompt), tokenize=False, add_generation_prompt=not cont, continue_final_message=cont
+    )
     full = tokenizer.apply_chat_template(list(prompt) + list(answer), tokenize=False)
     if not full.startswith(prompt_text):
-        raise ValueError("the chat template renders prompt + answer with a different prefix than the prompt "
-                         "alone, so the answer's tokens cannot be told apart")
-    return prompt_text, full[len(prompt_text):]
+        raise ValueError(
+            "the chat template renders prompt + answer with a different prefix than the prompt "
+            "alone, so the answer's tokens cannot be told apart"
+        )
+    return prompt_text, full[len(prompt_text) :]
 
 
 class PromptResponseCollator:
@@ -114,8 +131,14 @@ class PromptResponseCollator:
     also its chat template); ``eos_token_id`` (default: the tokenizer's) is appended to standard-form answers.
     """
 
-    def __init__(self, pad_token_id: int = 0, ignore_index: int = IGNORE_INDEX, max_length: int | None = None,
-                 tokenizer: Any = None, eos_token_id: int | None = None):
+    def __init__(
+        self,
+        pad_token_id: int = 0,
+        ignore_index: int = IGNORE_INDEX,
+        max_length: int | None = None,
+        tokenizer: Any = None,
+        eos_token_id: int | None = None,
+    ):
         if max_length is not None and max_length < 2:
             raise ValueError(f"max_length must be >= 2 (or None), got {max_length}")
         self.pad_token_id, self.ignore_index, self.max_length = pad_token_id, ignore_index, max_length
@@ -124,8 +147,10 @@ class PromptResponseCollator:
 
     def _encode(self, text: str) -> list[int]:
         if self.tokenizer is None:
-            raise ValueError(f"text fields need a tokenizer (got text {text[:40]!r}); pass tokenizer=... or "
-                             f"give token ids as <field>_ids")
+            raise ValueError(
+                f"text fields need a tokenizer (got text {text[:40]!r}); pass tokenizer=... or "
+                f"give token ids as <field>_ids"
+            )
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _answer(self, prompt: Any, answer: Any) -> tuple[list[int] | None, list[int]]:
@@ -168,15 +193,15 @@ class PromptResponseCollator:
         return EncodedRow(prompt_ids, answers)
 
     def _pad(self, prompts: Sequence[list[int]], answers: Sequence[list[int]], prefix: str = "") -> dict:
-        rows = [(p + r, [self.ignore_index] * len(p) + r) for p, r in zip(prompts, answers)]
+        rows = [(p + r, [self.ignore_index] * len(p) + r) for p, r in zip(prompts, answers, strict=True)]
         if self.max_length is not None:
-            rows = [(i[: self.max_length], l[: self.max_length]) for i, l in rows]
+            rows = [(i[: self.max_length], lab[: self.max_length]) for i, lab in rows]
         T = max(len(i) for i, _ in rows)
         ids = torch.full((len(rows), T), self.pad_token_id, dtype=torch.long)  # (B, T)
         labels = torch.full((len(rows), T), self.ignore_index, dtype=torch.long)  # (B, T)
         att = torch.zeros((len(rows), T), dtype=torch.long)  # (B, T)
-        for b, (i, l) in enumerate(rows):
-            ids[b, : len(i)], labels[b, : len(l)], att[b, : len(i)] = torch.tensor(i), torch.tensor(l), 1
+        for b, (i, lab) in enumerate(rows):
+            ids[b, : len(i)], labels[b, : len(lab)], att[b, : len(i)] = torch.tensor(i), torch.tensor(lab), 1
         return {f"{prefix}input_ids": ids, f"{prefix}attention_mask": att, f"{prefix}labels": labels}
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:

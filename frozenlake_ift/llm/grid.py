@@ -17,8 +17,9 @@ the exact MDP: ``moves_success`` is the probability that the open-loop move sequ
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -88,8 +89,9 @@ def grid_tasks(configs: StudyConfig | Sequence[StudyConfig]) -> list[GridTask]:
     return tasks
 
 
-def grid_dataset(tasks: StudyConfig | Sequence[StudyConfig] | Sequence[GridTask],
-                 form: str = "preference") -> list[dict[str, str]]:
+def grid_dataset(
+    tasks: StudyConfig | Sequence[StudyConfig] | Sequence[GridTask], form: str = "preference"
+) -> list[dict[str, str]]:
     """Rows in TRL's standard format: prompt / chosen / rejected ("preference", for DPO / ORPO) or
     prompt / completion with the chosen route ("completion", for SFT / IFT)."""
     if form not in FORMS:
@@ -108,8 +110,9 @@ def grid_tokenizer() -> Any:
 
     core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(VOCAB)}, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return transformers.PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>",
-                                                unk_token="<unk>")
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>"
+    )
 
 
 @torch.no_grad()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import random
+from typing import Any
 
 import torch
 
@@ -19,8 +20,14 @@ def check_lambda(lam: float) -> float:
     return lam
 
 
-def scheduled_lambda(step: int, lam: float = 0.2, lam_start: float | None = None, warmup_steps: int = 0,
-                     noise_std: float = 0.0, seed: int = 0) -> float:
+def scheduled_lambda(
+    step: int,
+    lam: float = 0.2,
+    lam_start: float | None = None,
+    warmup_steps: int = 0,
+    noise_std: float = 0.0,
+    seed: int = 0,
+) -> float:
     """lambda at optimiser step ``step``, the options of the authors' code (config/loss/ift.yaml).
 
     Constant ``lam`` by default; with ``lam_start`` a linear warm-up from lam_start to lam over
@@ -45,8 +52,13 @@ def _accepts_logits_to_keep(model: torch.nn.Module) -> bool:
 
 
 @torch.no_grad()
-def greedy_next_tokens(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                       labels: torch.Tensor | None = None, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+def greedy_next_tokens(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+    ignore_index: int = IGNORE_INDEX,
+) -> torch.Tensor:
     """The model's greedy guess of each token from its prefix, shifted right by one (position 0 keeps its own).
 
     Shape: input_ids (B, T) -> (B, T); out[:, t] = argmax p(. | input_ids[:, :t]) for t >= 1.
@@ -64,13 +76,19 @@ def greedy_next_tokens(model: torch.nn.Module, input_ids: torch.Tensor, attentio
     extra = {"logits_to_keep": keep} if keep < T else {}
     pred = model_logits(model, input_ids=input_ids, attention_mask=attention_mask, **extra).argmax(dim=-1)  # (B, keep)
     out = input_ids.clone()  # (B, T)
-    out[:, T - keep + 1:] = pred[:, :-1]
+    out[:, T - keep + 1 :] = pred[:, :-1]
     return out
 
 
-def ift_inputs_embeds(model: torch.nn.Module, input_ids: torch.Tensor, labels: torch.Tensor, lam: float,
-                      attention_mask: torch.Tensor | None = None, ignore_index: int = IGNORE_INDEX,
-                      guess: torch.Tensor | None = None) -> torch.Tensor:
+def ift_inputs_embeds(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    labels: torch.Tensor,
+    lam: float,
+    attention_mask: torch.Tensor | None = None,
+    ignore_index: int = IGNORE_INDEX,
+    guess: torch.Tensor | None = None,
+) -> torch.Tensor:
     """IFT temporal residual connection (paper Eq. 17) on the input embeddings.
 
     At a response position t (labels[:, t] != ignore_index) the input is
@@ -86,9 +104,11 @@ def ift_inputs_embeds(model: torch.nn.Module, input_ids: torch.Tensor, labels: t
     """
     lam = check_lambda(lam)
     if tuple(labels.shape) != tuple(input_ids.shape) or input_ids.dim() != 2:
-        raise ValueError(f"input_ids and labels must both have shape (B, T), got {tuple(input_ids.shape)} "
-                         f"and {tuple(labels.shape)}")
-    embed = unwrap_model(model).get_input_embeddings()
+        raise ValueError(
+            f"input_ids and labels must both have shape (B, T), got {tuple(input_ids.shape)} and {tuple(labels.shape)}"
+        )
+    inner: Any = unwrap_model(model)  # a transformers model: get_input_embeddings() is its API
+    embed = inner.get_input_embeddings()
     target = embed(input_ids)  # (B, T, D)
     if lam == 0.0:
         return target  # plain SFT inputs; skips the extra forward pass

@@ -26,7 +26,7 @@ def _spans(mask: torch.Tensor) -> list[tuple[int, int, int]]:
     steps = torch.arange(T, device=mask.device)  # (T,)
     first = torch.where(mask, steps, T).amin(dim=1)  # (B,)
     end = torch.where(mask, steps, -1).amax(dim=1) + 1  # (B,)
-    return [(b, lo, hi) for b, (lo, hi) in enumerate(zip(first.tolist(), end.tolist()))]
+    return [(b, lo, hi) for b, (lo, hi) in enumerate(zip(first.tolist(), end.tolist(), strict=True))]
 
 
 def _chunks(spans: list[tuple[int, int, int]], rows: int):
@@ -51,8 +51,7 @@ class _SelectiveLogSoftmax(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
-                rows: int) -> torch.Tensor:
+    def forward(ctx: Any, logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, rows: int) -> torch.Tensor:
         work = torch.promote_types(logits.dtype, torch.float32)
         B, T1 = targets.shape
         lse = torch.zeros(B, T1, dtype=work, device=logits.device)  # (B, T-1)
@@ -89,8 +88,9 @@ def chunk_rows(vocab: int, chunk_bytes: int = CHUNK_BYTES) -> int:
     return max(1, chunk_bytes // (4 * max(vocab, 1)))
 
 
-def token_logps(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX,
-                chunk_bytes: int = CHUNK_BYTES) -> tuple[torch.Tensor, torch.Tensor]:
+def token_logps(
+    logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX, chunk_bytes: int = CHUNK_BYTES
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-prob of each target token under the causal shift: position t predicts token t + 1.
 
     Shape: logits (B, T, V) (any float dtype: bf16/fp16 are upcast chunk by chunk),
@@ -99,8 +99,10 @@ def token_logps(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = 
     backward: the logits-sized gradient only. Raises ValueError when a row has no target token.
     """
     if logits.dim() != 3 or labels.dim() != 2 or tuple(labels.shape) != tuple(logits.shape[:2]):
-        raise ValueError(f"logits must have shape (B, T, V) and labels (B, T) with the same B, T; "
-                         f"got logits {tuple(logits.shape)}, labels {tuple(labels.shape)}")
+        raise ValueError(
+            f"logits must have shape (B, T, V) and labels (B, T) with the same B, T; "
+            f"got logits {tuple(logits.shape)}, labels {tuple(labels.shape)}"
+        )
     if not logits.is_floating_point():
         raise TypeError(f"logits must be a floating-point tensor, got {logits.dtype}")
     if labels.shape[1] < 2:
@@ -109,20 +111,27 @@ def token_logps(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = 
     mask = targets != ignore_index  # (B, T-1)
     empty = (~mask.any(dim=1)).nonzero().flatten().tolist()
     if empty:
-        raise ValueError(f"labels are all ignore_index={ignore_index} (after the causal shift) in batch rows "
-                         f"{empty[:10]}: every sequence needs at least one response token to train on")
+        raise ValueError(
+            f"labels are all ignore_index={ignore_index} (after the causal shift) in batch rows "
+            f"{empty[:10]}: every sequence needs at least one response token to train on"
+        )
     safe = targets.masked_fill(~mask, 0)  # (B, T-1)
     if int(safe.max()) >= logits.shape[-1] or int(safe.min()) < 0:
-        raise ValueError(f"labels must lie in [0, V={logits.shape[-1]}) or equal ignore_index={ignore_index}; "
-                         f"got values in [{int(safe.min())}, {int(safe.max())}]")
+        raise ValueError(
+            f"labels must lie in [0, V={logits.shape[-1]}) or equal ignore_index={ignore_index}; "
+            f"got values in [{int(safe.min())}, {int(safe.max())}]"
+        )
     logps = _SelectiveLogSoftmax.apply(logits, safe, mask, chunk_rows(logits.shape[-1], chunk_bytes))  # (B, T-1)
     return logps.masked_fill(~mask, 0.0), mask
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
     """The model inside DDP / DeepSpeed / other ``.module`` wrappers (the one with get_input_embeddings)."""
-    while not hasattr(model, "get_input_embeddings") and isinstance(getattr(model, "module", None), torch.nn.Module):
-        model = model.module
+    while not hasattr(model, "get_input_embeddings"):
+        inner = getattr(model, "module", None)
+        if not isinstance(inner, torch.nn.Module):
+            break
+        model = inner
     return model
 
 

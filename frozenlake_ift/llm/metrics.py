@@ -3,7 +3,7 @@ micro-batch and every process, whatever the gradient accumulation and the number
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -32,8 +32,9 @@ class MetricAccumulator:
     def __len__(self) -> int:
         return len(self._totals)
 
-    def pop_means(self, reduce_sum: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                  device: torch.device | None = None) -> dict[str, float]:
+    def pop_means(
+        self, reduce_sum: Callable[[torch.Tensor], torch.Tensor] | None = None, device: torch.device | None = None
+    ) -> dict[str, float]:
         names = sorted(self._totals)
         if not names:
             return {}
@@ -43,5 +44,5 @@ class MetricAccumulator:
         if reduce_sum is not None:
             both = reduce_sum(both)
         self._totals, self._counts = {}, {}
-        sums, ns = both[: len(names)].tolist(), both[len(names):].tolist()
-        return {n: s / c for n, s, c in zip(names, sums, ns) if c > 0}
+        sums, ns = both[: len(names)].tolist(), both[len(names) :].tolist()
+        return {n: s / c for n, s, c in zip(names, sums, ns, strict=True) if c > 0}

@@ -8,8 +8,9 @@ names every logged metric (TRL's names where TRL has one) and says what it avera
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -23,18 +24,18 @@ ORPO_BETA = 0.25  # as the authors ran it (TRL's default is 0.1)
 
 METRICS: dict[str, str] = {  # name -> what it is; each is a mean over the examples (or tokens) of a logging interval
     "rewards/chosen": "DPO: beta * (log pi - log ref) of the chosen response, summed over its tokens; "
-                      "ORPO: beta * its average token log-prob",
+    "ORPO: beta * its average token log-prob",
     "rewards/rejected": "the same for the rejected response",
     "rewards/margins": "rewards/chosen - rewards/rejected",
     "rewards/accuracies": "fraction of pairs with rewards/chosen > rewards/rejected",
     "logps/chosen": "log-prob of the chosen response: summed over its tokens (DPO), averaged (ORPO)",
     "logps/rejected": "the same for the rejected response",
     "nll_loss": "mean token NLL of the target (SFT, IFT: per sequence, uniform weights, on the inputs trained on) "
-                "or of the chosen response (ORPO)",
+    "or of the chosen response (ORPO)",
     "log_odds_ratio": "ORPO: mean log sigmoid(log odds(chosen) - log odds(rejected))",
     "log_odds_chosen": "ORPO: mean log odds(chosen) - log odds(rejected)",
     "mean_token_accuracy": "fraction of target tokens equal to the model's argmax under teacher forcing "
-                           "(per token; IFT: from its greedy pass on the target prefix)",
+    "(per token; IFT: from its greedy pass on the target prefix)",
     "ift/lambda": "IFT: lambda (temporal-residual weight, Eq. 17) of the batch",
     "ift/weight_max": "IFT: largest relation-propagation weight of a sequence (1 = uniform, as SFT)",
 }
@@ -48,7 +49,7 @@ class Metric:
     count: int
 
     @staticmethod
-    def mean_of(values: torch.Tensor) -> "Metric":
+    def mean_of(values: torch.Tensor) -> Metric:
         """Metric whose mean is values.mean(); values: Shape (N,)."""
         return Metric(values.detach().float().sum(), int(values.numel()))
 
@@ -74,8 +75,9 @@ def _pad_to(x: torch.Tensor, length: int, value: int) -> torch.Tensor:
     return torch.nn.functional.pad(x, (0, length - x.shape[1]), value=value)  # (B, length)
 
 
-def pair_token_logps(model: torch.nn.Module, batch: dict, ignore_index: int = IGNORE_INDEX,
-                     pad_token_id: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def pair_token_logps(
+    model: torch.nn.Module, batch: dict, ignore_index: int = IGNORE_INDEX, pad_token_id: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Token log-probs of the chosen and rejected responses in one concatenated forward pass.
 
     batch: chosen_/rejected_ input_ids, labels (B, T_c) / (B, T_r), optional attention_mask.
@@ -84,8 +86,9 @@ def pair_token_logps(model: torch.nn.Module, batch: dict, ignore_index: int = IG
     _check_batch(batch, [f"{s}_{k}" for s in PAIR_SIDES for k in ("input_ids", "labels")])
     B_c, B_r = batch["chosen_input_ids"].shape[0], batch["rejected_input_ids"].shape[0]
     if B_c != B_r:
-        raise ValueError(f"chosen and rejected must have the same batch size (one pair per row), "
-                         f"got {B_c} chosen and {B_r} rejected")
+        raise ValueError(
+            f"chosen and rejected must have the same batch size (one pair per row), got {B_c} chosen and {B_r} rejected"
+        )
     T = max(batch["chosen_input_ids"].shape[1], batch["rejected_input_ids"].shape[1])
     ids = torch.cat([_pad_to(batch[f"{s}_input_ids"], T, pad_token_id) for s in PAIR_SIDES])  # (2B, T)
     labels = torch.cat([_pad_to(batch[f"{s}_labels"], T, ignore_index) for s in PAIR_SIDES])  # (2B, T)
@@ -110,12 +113,21 @@ def sft_lm_loss(model, batch, ignore_index: int = IGNORE_INDEX, **_: object) -> 
     with torch.no_grad():
         pred = logits[:, :-1].argmax(-1)  # (B, T-1): reads the logits, copies nothing of size V
     rows = batch["labels"].shape[0]
-    return LMLoss(loss, {"nll_loss": Metric(loss.detach() * rows, rows),
-                         "mean_token_accuracy": _accuracy(pred, batch["labels"], mask)})
+    return LMLoss(
+        loss,
+        {"nll_loss": Metric(loss.detach() * rows, rows), "mean_token_accuracy": _accuracy(pred, batch["labels"], mask)},
+    )
 
 
-def ift_lm_loss(model, batch, lam: float = 0.2, gamma: float = 0.95, detach_weights: bool = False,
-                ignore_index: int = IGNORE_INDEX, **_: object) -> LMLoss:
+def ift_lm_loss(
+    model,
+    batch,
+    lam: float = 0.2,
+    gamma: float = 0.95,
+    detach_weights: bool = False,
+    ignore_index: int = IGNORE_INDEX,
+    **_: object,
+) -> LMLoss:
     """IFT: temporal residual inputs (Eq. 17) + dynamic relation propagation (Algorithm 1)."""
     _check_batch(batch, ("input_ids", "labels"))
     ids, labels, att = batch["input_ids"], batch["labels"], batch.get("attention_mask")
@@ -129,22 +141,40 @@ def ift_lm_loss(model, batch, lam: float = 0.2, gamma: float = 0.95, detach_weig
         weights = losses.relation_weights(-logps.detach(), mask, gamma)  # (B, T-1)
         nll = losses.sft_loss(logps.detach(), mask, reduction="none")  # (B,)
         pred = logits[:, :-1].argmax(-1) if guess is None else guess[:, 1:]  # (B, T-1); lam = 0: target inputs
-    return LMLoss(loss, {"nll_loss": Metric.mean_of(nll), "mean_token_accuracy": _accuracy(pred, labels, mask),
-                         "ift/lambda": Metric(torch.tensor(float(lam) * rows), rows),
-                         "ift/weight_max": Metric.mean_of(weights.amax(dim=1))})
+    return LMLoss(
+        loss,
+        {
+            "nll_loss": Metric.mean_of(nll),
+            "mean_token_accuracy": _accuracy(pred, labels, mask),
+            "ift/lambda": Metric(torch.tensor(float(lam) * rows), rows),
+            "ift/weight_max": Metric.mean_of(weights.amax(dim=1)),
+        },
+    )
 
 
-def _pair_metrics(chosen_r: torch.Tensor, rejected_r: torch.Tensor, chosen_logps: torch.Tensor,
-                  rejected_logps: torch.Tensor) -> dict[str, Metric]:
+def _pair_metrics(
+    chosen_r: torch.Tensor, rejected_r: torch.Tensor, chosen_logps: torch.Tensor, rejected_logps: torch.Tensor
+) -> dict[str, Metric]:
     """TRL's rewards/* and logps/* metrics; every argument Shape (B,)."""
-    return {"rewards/chosen": Metric.mean_of(chosen_r), "rewards/rejected": Metric.mean_of(rejected_r),
-            "rewards/margins": Metric.mean_of(chosen_r - rejected_r),
-            "rewards/accuracies": Metric.mean_of((chosen_r > rejected_r).float()),
-            "logps/chosen": Metric.mean_of(chosen_logps), "logps/rejected": Metric.mean_of(rejected_logps)}
+    return {
+        "rewards/chosen": Metric.mean_of(chosen_r),
+        "rewards/rejected": Metric.mean_of(rejected_r),
+        "rewards/margins": Metric.mean_of(chosen_r - rejected_r),
+        "rewards/accuracies": Metric.mean_of((chosen_r > rejected_r).float()),
+        "logps/chosen": Metric.mean_of(chosen_logps),
+        "logps/rejected": Metric.mean_of(rejected_logps),
+    }
 
 
-def dpo_lm_loss(model, batch, ref_model: torch.nn.Module | None = None, beta: float = DPO_BETA,
-                label_smoothing: float = 0.0, ignore_index: int = IGNORE_INDEX, **_: object) -> LMLoss:
+def dpo_lm_loss(
+    model,
+    batch,
+    ref_model: torch.nn.Module | None = None,
+    beta: float = DPO_BETA,
+    label_smoothing: float = 0.0,
+    ignore_index: int = IGNORE_INDEX,
+    **_: object,
+) -> LMLoss:
     """DPO with summed response log-probs and a frozen reference model (beta = 0.1 as the authors ran it)."""
     if ref_model is None:
         raise ValueError("method 'dpo' needs a frozen reference model: pass ref_model=copy.deepcopy(model)")
@@ -153,21 +183,26 @@ def dpo_lm_loss(model, batch, ref_model: torch.nn.Module | None = None, beta: fl
         rc, rmc, rr, rmr = pair_token_logps(ref_model, batch, ignore_index)
     seq = losses.sequence_logps
     chosen, rejected = seq(pc, mc), seq(pr, mr)  # (B,)
-    out, chosen_r, rejected_r = losses.dpo_loss(chosen, rejected, seq(rc, rmc), seq(rr, rmr),
-                                                beta=beta, label_smoothing=label_smoothing)  # (B,)
+    out, chosen_r, rejected_r = losses.dpo_loss(
+        chosen, rejected, seq(rc, rmc), seq(rr, rmr), beta=beta, label_smoothing=label_smoothing
+    )  # (B,)
     return LMLoss(out.mean(), _pair_metrics(chosen_r, rejected_r, chosen, rejected))
 
 
-def orpo_lm_loss(model, batch, beta: float = ORPO_BETA, ignore_index: int = IGNORE_INDEX,
-                 **_: object) -> LMLoss:
+def orpo_lm_loss(model, batch, beta: float = ORPO_BETA, ignore_index: int = IGNORE_INDEX, **_: object) -> LMLoss:
     """ORPO with average response log-probs (beta = 0.25 as the authors ran it); no reference model."""
     pc, mc, pr, mr = pair_token_logps(model, batch, ignore_index)
     chosen_avg = losses.sequence_logps(pc, mc, average=True)  # (B,)
     rejected_avg = losses.sequence_logps(pr, mr, average=True)  # (B,)
     out, log_odds = losses.orpo_loss(chosen_avg, rejected_avg, -chosen_avg, beta=beta)  # (B,)
     metrics = _pair_metrics(beta * chosen_avg.detach(), beta * rejected_avg.detach(), chosen_avg, rejected_avg)
-    metrics.update({"nll_loss": Metric.mean_of(-chosen_avg), "log_odds_chosen": Metric.mean_of(log_odds),
-                    "log_odds_ratio": Metric.mean_of(torch.nn.functional.logsigmoid(log_odds))})
+    metrics.update(
+        {
+            "nll_loss": Metric.mean_of(-chosen_avg),
+            "log_odds_chosen": Metric.mean_of(log_odds),
+            "log_odds_ratio": Metric.mean_of(torch.nn.functional.logsigmoid(log_odds)),
+        }
+    )
     return LMLoss(out.mean(), metrics)
 
 
@@ -182,12 +217,15 @@ class MethodSpec:
     beta: float | None  # default beta (None: the method has no beta)
 
 
-METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
-    MethodSpec("sft", sft_lm_loss, paired=False, needs_ref=False, beta=None),
-    MethodSpec("ift", ift_lm_loss, paired=False, needs_ref=False, beta=None),
-    MethodSpec("dpo", dpo_lm_loss, paired=True, needs_ref=True, beta=DPO_BETA),
-    MethodSpec("orpo", orpo_lm_loss, paired=True, needs_ref=False, beta=ORPO_BETA),
-)}
+METHODS: dict[str, MethodSpec] = {
+    spec.name: spec
+    for spec in (
+        MethodSpec("sft", sft_lm_loss, paired=False, needs_ref=False, beta=None),
+        MethodSpec("ift", ift_lm_loss, paired=False, needs_ref=False, beta=None),
+        MethodSpec("dpo", dpo_lm_loss, paired=True, needs_ref=True, beta=DPO_BETA),
+        MethodSpec("orpo", orpo_lm_loss, paired=True, needs_ref=False, beta=ORPO_BETA),
+    )
+}
 LOSSES: dict[str, Callable[..., LMLoss]] = {name: spec.loss for name, spec in METHODS.items()}
 
 

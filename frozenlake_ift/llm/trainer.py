@@ -17,8 +17,9 @@ from .metrics import MetricAccumulator
 from .objectives import lm_loss, method_spec
 
 # dataset columns the collator reads: the Trainer must not drop them as "unused"
-DATA_COLUMNS = [f"{name}{suffix}" for name in ("messages", *PREFERENCE_FIELDS, *COMPLETION_FIELDS)
-                for suffix in ("", "_ids")]
+DATA_COLUMNS = [
+    f"{name}{suffix}" for name in ("messages", *PREFERENCE_FIELDS, *COMPLETION_FIELDS) for suffix in ("", "_ids")
+]
 
 
 def prepare_deepspeed_reference(model: torch.nn.Module, accelerator: Any) -> torch.nn.Module:
@@ -36,8 +37,13 @@ def prepare_deepspeed_reference(model: torch.nn.Module, accelerator: Any) -> tor
     zero = config.setdefault("zero_optimization", {})
     hidden = getattr(getattr(model, "config", None), "hidden_size", None)
     if zero.get("stage") == 3 and hidden is not None:  # bucket sizes as TRL sets them for its references
-        zero.update({"reduce_bucket_size": hidden * hidden, "stage3_param_persistence_threshold": 10 * hidden,
-                     "stage3_prefetch_bucket_size": int(0.9 * hidden * hidden)})
+        zero.update(
+            {
+                "reduce_bucket_size": hidden * hidden,
+                "stage3_param_persistence_threshold": 10 * hidden,
+                "stage3_prefetch_bucket_size": int(0.9 * hidden * hidden),
+            }
+        )
     elif zero.get("stage") != 3:
         zero["stage"] = 0
     engine, *_ = deepspeed.initialize(model=model, config=config)
@@ -62,17 +68,28 @@ def build_trainer_class(config_class: type) -> type:
 
         loss_is_scaled_for_ga = False
 
-        def __init__(self, model: Any = None, args: Any = None, train_dataset: Any = None, eval_dataset: Any = None,
-                     processing_class: Any = None, data_collator: Any = None,
-                     ref_model: torch.nn.Module | None = None, **kwargs: Any):
+        def __init__(
+            self,
+            model: Any = None,
+            args: Any = None,
+            train_dataset: Any = None,
+            eval_dataset: Any = None,
+            processing_class: Any = None,
+            data_collator: Any = None,
+            ref_model: torch.nn.Module | None = None,
+            **kwargs: Any,
+        ):
             if not isinstance(args, config_class):
-                raise TypeError(f"args must be an IFTConfig (got {type(args).__name__}); the method options "
-                                f"{list(IFT_FIELDS)} are its fields, "
-                                f"e.g. IFTConfig(output_dir=..., method='ift', lam=0.2)")
+                raise TypeError(
+                    f"args must be an IFTConfig (got {type(args).__name__}); the method options "
+                    f"{list(IFT_FIELDS)} are its fields, "
+                    f"e.g. IFTConfig(output_dir=..., method='ift', lam=0.2)"
+                )
             spec = method_spec(args.method)
             if spec.needs_ref and ref_model is None:
-                raise ValueError(f"method {args.method!r} needs a frozen reference model: pass "
-                                 f"ref_model=copy.deepcopy(model)")
+                raise ValueError(
+                    f"method {args.method!r} needs a frozen reference model: pass ref_model=copy.deepcopy(model)"
+                )
             if not spec.needs_ref and ref_model is not None:
                 raise ValueError(f"method {args.method!r} uses no reference model; ref_model must be None")
             evals = eval_dataset.values() if isinstance(eval_dataset, dict) else [eval_dataset]
@@ -83,10 +100,18 @@ def build_trainer_class(config_class: type) -> type:
                 tok = processing_class
                 pad = getattr(tok, "pad_token_id", None)
                 pad = pad if pad is not None else getattr(tok, "eos_token_id", None)
-                data_collator = PromptResponseCollator(pad_token_id=pad if pad is not None else 0, tokenizer=tok,
-                                                       max_length=args.max_length)
-            super().__init__(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-                             processing_class=processing_class, data_collator=data_collator, **kwargs)
+                data_collator = PromptResponseCollator(
+                    pad_token_id=pad if pad is not None else 0, tokenizer=tok, max_length=args.max_length
+                )
+            super().__init__(
+                model=model,
+                args=args,
+                train_dataset=train_dataset,
+                eval_dataset=eval_dataset,
+                processing_class=processing_class,
+                data_collator=data_collator,
+                **kwargs,
+            )
             self.hparams = loss_hparams(args)
             self.interval_metrics = {"train": MetricAccumulator(), "eval": MetricAccumulator()}
             self.ref_model = None
@@ -103,8 +128,9 @@ def build_trainer_class(config_class: type) -> type:
 
         def current_lambda(self) -> float:
             a = self.args
-            return scheduled_lambda(self.state.global_step, a.lam, a.lam_start, a.lam_warmup_steps, a.lam_noise_std,
-                                    a.seed)
+            return scheduled_lambda(
+                self.state.global_step, a.lam, a.lam_start, a.lam_warmup_steps, a.lam_noise_std, a.seed
+            )
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             hp = dict(self.hparams, ref_model=self.ref_model)
@@ -118,7 +144,8 @@ def build_trainer_class(config_class: type) -> type:
             mode = "train" if "loss" in logs else "eval" if "eval_loss" in logs else None
             if mode is not None:  # every process logs here (the Trainer logs on all): a collective is safe
                 means = self.interval_metrics[mode].pop_means(
-                    lambda t: self.accelerator.reduce(t, reduction="sum"), self.accelerator.device)
+                    lambda t: self.accelerator.reduce(t, reduction="sum"), self.accelerator.device
+                )
                 prefix = "" if mode == "train" else "eval_"
                 logs = {**logs, **{prefix + k: v for k, v in means.items()}}
             super().log(logs, start_time)

@@ -1,0 +1,7 @@
+"""``python -m frozenlake_ift.cli``: the console script."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

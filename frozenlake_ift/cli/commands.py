@@ -1,0 +1,440 @@
+"""The tabular and file commands of ``frozenlake-ift``: ``solve``, ``plot``, ``sweep``, ``report``, ``methods``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .common import EXIT_INTERRUPT, FIELDS_HINT, MAP_HELP, PROG, HelpFormatter, err, print_json
+
+if TYPE_CHECKING:  # numpy and the model load only when a command runs
+    import numpy as np
+
+    from ..mdp import TabularMDP
+
+
+# ---------------------------------------------------------------- solve
+def add_solve(sub) -> None:
+    p = sub.add_parser(
+        "solve",
+        help="solve a Frozen Lake map exactly by value iteration",
+        description="Solve a Frozen Lake map exactly (value iteration or finite-horizon backward induction) "
+        "and print V(start), the success probability of the optimal policy and the policy.",
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument("--map", default="4x4", help=MAP_HELP)
+    p.add_argument("--slippery", action="store_true", help="slippery ice: moves go to a-1, a, a+1 (gymnasium)")
+    p.add_argument(
+        "--success-rate",
+        type=float,
+        default=None,
+        help="probability of the intended move on slippery ice (gymnasium default 1/3)",
+    )
+    p.add_argument("--gamma", type=float, default=0.99, help="discount in (0, 1]")
+    p.add_argument(
+        "--horizon",
+        type=int,
+        default=None,
+        help="solve for this many steps by backward induction (non-stationary policy)",
+    )
+    p.add_argument("--tol", type=float, default=1e-10, help="stop when the Bellman residual is at most this")
+    p.add_argument(
+        "--max-states",
+        type=int,
+        default=None,
+        help="refuse maps with more states than this (default: lakes.MAX_STATES, 4,194,304)",
+    )
+    p.add_argument("--progress", action="store_true", help="show a progress bar while solving")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run_solve)
+
+
+@dataclass
+class SolveOutcome:
+    """What ``solve`` computed: the JSON record, the MDP and the (first-step) policy, Shape (S,)."""
+
+    record: dict
+    mdp: TabularMDP
+    first: np.ndarray
+
+
+def solve_record(args) -> SolveOutcome:
+    """Solve as asked; return the JSON record, the MDP and the (first-step) policy."""
+    import time
+
+    from .. import lakes, solve
+
+    max_states = lakes.MAX_STATES if args.max_states is None else args.max_states
+    mdp = lakes.make_lake(args.map, slippery=args.slippery, success_rate=args.success_rate, max_states=max_states)
+    t0 = time.perf_counter()
+    residual = None
+    if args.horizon is None:
+        sol = solve.value_iteration(mdp, args.gamma, tol=args.tol, progress=args.progress)
+        V0, policy, first, iterations, residual = sol.V, sol.policy, sol.policy, sol.iterations, sol.residual
+    else:
+        fin = solve.finite_horizon(mdp, args.horizon, args.gamma, progress=args.progress)
+        V0, policy, first, iterations = fin.V[0], fin.policy, fin.policy[0], args.horizon
+    seconds = time.perf_counter() - t0
+    success = solve.success_probability(mdp, policy, horizon=args.horizon)
+    record = {
+        "map": mdp.name,
+        "gamma": args.gamma,
+        "horizon": args.horizon,
+        "n_states": mdp.n_states,
+        "V_start": float(mdp.rho0 @ V0),
+        "success_probability": success,
+        "policy": policy.tolist(),
+        "iterations": int(iterations),
+        "seconds": seconds,
+    }
+    if args.horizon is None:
+        record["residual"] = residual
+        if args.gamma == 1:
+            record["note"] = (
+                "gamma 1: V_start is the best success probability, but the greedy policy may stall "
+                "among tied actions; use gamma < 1 (or --horizon) for a policy"
+            )
+    return SolveOutcome(record, mdp, first)
+
+
+def run_solve(args) -> int:
+    from .. import routes
+
+    outcome = solve_record(args)
+    record, mdp, first = outcome.record, outcome.mdp, outcome.first
+    if args.json:
+        print_json(record)
+        return 0
+    how = "value iteration" if args.horizon is None else f"backward induction, horizon {args.horizon}"
+    assert mdp.shape is not None  # make_lake always records the grid's shape
+    print(f"map {record['map']} ({mdp.shape[0]}x{mdp.shape[1]}, {mdp.n_states} states), gamma {args.gamma:g}, {how}")
+    rows = [
+        ("V(start)", f"{record['V_start']:.6g}"),
+        ("success probability", f"{record['success_probability']:.6g}"),
+        ("iterations", str(record["iterations"])),
+        ("seconds", f"{record['seconds']:.3g}"),
+    ]
+    if "residual" in record:
+        rows.append(("Bellman residual", f"{record['residual']:.2g}"))
+    width = max(len(k) for k, _ in rows)
+    print("\n".join(f"  {k:<{width}}  {v}" for k, v in rows))
+    if "note" in record:
+        print(f"note: {record['note']}")
+    if mdp.n_states <= 64 * 64:
+        print("policy" + (" at t = 0" if args.horizon is not None else "") + " (← ↓ → ↑; H hole, G goal):")
+        print(routes.render_policy(mdp, first))
+    return 0
+
+
+# ---------------------------------------------------------------- plot
+def add_plot(sub) -> None:
+    p = sub.add_parser(
+        "plot",
+        help="redraw the figures of a results.json",
+        description="Redraw the figures (PNG + SVG) of a saved study from its results.json. A file "
+        "that is not a frozenlake-ift results file is refused with one line.",
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument("results", help="path to results.json (or the folder holding it)")
+    p.add_argument("--out", default=None, help="folder for the figures (default: beside results.json)")
+    p.set_defaults(func=run_plot)
+
+
+def run_plot(args) -> int:
+    from pathlib import Path
+
+    from .. import plots, results, safety
+
+    res = results.load(args.results)
+    src = Path(args.results)
+    out = Path(args.out) if args.out else (src if src.is_dir() else src.parent)
+    safety.check_out_dir(out)
+    safety.clean_orphans(out)
+    with safety.staged_run(out) as stage:
+        try:
+            plots.save_figures(res, stage.path)
+        except (TypeError, IndexError, KeyError) as exc:  # a layout the checks let through: still one line
+            raise ValueError(f"cannot draw {str(src)!r}: {type(exc).__name__}: {exc}") from None
+        paths = stage.commit(replace=False)  # figures beside a run's files: keep those
+    for path in paths:
+        print(path)
+    return 0
+
+
+# ---------------------------------------------------------------- sweep
+def add_sweep(sub) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="run a grid of studies (resumable, sharded, parallel)",
+        formatter_class=HelpFormatter,
+        description="Run the study on every cell of a grid of StudyConfig fields (the Cartesian product of the "
+        "--grid SPEC file's or --set values, plus fixed values), seeds batched inside each cell. Each "
+        "finished cell is saved at once to DIR/cells/<key>.json; rerunning the same command skips "
+        "finished cells, so an interrupt loses only the cells in flight. Then: frozenlake-ift report DIR. "
+        "Grid fields and values are StudyConfig's: " + FIELDS_HINT + "; maps: " + MAP_HELP + ".",
+    )
+    p.add_argument(
+        "--grid",
+        metavar="SPEC",
+        help='spec file (.json, .toml, .yaml): {"grid": {FIELD: [values]}, "fixed": {FIELD: value}}',
+    )
+    p.add_argument(
+        "--default", action="store_true", help="use the shipped default sweep (frozenlake_ift/sweeps/default.json)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=V1,V2",
+        help="add or replace a grid axis, e.g. --set lam=0,0.2,0.5 (repeatable; methods: sft+ift,dpo)",
+    )
+    p.add_argument(
+        "--fix",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="fix a field for every cell, e.g. --fix seeds=8 (repeatable; removes that grid axis)",
+    )
+    p.add_argument(
+        "--out", default=None, help="sweep folder (default: runs/sweep-<spec name>-<hash of the cells' configs>)"
+    )
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="cells run in N parallel processes")
+    p.add_argument("--shard", default=None, metavar="I/N", help="run only shard I of N (1-based, by sorted cell key)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="validate and list the cells it would run; run and write nothing"
+    )
+    p.add_argument("--report", action="store_true", help="write the report into the sweep folder when done")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    p.add_argument(
+        "--engine",
+        choices=("batched", "per-cell"),
+        default="batched",
+        help="batched: cells that differ only in training fields share one batched run; per-cell: one study per cell",
+    )
+    p.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local processes (--workers), or a Ray cluster (pip install ray)",
+    )
+    p.add_argument("--address", default=None, metavar="ADDR", help="Ray cluster address (with --executor ray)")
+    p.set_defaults(func=run_sweep)
+
+
+def sweep_options(args, run_sweep) -> dict:
+    """--engine / --executor / --address, passed only where ``run_sweep`` takes them."""
+    import inspect
+
+    params = inspect.signature(run_sweep).parameters
+    opts = {"engine": args.engine, "executor": args.executor, "address": args.address}
+    if args.address is not None and args.executor != "ray":
+        raise ValueError(f"--address {args.address!r} needs --executor ray")
+    missing = [k for k, v in opts.items() if k not in params and v not in ("batched", "local", None)]
+    if missing:
+        raise ValueError(
+            f"this version's sweep does not support --{missing[0]} {opts[missing[0]]}; "
+            "allowed: --engine batched --executor local"
+        )
+    return {k: v for k, v in opts.items() if k in params}
+
+
+def run_sweep(args) -> int:
+    import hashlib
+    import signal
+    from pathlib import Path
+
+    from .. import safety, sweep
+
+    if args.grid and args.default:
+        raise ValueError("give --grid SPEC or --default, not both")
+    if not (args.grid or args.default or args.set):
+        raise ValueError("nothing to sweep: give --grid SPEC, --default or --set FIELD=V1,V2")
+    if args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    spec = (
+        sweep.load_spec(sweep.DEFAULT_SPEC if args.default else args.grid)
+        if (args.grid or args.default)
+        else sweep.make_spec({})
+    )
+    spec = sweep.override(spec, sweep.parse_assignments(args.set, True), sweep.parse_assignments(args.fix, False))
+    shard = sweep.parse_shard(args.shard) if args.shard else None
+    options = sweep_options(args, sweep.run_sweep)
+    cells = sweep.expand(spec)  # validates everything before any file is written
+    digest = hashlib.sha256(" ".join(sorted(c.key for c in cells)).encode()).hexdigest()[:8]  # of the configs
+    out = Path(args.out) if args.out else Path("runs") / f"sweep-{spec['name'] or 'grid'}-{digest}"
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is an existing file, not a folder; give a folder path")
+    mine = sweep.shard_cells(cells, *shard) if shard else cells
+    done = sum((out / "cells" / f"{c.key}.json").exists() for c in mine)
+    verb = "would run" if args.dry_run else "running"
+    header = (
+        f"{len(cells)} cells over {', '.join(spec['grid']) or 'no field'}"
+        + (f"; shard {args.shard}: {len(mine)} cells" if shard else "")
+        + f"; {done} already done; "
+        f"{verb} {len(mine) - done} with {args.workers} worker(s) -> {out}"
+    )
+    if args.dry_run:
+        if args.json:
+            print_json(
+                {
+                    "out": str(out),
+                    "cells": len(cells),
+                    "shard_cells": len(mine),
+                    "done": done,
+                    "would_run": len(mine) - done,
+                    "todo": [
+                        {"key": c.key, "values": c.values}
+                        for c in mine
+                        if not (out / "cells" / f"{c.key}.json").exists()
+                    ],
+                }
+            )
+        else:
+            print(header + " (dry run: nothing is run or written)")
+            for c in mine:
+                state = "done" if (out / "cells" / f"{c.key}.json").exists() else "would run"
+                print(c.key, state, json.dumps(c.values))
+        return 0
+    safety.check_out_dir(out)
+    for folder in (out, out / "cells"):
+        safety.clean_orphans(folder)
+    if not args.json:
+        err(header)
+
+    def _term(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _term)  # a kill stops like Ctrl-C: finished cells stay saved
+    try:
+        summary = sweep.run_sweep(
+            spec, out, workers=args.workers, shard=shard, progress=not (args.json or args.no_progress), **options
+        )
+    except KeyboardInterrupt:
+        err(f"{PROG} sweep: interrupted; finished cells are saved in {out}; rerun the same command to continue")
+        return EXIT_INTERRUPT
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if args.report:
+        from ..report import write_report
+
+        summary["report"] = [str(p) for p in write_report([out])[1]]
+    if args.json:
+        print_json(summary)
+    else:
+        secs = summary["cell_seconds"]
+        print(
+            f"ran {summary['ran']} cells in {summary['seconds']:.1f} s"
+            + (f" ({sum(secs) / len(secs):.2f} s per cell)" if secs else "")
+            + f", skipped {summary['skipped']} finished; sweep folder {out}"
+        )
+        for f in summary["failed"]:
+            err(f"cell {f['key']} {json.dumps(f['values'])} FAILED: {f['error']}")
+        print(f"report: frozenlake-ift report {out}" if not args.report else f"wrote {summary['report'][0]}")
+    return 1 if summary["failed"] else 0
+
+
+# ---------------------------------------------------------------- report
+def add_report(sub) -> None:
+    p = sub.add_parser(
+        "report",
+        help="merge sweep folders (or shards) into a sensitivity report",
+        description="Merge the finished cells of one or more sweep folders (e.g. the shards of one sweep) and write "
+        "report.md, report.json and claims_by_field.{png,svg}: how often each of the paper's claims "
+        "holds, its rate per value of each swept field, which single values flip it, and every cell's "
+        "ranking of methods per metric with 95% CIs. A manifest or cell file it cannot read is "
+        "refused with one line naming it.",
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="sweep folders (each has a sweep.json)")
+    p.add_argument("--out", default=None, help="folder for the report (default: the first DIR)")
+    p.add_argument("--no-figures", action="store_true", help="write report.md and report.json only")
+    p.add_argument("--json", action="store_true", help="print the claim rates as JSON")
+    p.set_defaults(func=run_report)
+
+
+def run_report(args) -> int:
+    from pathlib import Path
+
+    from .. import safety
+    from ..report import write_report
+
+    out = Path(args.out or args.dirs[0])
+    safety.check_out_dir(out)
+    safety.clean_orphans(out)
+    rep, paths = write_report(args.dirs, args.out, figures=not args.no_figures)
+    if args.json:
+        print_json(
+            {
+                "cells": rep["n_cells"],
+                "done": rep["n_done"],
+                "swept": rep["swept"],
+                "files": [str(p) for p in paths],
+                "claims": {
+                    k: {"holds": c["holds"], "n": c["n"], "rate": c["rate"], "flipped_by": c["flipped_by"]}
+                    for k, c in rep["claims"].items()
+                },
+            }
+        )
+        return 0
+    print(f"{rep['n_done']} of {rep['n_cells']} cells finished; swept: {', '.join(rep['swept']) or 'nothing'}")
+    for name, c in rep["claims"].items():
+        print(
+            f"  {name}: holds in {c['holds']}/{c['n']} ({100 * c['rate']:.0f}%); flipped by "
+            f"{', '.join(c['flipped_by']) or 'no single value'}"
+        )
+    print("wrote " + ", ".join(map(str, paths)))
+    return 0
+
+
+# ---------------------------------------------------------------- methods
+def add_methods(sub) -> None:
+    p = sub.add_parser(
+        "methods",
+        help="list the registered fine-tuning methods",
+        description="List every registered method: whether the paper's Frozen-Lake study trained it "
+        "(only those enter the claims), its Table 1 row, whether it samples from its own "
+        "policy, and the StudyConfig fields it reads.",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_methods)
+
+
+def run_methods(args) -> int:
+    from ..methods import get_method, method_names
+
+    rows = [get_method(n) for n in method_names()]
+    if args.json:
+        print_json(
+            [
+                {
+                    "name": m.name,
+                    "in_paper": m.in_paper,
+                    "table1_row": m.table1_row,
+                    "on_policy": m.on_policy,
+                    "needs_reference": m.needs_reference,
+                    "fields": list(m.fields),
+                    "description": m.description,
+                }
+                for m in rows
+            ]
+        )
+        return 0
+    width = max(len(m.name) for m in rows)
+    for m in rows:
+        flags = ", ".join(
+            f
+            for f, on in (
+                ("in the paper's study", m.in_paper),
+                ("on-policy", m.on_policy),
+                ("reference theta_0", m.needs_reference),
+            )
+            if on
+        )
+        row = f"Table 1: {m.table1_row}" if m.table1_row else "not a Table 1 row"
+        print(
+            f"{m.name:<{width}}  {m.description}\n{'':<{width}}  [{row}; {flags or 'offline'}]"
+            + (f" fields: {', '.join(m.fields)}" if m.fields else "")
+        )
+    return 0

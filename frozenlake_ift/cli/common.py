@@ -1,0 +1,53 @@
+"""What every ``frozenlake-ift`` sub-command shares: the program name, help texts, exit codes, the
+one-line argument parser, the help formatter and the output helpers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+PROG = "frozenlake-ift"
+MAP_HELP = (
+    "4x4, 8x8, two-route, random:SIZE:SEED[:P] (gymnasium's random map of SIZE x SIZE tiles, frozen with "
+    "probability P, default 0.8), or your own map as rows joined by commas, e.g. SFF,FHF,FFG "
+    "(S start, F frozen, H hole, G goal; rows of equal length)"
+)
+FIELDS_HINT = f"`{PROG} fields` lists every field with its type, default and allowed values"
+EXIT_USAGE, EXIT_FAULT, EXIT_PIPE, EXIT_INTERRUPT = 2, 1, 141, 130  # 141 = 128 + SIGPIPE, as a shell reports it
+
+
+class UsageError(ValueError):
+    """An argparse error, raised instead of printing usage and exiting, so main() prints one line."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors raise ``UsageError`` (one line) instead of printing usage and exiting."""
+
+    def error(self, message):  # one line, no usage block (the usage is one --help away)
+        raise UsageError(self.prog, f"{message} (see {self.prog} --help)")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: X)" only where it says something: not for None / False, nor twice."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default in (None, False, [], argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+def print_json(obj) -> None:
+    """Print obj as strict JSON (no NaN or infinity), indented, keys in their order."""
+    from ..safety import strict_json
+
+    print(strict_json(obj, indent=2, sort_keys=False)[0])
+
+
+def err(line: str) -> None:
+    """Print one line on stderr, if there is one that still takes writes."""
+    if sys.stderr is not None:
+        try:
+            print(line, file=sys.stderr, flush=True)
+        except (OSError, ValueError):
+            pass

@@ -1,0 +1,283 @@
+"""The study commands of ``frozenlake-ift``: ``reproduce`` (a StudyConfig from the flags, its estimated
+memory checked, the study run and saved) and ``fields`` (every StudyConfig field that ``--set`` takes)."""
+
+from __future__ import annotations
+
+import errno
+
+from .common import FIELDS_HINT, MAP_HELP, HelpFormatter, print_json
+
+
+# ---------------------------------------------------------------- reproduce
+def add_reproduce(sub) -> None:
+    from ..config import StudyConfig
+    from ..methods import method_names
+    from ..safety import DEFAULT_MAX_STUDY_GB
+
+    d = StudyConfig()
+    p = sub.add_parser(
+        "reproduce",
+        help="run the Frozen-Lake study (SFT / IFT / DPO / ORPO) and write results + figures",
+        description="Fine-tune theta_0 with each method on the default study map, all seeds batched; write "
+        "results.json, summary.csv, params.pt (the trained parameters) and figures (PNG + SVG) to "
+        "--out and print a summary table (final and best value per method and metric, mean and 95% "
+        "CI over seeds, rankings, and whether each of the paper's claims holds, judged over the "
+        "paper's four methods only). `frozenlake-ift methods` lists every registered method; "
+        + FIELDS_HINT
+        + ". Everything is checked before the study starts; the files of a run "
+        "replace those of an earlier run in --out together (docs/reliability.md).",
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument("--seeds", type=int, default=d.seeds, help="ensemble size: seeds trained at once")
+    p.add_argument("--steps", type=int, default=d.steps, help="fine-tuning steps per method")
+    p.add_argument(
+        "--methods",
+        default=",".join(d.methods),
+        help=f"comma-separated registered methods: {', '.join(method_names())}",
+    )
+    p.add_argument("--base", default=d.base, help="base policy theta_0: random | uniform | suboptimal")
+    p.add_argument("--map", default=d.map, help=MAP_HELP)
+    p.add_argument("--slippery", action="store_true", help="slippery ice: moves go to a-1, a, a+1 (gymnasium)")
+    p.add_argument("--device", default=d.device, help="auto | cpu | cuda[:N]")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override any StudyConfig field, e.g. --set lam=0.5 --set lr=0.003 (repeatable); " + FIELDS_HINT,
+    )
+    p.add_argument("--out", default=None, help="output folder (default: runs/<timestamp>/)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads; 1 is fastest for these tiny networks on a busy machine",
+    )
+    p.add_argument("--no-figures", action="store_true", help="write results.json, summary.csv and params.pt only")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
+    p.add_argument(
+        "--max-memory",
+        type=float,
+        default=DEFAULT_MAX_STUDY_GB,
+        metavar="GB",
+        help="refuse a study whose estimated memory exceeds GB gigabytes (the study is dense: "
+        "seeds x states x states matrices)",
+    )
+    p.add_argument("--force", action="store_true", help="run even beyond --max-memory")
+    p.add_argument(
+        "--preset",
+        default="default",
+        choices=("default", "paper"),
+        help="start from a preset: paper = the NLP setting of App. B.2 (RMSprop, cosine schedule, "
+        "warmup ratio 0.1; lr 0.01); other flags and --set override it",
+    )
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write TensorBoard event files to OUT/tensorboard/<method> (pip install '.[tensorboard]')",
+    )
+    p.set_defaults(func=run_reproduce)
+
+
+def config_from_args(args):
+    from ..config import PRESETS, StudyConfig, coerce_field
+
+    values = {
+        **PRESETS[getattr(args, "preset", "default")],
+        "seeds": args.seeds,
+        "steps": args.steps,
+        "base": args.base,
+        "map": args.map,
+        "device": args.device,
+        "slippery": bool(getattr(args, "slippery", False)),
+        "methods": tuple(m.strip() for m in args.methods.replace("+", ",").split(",") if m.strip()),
+    }
+    for item in args.set:
+        if "=" not in item:
+            raise ValueError(f"--set expects FIELD=VALUE, got {item!r}; {FIELDS_HINT}")
+        key, text = item.split("=", 1)
+        values[key.strip()] = coerce_field(key.strip(), text)
+    return StudyConfig(**values)
+
+
+def check_size(config, max_gb: float) -> int:
+    """The estimated peak memory of a study (bytes); ValueError beyond ``max_gb`` gigabytes."""
+    from ..safety import map_states, study_bytes
+
+    S = map_states(config.map)
+    if S is None:
+        return 0
+    need = study_bytes(S, config.seeds, config.hidden)
+    n_evals = config.steps // config.eval_every + 2
+    need += (
+        8
+        * config.seeds
+        * (
+            n_evals * 16 * len(config.methods)  # curves and statistics
+            + 4 * max(config.pairs, config.ppo_episodes, config.grpo_group) * (config.horizon + 1)
+        )
+    )
+    if need > max_gb * 1e9:
+        raise ValueError(
+            f"this study needs about {need / 1e9:.3g} GB of memory ({S} states, {config.seeds} seeds, "
+            f"{config.steps} steps, horizon {config.horizon}), more than --max-memory {max_gb:g} GB; "
+            f"use a smaller map or fewer seeds, or pass --force (or a larger --max-memory) to run anyway"
+        )
+    return need
+
+
+def run_reproduce(args) -> int:
+    import time
+    from pathlib import Path
+
+    from .. import results, safety
+
+    config = config_from_args(args)  # everything is validated before anything is computed or written
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    if not args.max_memory > 0:
+        raise ValueError(f"--max-memory must be a number of gigabytes > 0, got {args.max_memory}")
+    if not args.force:
+        check_size(config, args.max_memory)
+    out = Path(args.out) if args.out else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    safety.check_out_dir(out)
+    safety.clean_orphans(out)
+    from .. import plots
+    from ..data import build_data
+    from ..study import run_study
+
+    build_data(config, "cpu")  # a map without routes, or one the policy cannot solve, fails here, before any bar
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.tensorboard:  # checked before the study runs
+        try:
+            import torch.utils.tensorboard
+        except ImportError:
+            raise ValueError(
+                "--tensorboard needs the tensorboard package: pip install 'frozenlake_ift[tensorboard]'"
+            ) from None
+    result = run_study(config, progress=not args.json)
+    run_files = ("results.json", "summary.csv", "steps.csv", results.PARAMS_FILE) + tuple(
+        f"{n}.{e}" for n in plots.FIGURES for e in ("png", "svg")
+    )  # for folders written before RUN_LIST
+    figures, problem = [], None
+    with safety.staged_run(out) as stage:
+        try:
+            res = results.save(result, stage.path)
+        except OSError as exc:
+            raise OSError(
+                exc.errno,
+                f"could not write the results to {str(out)!r} ({exc.strerror or exc}); nothing was changed there",
+            ) from None
+        if not args.no_figures:
+            try:
+                plots.save_figures(res, stage.path)
+            except OSError as exc:  # keep what can be kept: the results are staged already
+                problem = f"could not write the figures ({exc.strerror or exc}); the results were kept"
+        figures = [str(p) for p in stage.commit(run_files) if p.suffix in (".png", ".svg")]
+    if args.tensorboard:  # event files are logs of their own: written beside the run, not staged
+        results.write_tensorboard(res, out / "tensorboard")
+    if args.json:
+        print_json(
+            {
+                "out": str(out),
+                "seconds": res["seconds"],
+                "device": res["device"],
+                "summary": res["summary"],
+                "ranking": res["ranking"],
+                "claims": res["claims"],
+                "figures": figures,
+                "notes": res.get("notes", []),
+            }
+        )
+    else:
+        print(
+            f"map {res['config']['map']}, base {config.base}, {config.seeds} seeds, {config.steps} steps, "
+            f"device {res['device']}, {res['seconds']:.1f} s; theta* fit KL {max(res['fit']['kl']):.2g} "
+            f"(tol {config.fit_tol:g})"
+        )
+        print(results.format_table(res))
+        for note in res.get("notes", []):
+            print(f"note: {note}")
+        print(
+            f"wrote {out / 'results.json'}, {out / 'summary.csv'}, {out / 'params.pt'}"
+            + (f" and {len(figures)} figure files" if figures else "")
+        )
+    if problem:
+        raise OSError(errno.EIO, problem)
+    return 0
+
+
+# ---------------------------------------------------------------- fields
+def add_fields(sub) -> None:
+    p = sub.add_parser(
+        "fields",
+        help="list the StudyConfig fields that --set and sweep specs accept",
+        description="List every StudyConfig field: its type, default, allowed values and what it "
+        "means. `reproduce --set FIELD=VALUE` and sweep specs take these.",
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_fields)
+
+
+def field_table() -> list[dict]:
+    """Each StudyConfig field: name, type, default, allowed values (or None) and its source comment."""
+    import dataclasses
+    import inspect
+    import re
+
+    from .. import config as cfg
+    from ..methods import method_names
+
+    allowed = {
+        "base": cfg.BASES,
+        "optimizer": cfg.OPTIMIZER_NAMES,
+        "dtype": cfg.DTYPE_NAMES,
+        "activation": cfg.ACTIVATION_NAMES,
+        "route_pair": cfg.ROUTE_PAIRS,
+        "chosen": cfg.CHOSEN,
+        "negatives": cfg.NEGATIVES,
+        "methods": tuple(method_names()),
+        "slippery": (True, False),
+        "scheduler": getattr(cfg, "SCHEDULERS", ()),
+    }
+    allowed = {k: v for k, v in allowed.items() if v}
+    comments = dict(re.findall(r"^\s+(\w+): [^=\n]+=[^#\n]*#\s*(.+)$", inspect.getsource(cfg.StudyConfig), re.M))
+    rows = []
+    for f in dataclasses.fields(cfg.StudyConfig):
+        default = cfg.field_default(f.name)
+        kind = "map" if f.name == "map" else "list of str" if f.name == "methods" else type(default).__name__
+        note = comments.get(f.name, "")
+        if f.name == "map":
+            note = MAP_HELP
+        rows.append(
+            {
+                "name": f.name,
+                "type": kind,
+                "default": list(default) if isinstance(default, tuple) else default,
+                "allowed": list(allowed[f.name]) if f.name in allowed else None,
+                "help": note,
+            }
+        )
+    return rows
+
+
+def run_fields(args) -> int:
+    rows = field_table()
+    if args.json:
+        print_json(rows)
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        default = ",".join(r["default"]) if isinstance(r["default"], list) else r["default"]
+        extra = f"; allowed: {', '.join(map(str, r['allowed']))}" if r["allowed"] else ""
+        print(
+            f"{r['name']:<{width}}  {r['type']}, default {default}{extra}" + (f"  ({r['help']})" if r["help"] else "")
+        )
+    print(
+        "Floats must be finite (no nan or inf). Ranges are checked when the config is built; an error names "
+        "the field and what it allows."
+    )
+    return 0
