@@ -197,9 +197,11 @@ def build_data(config: StudyConfig, device: torch.device | str = "cpu") -> GridD
         chosen, rejected = routes.chosen_and_rejected(mdp, gamma=config.gamma)
     except ValueError as exc:
         if config.gamma == 1 and "never reaches a goal" in str(exc):  # name the cause: the missing discount
-            raise ValueError(f"gamma=1 (no discount) makes every move that keeps the goal reachable equally optimal, "
-                             f"so the greedy optimal policy stalls among tied actions: {exc}; use gamma < 1 "
-                             f"(default {field_default('gamma'):g}), e.g. --set gamma=0.99") from None
+            raise ValueError(
+                f"gamma=1 (no discount) makes every move that keeps the goal reachable equally optimal, "
+                f"so the greedy optimal policy stalls among tied actions: {exc}; use gamma < 1 "
+                f"(default {field_default('gamma'):g}), e.g. --set gamma=0.99"
+            ) from None
         raise
     dtype = DTYPES[config.dtype]
     return GridData(

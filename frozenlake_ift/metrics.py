@@ -36,12 +36,8 @@ METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
         Metric("param_mse", "parameter MSE to theta*", False, log_scale=True, default_panel=True),
-        Metric(
-            "policy_mse", "MSE of pi(a|s) (Eq. 1) to pi_theta*", False, log_scale=True, default_panel=True
-        ),
-        Metric(
-            "policy_mse_opt", "MSE of pi(a|s) (Eq. 1) to pi*", False, log_scale=True, default_panel=True
-        ),
+        Metric("policy_mse", "MSE of pi(a|s) (Eq. 1) to pi_theta*", False, log_scale=True, default_panel=True),
+        Metric("policy_mse_opt", "MSE of pi(a|s) (Eq. 1) to pi*", False, log_scale=True, default_panel=True),
         Metric(
             "tmatrix_mse",
             "MSE of T_pi(s'|s) (Eq. 2) to pi_theta*",

@@ -45,6 +45,8 @@ MIRRORED = (
     "notebooks/*.ipynb",
     "figures/*.png",
     "figures/*.svg",
+    "figures/*.gif",
+    "figures/table1/*.png",
     "figures/sweep/*.png",
     "figures/sweep/report.md",
     "frozenlake_ift/sweeps/*.json",

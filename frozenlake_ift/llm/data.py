@@ -96,7 +96,8 @@ def row_error(row: Any, where: str, paired: bool) -> str | None:
 def validate_rows(rows: Iterable[dict], paired: bool) -> None:
     """Check every row of a list of dicts, or a ``datasets.Dataset``'s columns; ValueError naming the row."""
     if getattr(rows, "column_names", None) is not None:  # datasets.Dataset: columnar, row 0 has every field
-        rows = [rows[0]] if len(rows) else []
+        table: Any = rows
+        rows = [table[0]] if len(table) else []
     for i, row in enumerate(rows):
         problem = row_error(row, f"row {i}", paired)
         if problem:
@@ -176,10 +177,10 @@ class PromptResponseCollator:
         if not paired and row.get("messages") is not None:
             row = {"prompt": row["messages"][:-1], "completion": row["messages"][-1:]}
         names = ("chosen", "rejected") if paired else (_completion_field(row),)
-        prompt_ids = list(row["prompt_ids"]) if row.get("prompt_ids") is not None else None
+        prompt_ids: list[int] | None = list(row["prompt_ids"]) if row.get("prompt_ids") is not None else None
         if prompt_ids is None and isinstance(row["prompt"], str):
             prompt_ids = self._encode(row["prompt"])
-        answers = {}
+        answers: dict[str, list[int]] = {}
         for name in names:
             if row.get(f"{name}_ids") is not None:
                 ids = list(row[f"{name}_ids"])
@@ -189,7 +190,9 @@ class PromptResponseCollator:
                     prompt_ids = conv_prompt if prompt_ids is None else prompt_ids
             if prompt_ids is None:
                 raise TypeError(f"{where}: the prompt is conversational but {name!r} is not")
-            answers["completion" if name in COMPLETION_FIELDS else name] = ids
+            answers["completion" if name in COMPLETION_FIELDS else str(name)] = ids
+        if prompt_ids is None:  # every form above sets it; a row without a prompt is refused by row_error
+            raise TypeError(f"{where}: no prompt")
         return EncodedRow(prompt_ids, answers)
 
     def _pad(self, prompts: Sequence[list[int]], answers: Sequence[list[int]], prefix: str = "") -> dict:

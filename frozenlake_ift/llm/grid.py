@@ -97,10 +97,12 @@ def grid_dataset(
     if form not in FORMS:
         raise ValueError(f"form must be one of {list(FORMS)}, got {form!r}")
     if isinstance(tasks, StudyConfig) or (len(tasks) and isinstance(tasks[0], StudyConfig)):
-        tasks = grid_tasks(tasks)
+        items = grid_tasks(tasks)  # type: ignore[arg-type]  # a StudyConfig or a list of them, checked above
+    else:
+        items = [t for t in tasks if isinstance(t, GridTask)]
     if form == "completion":
-        return [{"prompt": t.prompt, "completion": moves_text(t.chosen)} for t in tasks]
-    return [{"prompt": t.prompt, "chosen": moves_text(t.chosen), "rejected": moves_text(t.rejected)} for t in tasks]
+        return [{"prompt": t.prompt, "completion": moves_text(t.chosen)} for t in items]
+    return [{"prompt": t.prompt, "chosen": moves_text(t.chosen), "rejected": moves_text(t.rejected)} for t in items]
 
 
 def grid_tokenizer() -> Any:

@@ -29,7 +29,7 @@ def prepare_deepspeed_reference(model: torch.nn.Module, accelerator: Any) -> tor
     ``.to(device)``); under ZeRO-1/2 it is replicated (stage 0). Optimizer and scheduler sections are
     dropped: the reference is never trained.
     """
-    import deepspeed
+    import deepspeed  # type: ignore[import-not-found]  # optional: only under a DeepSpeed launch
 
     config = copy.deepcopy(accelerator.state.deepspeed_plugin.deepspeed_config)
     config.pop("optimizer", None)
@@ -50,7 +50,7 @@ def prepare_deepspeed_reference(model: torch.nn.Module, accelerator: Any) -> tor
     return engine.eval()
 
 
-def build_trainer_class(config_class: type) -> type:
+def build_trainer_class(config_class: Any) -> type:  # Any: isinstance against it must not narrow args
     import transformers
 
     class IFTTrainer(transformers.Trainer):
@@ -79,7 +79,7 @@ def build_trainer_class(config_class: type) -> type:
             ref_model: torch.nn.Module | None = None,
             **kwargs: Any,
         ):
-            if not isinstance(args, config_class):
+            if not isinstance(args, config_class):  # args: an IFTConfig from here on
                 raise TypeError(
                     f"args must be an IFTConfig (got {type(args).__name__}); the method options "
                     f"{list(IFT_FIELDS)} are its fields, "
@@ -124,19 +124,21 @@ def build_trainer_class(config_class: type) -> type:
 
         def _set_signature_columns_if_needed(self) -> None:
             super()._set_signature_columns_if_needed()
-            self._signature_columns = list(dict.fromkeys(self._signature_columns + DATA_COLUMNS))
+            columns: list[str] = list(self._signature_columns or [])
+            self._signature_columns = list(dict.fromkeys(columns + DATA_COLUMNS))  # type: ignore[assignment]
 
         def current_lambda(self) -> float:
-            a = self.args
+            a: Any = self.args  # an IFTConfig (checked in __init__)
             return scheduled_lambda(
                 self.state.global_step, a.lam, a.lam_start, a.lam_warmup_steps, a.lam_noise_std, a.seed
             )
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             hp = dict(self.hparams, ref_model=self.ref_model)
-            if self.args.method == "ift":
+            method = getattr(self.args, "method")  # noqa: B009  (an IFTConfig field; TrainingArguments has none)
+            if method == "ift":
                 hp["lam"] = self.current_lambda()
-            loss, metrics = lm_loss(self.args.method, model, inputs, **hp)
+            loss, metrics = lm_loss(method, model, inputs, **hp)
             self.interval_metrics["train" if model.training else "eval"].add(metrics)
             return (loss, {"loss": loss.detach()}) if return_outputs else loss
 
