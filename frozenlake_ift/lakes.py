@@ -16,19 +16,17 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
+from .actions import ACTION_ARROWS, ACTION_NAMES, DELTAS  # noqa: F401  (re-exported: lakes.ACTION_NAMES)
 from .mdp import TabularMDP
 from .solve import format_bytes
 
 if TYPE_CHECKING:
     from gymnasium.envs.toy_text.frozen_lake import FrozenLakeEnv
 
-ACTION_NAMES = ("left", "down", "right", "up")
-ACTION_ARROWS = ("←", "↓", "→", "↑")
 TILES = {"S": "start", "F": "frozen", "H": "hole", "G": "goal"}
 MAP_NAMES = ("4x4", "8x8", "two-route", "random:SIZE:SEED")
 GYM_BUILD_MAX_STATES = 4096
 MAX_STATES = 2**22  # a 2048x2048 map: about 1 GiB of model when slippery (see lake_bytes)
-_DELTAS = ((0, -1), (1, 0), (0, 1), (-1, 0))  # (drow, dcol) of left, down, right, up
 
 # The study map: deterministic; its frozen tiles are the border ring of a 5x5 grid, an induced
 # cycle through S and G, so there are exactly two simple routes S -> G:
@@ -197,7 +195,7 @@ def make_lake(
 def _moves(nrow: int, ncol: int) -> np.ndarray:
     """Tile reached by each intended move (a wall keeps the tile), Shape (nrow * ncol, 4)."""
     r, c = np.divmod(np.arange(nrow * ncol, dtype=np.int64), ncol)
-    return np.stack([np.clip(r + dr, 0, nrow - 1) * ncol + np.clip(c + dc, 0, ncol - 1) for dr, dc in _DELTAS], 1)
+    return np.stack([np.clip(r + dr, 0, nrow - 1) * ncol + np.clip(c + dc, 0, ncol - 1) for dr, dc in DELTAS], 1)
 
 
 def _gym_model(desc, slippery, rate):
