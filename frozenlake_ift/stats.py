@@ -59,7 +59,7 @@ def iqm_ci(
     """
     stats = _scipy_stats()
     x = np.asarray(x, dtype=np.float64).ravel()
-    if stats is None or x.size < 2:
+    if stats is None or x.size < 2 or not np.isfinite(x).all():  # a diverged run (NaN) has no interval
         return None
     if np.all(x == x[0]):
         return float(x[0]), float(x[0])
