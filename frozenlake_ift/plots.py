@@ -34,6 +34,8 @@ TILE_COLORS = {"F": "#DCEBF7", "H": "#2F4858", "S": "#B9E3A8", "G": "#FFD166"}
 TILE_NAMES = {"S": "start", "F": "frozen", "H": "hole", "G": "goal"}
 ACTION_DIRS = np.array([(dcol, drow) for drow, dcol in DELTAS], dtype=float)  # (dx, dy) on screen, y down
 _GREEK = [
+    ("T_pi(s'|s)", r"$T_\pi(s'|s)$"),
+    ("pi(a|s)", r"$\pi(a|s)$"),
     ("pi_theta*", r"$\pi_{\theta^*}$"),
     ("pi_theta", r"$\pi_\theta$"),
     ("theta*", r"$\theta^*$"),
