@@ -10,6 +10,13 @@ Conventions shared by every function:
 - Every sequence must have at least one unmasked step: an all-masked row raises ValueError
   (its per-sequence mean would be 0/0, and silently dropping it would bias batch means).
 - ``reduction``: "mean" (batch mean, scalar), "sum" (batch sum, scalar) or "none" (Shape (B,)).
+- Defaults and return values follow one rule: a loss that is a whole training objective on its
+  own (``sft_loss``, ``ift_loss``) defaults to "mean" and returns the loss tensor; a loss that
+  comes with per-row statistics (the preference losses ``dpo_loss``, ``ipo_loss``, ``orpo_loss``,
+  ``simpo_loss``: implicit rewards or log-odds) defaults to "none" and returns a tuple
+  ``(losses, statistics...)``, so the statistics stay aligned with the rows; the policy-gradient
+  losses (``clipped_surrogate_loss``, ``grpo_loss``) default to "none" (one value per sequence, as
+  the callers average per ensemble member) and return the tensor.
 
 Sources: IFT = Hua et al., arXiv 2405.11870; DPO = Rafailov et al., arXiv 2305.18290;
 cDPO label smoothing = Mitchell, "A note on DPO with noisy preferences" (2023);
