@@ -17,7 +17,6 @@ coverage >= the confidence level for every true rate) or Wilson (``method="wilso
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from typing import cast
@@ -25,10 +24,9 @@ from typing import cast
 import numpy as np
 
 from . import envs, lakes, solve
+from .stats import DEFAULT_CONFIDENCE, INTERVAL_METHODS, binomial_interval  # noqa: F401  (re-exported: agents.binomial_interval)
 
 ROW_SUM_TOL = 1e-6  # float32 networks: rows of softmax sum to 1 within about 1e-7
-INTERVAL_METHODS = ("clopper-pearson", "wilson")
-DEFAULT_CONFIDENCE = 0.99
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,64 +172,6 @@ class Agent:
             slippery=bool(res["config"]["slippery"]),
             name=f"{method}[{int(member)}]",
         )
-
-
-# ---------------------------------------------------------------------------- intervals
-def _log_choose(n: int) -> np.ndarray:
-    """log C(n, k) for k = 0..n. Shape (n + 1,)."""
-    return np.array([math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) for k in range(n + 1)])
-
-
-def _tail(log_choose: np.ndarray, k: int, p: float, upper: bool) -> float:
-    """P(X >= k) (upper) or P(X <= k), X ~ Binomial(n, p), n = len(log_choose) - 1."""
-    n = len(log_choose) - 1
-    if p <= 0:
-        return float(k <= 0) if upper else 1.0
-    if p >= 1:
-        return 1.0 if upper else float(k >= n)
-    j = np.arange(k, n + 1) if upper else np.arange(0, k + 1)
-    lp = log_choose[j] + j * math.log(p) + (n - j) * math.log1p(-p)  # log P(X = j)
-    m = lp.max()
-    return float(min(1.0, math.exp(m) * np.exp(lp - m).sum()))
-
-
-def _bisect(f, lo: float = 0.0, hi: float = 1.0, iters: int = 60) -> float:
-    """Root of an increasing f on [lo, hi] by bisection (to 2^-60)."""
-    for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if f(mid) < 0 else (lo, mid)
-    return 0.5 * (lo + hi)
-
-
-def binomial_interval(
-    successes: int, trials: int, confidence: float = DEFAULT_CONFIDENCE, method: str = "clopper-pearson"
-) -> tuple[float, float]:
-    """Two-sided interval for a binomial proportion: (low, high).
-
-    clopper-pearson: low solves P(X >= k | low) = alpha / 2, high solves P(X <= k | high) = alpha / 2
-    (0 and 1 at k = 0 and k = n); wilson: the score interval. alpha = 1 - confidence.
-    """
-    for name, v in (("successes", successes), ("trials", trials)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"{name} must be an integer, got {v!r}")
-    if trials < 1 or not 0 <= successes <= trials:
-        raise ValueError(f"need trials >= 1 and 0 <= successes <= trials, got successes={successes}, trials={trials}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
-    if method not in INTERVAL_METHODS:
-        raise ValueError(f"method must be one of {INTERVAL_METHODS}, got {method!r}")
-    n, k, alpha = int(trials), int(successes), 1.0 - confidence
-    if method == "wilson":
-        from statistics import NormalDist
-
-        z = NormalDist().inv_cdf(1 - alpha / 2)
-        p, denom = k / n, 1 + z * z / n
-        centre, half = (p + z * z / (2 * n)) / denom, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-        return max(0.0, centre - half), min(1.0, centre + half)
-    lc = _log_choose(n)
-    low = 0.0 if k == 0 else _bisect(lambda p: _tail(lc, k, p, upper=True) - alpha / 2)
-    high = 1.0 if k == n else _bisect(lambda p: alpha / 2 - _tail(lc, k, p, upper=False))
-    return low, high
 
 
 # ---------------------------------------------------------------------------- evaluation

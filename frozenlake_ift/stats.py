@@ -11,14 +11,21 @@ P(X > Y), the chance that a random run of X beats a random run of Y (ties count 
 bootstrap is ``scipy.stats.bootstrap`` (percentile intervals; stratified by task when runs come from
 several tasks, e.g. sweep cells) and the IQM ``scipy.stats.trim_mean(x, 0.25)``. scipy is optional
 (the ``stats`` extra): without it the IQM and its interval are None, P(improvement) needs numpy only.
+
+``binomial_interval`` gives the Clopper-Pearson (exact) or Wilson interval of a success rate (the
+Monte-Carlo checks of ``agents.evaluate``), with no scipy either.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 CLAIM_THRESHOLD = 0.75  # a "better" in a claim needs P(improvement) >= this (rliable reports it; we judge by it)
 BOOTSTRAP_RESAMPLES = 2000
+INTERVAL_METHODS = ("clopper-pearson", "wilson")  # binomial_interval
+DEFAULT_CONFIDENCE = 0.99  # of a Monte-Carlo success rate (agents.evaluate)
 
 
 def probability_of_improvement(x, y, higher_is_better: bool = True) -> float:
@@ -92,3 +99,61 @@ def iqm_ci(
         paired=False,
     )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+# ----------------------------------------------------------------- a binomial proportion's interval
+def _log_choose(n: int) -> np.ndarray:
+    """log C(n, k) for k = 0..n. Shape (n + 1,)."""
+    return np.array([math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) for k in range(n + 1)])
+
+
+def _tail(log_choose: np.ndarray, k: int, p: float, upper: bool) -> float:
+    """P(X >= k) (upper) or P(X <= k), X ~ Binomial(n, p), n = len(log_choose) - 1."""
+    n = len(log_choose) - 1
+    if p <= 0:
+        return float(k <= 0) if upper else 1.0
+    if p >= 1:
+        return 1.0 if upper else float(k >= n)
+    j = np.arange(k, n + 1) if upper else np.arange(0, k + 1)
+    lp = log_choose[j] + j * math.log(p) + (n - j) * math.log1p(-p)  # log P(X = j)
+    m = lp.max()
+    return float(min(1.0, math.exp(m) * np.exp(lp - m).sum()))
+
+
+def _bisect(f, lo: float = 0.0, hi: float = 1.0, iters: int = 60) -> float:
+    """Root of an increasing f on [lo, hi] by bisection (to 2^-60)."""
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if f(mid) < 0 else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def binomial_interval(
+    successes: int, trials: int, confidence: float = DEFAULT_CONFIDENCE, method: str = "clopper-pearson"
+) -> tuple[float, float]:
+    """Two-sided interval for a binomial proportion: (low, high).
+
+    clopper-pearson: low solves P(X >= k | low) = alpha / 2, high solves P(X <= k | high) = alpha / 2
+    (0 and 1 at k = 0 and k = n); wilson: the score interval. alpha = 1 - confidence.
+    """
+    for name, v in (("successes", successes), ("trials", trials)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{name} must be an integer, got {v!r}")
+    if trials < 1 or not 0 <= successes <= trials:
+        raise ValueError(f"need trials >= 1 and 0 <= successes <= trials, got successes={successes}, trials={trials}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
+    if method not in INTERVAL_METHODS:
+        raise ValueError(f"method must be one of {INTERVAL_METHODS}, got {method!r}")
+    n, k, alpha = int(trials), int(successes), 1.0 - confidence
+    if method == "wilson":
+        from statistics import NormalDist
+
+        z = NormalDist().inv_cdf(1 - alpha / 2)
+        p, denom = k / n, 1 + z * z / n
+        centre, half = (p + z * z / (2 * n)) / denom, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+        return max(0.0, centre - half), min(1.0, centre + half)
+    lc = _log_choose(n)
+    low = 0.0 if k == 0 else _bisect(lambda p: _tail(lc, k, p, upper=True) - alpha / 2)
+    high = 1.0 if k == n else _bisect(lambda p: alpha / 2 - _tail(lc, k, p, upper=False))
+    return low, high

@@ -98,6 +98,16 @@ def _reference(batch: PairBatch, average: bool, ctx: StepContext | None = None):
     return value
 
 
+def _preference_output(loss, chosen, rejected, chosen_rewards, rejected_rewards, E: int, weight) -> LossOutput:
+    """A reward-based preference loss (E * N,) as the member loss (E,) with TRL's statistics per member."""
+    stats = {
+        "logps/chosen": _per_member(chosen.detach(), E, weight),
+        "logps/rejected": _per_member(rejected.detach(), E, weight),
+        **_pair_stats(chosen_rewards, rejected_rewards, E, weight),
+    }
+    return LossOutput(_per_member(loss, E, weight), stats)
+
+
 def dpo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
     """DPO on summed log-probs against the frozen theta_0 (as the IFT authors ran it), beta = dpo_beta."""
     lc, lr = pair_logps(params, batch, ctx)  # (E, N, Tc), (E, N, Tr)
@@ -105,12 +115,7 @@ def dpo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
     pc, pr = _sequence(batch, lc, lr, average=False)  # (E * N,)
     rc, rr = _reference(batch, average=False, ctx=ctx)
     loss, cr, rj = losses.dpo_loss(pc, pr, rc, rr, beta=_rows(ctx.config.dpo_beta, E, pc))  # (E * N,)
-    stats = {
-        "logps/chosen": _per_member(pc.detach(), E, batch.weight),
-        "logps/rejected": _per_member(pr.detach(), E, batch.weight),
-        **_pair_stats(cr, rj, E, batch.weight),
-    }
-    return LossOutput(_per_member(loss, E, batch.weight), stats)
+    return _preference_output(loss, pc, pr, cr, rj, E, batch.weight)
 
 
 def ipo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
@@ -120,12 +125,7 @@ def ipo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
     pc, pr = _sequence(batch, lc, lr, average=True)
     rc, rr = _reference(batch, average=True, ctx=ctx)
     loss, cr, rj = losses.ipo_loss(pc, pr, rc, rr, beta=_rows(ctx.config.ipo_beta, E, pc))
-    stats = {
-        "logps/chosen": _per_member(pc.detach(), E, batch.weight),
-        "logps/rejected": _per_member(pr.detach(), E, batch.weight),
-        **_pair_stats(cr, rj, E, batch.weight),
-    }
-    return LossOutput(_per_member(loss, E, batch.weight), stats)
+    return _preference_output(loss, pc, pr, cr, rj, E, batch.weight)
 
 
 def orpo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
@@ -151,9 +151,4 @@ def simpo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
     loss, cr, rj = losses.simpo_loss(
         ac, ar, beta=_rows(ctx.config.simpo_beta, E, ac), margin=_rows(ctx.config.simpo_margin, E, ac)
     )
-    stats = {
-        "logps/chosen": _per_member(ac.detach(), E, batch.weight),
-        "logps/rejected": _per_member(ar.detach(), E, batch.weight),
-        **_pair_stats(cr, rj, E, batch.weight),
-    }
-    return LossOutput(_per_member(loss, E, batch.weight), stats)
+    return _preference_output(loss, ac, ar, cr, rj, E, batch.weight)
