@@ -13,9 +13,10 @@ fields train as one bigger ensemble whose members carry their own hyper-paramete
 For each method, cells whose start and whose member fields *that the method reads* (``Method.fields``,
 plus lr) agree give the same run, so it is trained once (SFT does not read lam: a grid over lam
 trains SFT once per base and lr). The distinct runs' members are concatenated into one ensemble,
-trained by the study's loop with ``optim.EnsembleOptimizer`` (one lr per member, bit-equal to
-``torch.optim`` Adam / RMSprop on CPU), and the curves are split back per cell into the same
-``StudyResult`` that ``study.run_study`` returns.
+trained by the study's loop with one optimiser block per run (``optim.make_optimizer``: each run's
+members are updated as a tensor of their own, shaped as the per-cell study's ensemble, so torch's
+fused kernels round them as they do per cell), and the curves are split back per cell into the
+same ``StudyResult`` that ``study.run_study`` returns.
 
 Same numbers: members are independent (the loss is a sum over members), per-member factors are
 formed in float64 and cast as a Python float is, so on CPU the offline methods' batched results
@@ -207,7 +208,8 @@ def run_group(configs: list[StudyConfig]) -> list[StudyResult]:
             firsts = [truly_pi[r] for r in order]
             if all(t is not None for t in firsts):
                 ref.truly_pi = torch.cat([t for t in firsts if t is not None])
-            whole = train_method(method, base, data, view, ref, keep_policies=keep)  # type: ignore[arg-type]
+            blocks = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))  # one optimiser block per run
+            whole = train_method(method, base, data, view, ref, keep_policies=keep, blocks=blocks)  # type: ignore[arg-type]
             done = {r: _slice_run(whole, int(bounds[j]), int(bounds[j + 1])) for j, r in enumerate(order)}
         runs[method] = [done[of_cell[i]] for i in range(n)]
         if keep:

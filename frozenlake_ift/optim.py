@@ -1,17 +1,18 @@
-"""Functional optimisers over the ensemble axis with one learning rate per member.
+"""The study's optimisers: ``torch.optim`` Adam / RMSprop / SGD over an ensemble, with one learning rate per member.
 
-``torch.optim`` takes one learning rate per parameter group; a batched sweep (``batched.py``) trains
-members of many cells in one ensemble, each with its own lr. ``EnsembleOptimizer`` applies Adam,
-RMSprop or SGD to parameter tensors whose leading axis is the member (Shape (E, ...)), with
-``lr`` of Shape (E,), and otherwise the defaults of ``torch.optim`` (Adam betas (0.9, 0.999), eps
-1e-8; RMSprop alpha 0.99, eps 1e-8; SGD without momentum).
+``make_optimizer(name, params, lr, blocks)`` is the one place the study, the theta* fit and the
+batched sweep get an optimiser from; lr is a float or a Tensor of Shape (E,), one per member.
+Defaults are torch's (Adam betas (0.9, 0.999), eps 1e-8; RMSprop alpha 0.99, eps 1e-8; SGD
+without momentum).
 
-The update follows torch's single-tensor (CPU) implementations operation by operation: the step
-size lr / (1 - beta1^t) is formed in float64 and cast to the parameters' dtype, as torch casts its
-Python-float ``value``, and p + (value * m) / d keeps ``addcdiv``'s order. So Adam and RMSprop
-reproduce ``torch.optim`` bit for bit on CPU for the same lr (tested); SGD agrees to rounding
-(torch's add with ``alpha`` may fuse the multiply-add). On CUDA torch uses its foreach kernels:
-agreement is then to rounding.
+The updates are made by ``torch.optim`` itself, with its fused kernel where torch has one for the
+optimiser, device and dtype (Adam and SGD; one pass over each tensor, several times faster than the
+default loop on the study's many small steps), else its ``foreach`` kernels (RMSprop; bit-equal to
+the default loop). Its parameters are views of *blocks*, ranges of consecutive members [lo, hi)
+(default: the whole ensemble). A fused kernel's rounding can depend on where an element sits in the
+tensor it is given (vector lanes against the scalar tail), so a member's update is the same, bit
+for bit, wherever the block it is in sits: the batched sweep gives each cell's run its own block,
+shaped as the per-cell study's whole ensemble, and so gets the per-cell numbers exactly (tested).
 """
 
 from __future__ import annotations
@@ -19,62 +20,78 @@ from __future__ import annotations
 import torch
 
 OPTIMIZER_NAMES = ("adam", "rmsprop", "sgd")
-ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
-RMSPROP_ALPHA, RMSPROP_EPS = 0.99, 1e-8
+OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
+
+
+def _check_name(name: str) -> None:
+    if name not in OPTIMIZER_NAMES:
+        raise ValueError(f"optimizer must be one of {list(OPTIMIZER_NAMES)}, got {name!r}")
+
+
+def _torch_optimizer(name: str, groups: list[dict]) -> torch.optim.Optimizer:
+    """torch's optimiser over ``groups``: fused where this torch, device and dtype have the kernel, else foreach."""
+    cls = OPTIMIZERS[name]
+    if name != "rmsprop":
+        try:
+            return cls(groups, lr=groups[0]["lr"], fused=True)
+        except (RuntimeError, TypeError, ValueError):  # no fused kernel here (older torch, another device)
+            pass
+    return cls(groups, lr=groups[0]["lr"], foreach=True)
+
+
+def make_optimizer(name: str, params: dict, lr, blocks=None) -> EnsembleOptimizer:
+    """The optimiser of ``params`` ({name: leaf Tensor (E, ...)}): lr a float, or a Tensor (E,), one per member."""
+    _check_name(name)
+    E = next(iter(params.values())).shape[0]
+    if not isinstance(lr, torch.Tensor):
+        lr = torch.full((E,), float(lr), dtype=torch.float64)
+    return EnsembleOptimizer(params, name, lr, blocks)
 
 
 class EnsembleOptimizer(torch.optim.Optimizer):
     """Adam / RMSprop / SGD on a dict of (E, ...) leaf tensors, member e with learning rate lr[e].
 
     params: {name: Tensor (E, ...)} with ``.grad`` set by backward. lr: Shape (E,), a sequence of
-    floats or a float64 Tensor (a float32 one has already lost digits). A ``torch.optim`` subclass
-    with one parameter group whose "lr" is a multiplier (1.0), so learning-rate schedulers
-    (``LambdaLR``) scale every member's lr as they scale a float lr.
+    floats or a float64 Tensor (a float32 one has already lost digits), one value within each block.
+    blocks: [(lo, hi), ...] member ranges that cover 0..E in order (default: runs of consecutive
+    members with equal lr). A ``torch.optim`` subclass with one parameter group whose "lr" is a
+    multiplier (1.0), so learning-rate schedulers (``LambdaLR``) scale every member's lr as they
+    scale a float lr. The updates are made by an inner torch optimiser over views of the blocks.
     """
 
-    def __init__(self, params: dict, name: str, lr) -> None:
-        if name not in OPTIMIZER_NAMES:
-            raise ValueError(f"optimizer must be one of {list(OPTIMIZER_NAMES)}, got {name!r}")
+    def __init__(self, params: dict, name: str, lr, blocks=None) -> None:
+        _check_name(name)
         tensors = list(params.values())
         super().__init__(tensors, {"lr": 1.0})
         E = tensors[0].shape[0]
-        lr = torch.as_tensor(lr, dtype=torch.float64, device=tensors[0].device)
+        lr = torch.as_tensor(lr, dtype=torch.float64)
         if tuple(lr.shape) != (E,) or not bool((lr > 0).all()) or not bool(torch.isfinite(lr).all()):
             raise ValueError(f"lr must be one positive finite value per member, Shape ({E},), got {lr.tolist()}")
-        self.name, self.member_lr, self.t = name, lr, 0
-        self.moments = [
-            (
-                torch.zeros_like(p, memory_format=torch.preserve_format),
-                torch.zeros_like(p, memory_format=torch.preserve_format),
-            )
-            for p in tensors
-        ]
-
-    def _per_member(self, values: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-        """A float64 (E,) factor cast to p's dtype and shaped (E, 1, ...) to broadcast over p."""
-        return values.to(p.dtype).view(-1, *([1] * (p.dim() - 1)))
+        values = lr.tolist()
+        if blocks is None:
+            starts = [e for e in range(E) if e == 0 or values[e] != values[e - 1]]
+            blocks = list(zip(starts, starts[1:] + [E], strict=True))
+        blocks = [(int(a), int(b)) for a, b in blocks]
+        ends = [0] + [b for _, b in blocks]
+        if not blocks or ends[-1] != E or any(a != end or a >= b for (a, b), end in zip(blocks, ends, strict=False)):
+            raise ValueError(f"blocks must be ranges [lo, hi) that cover members 0..{E} in order, got {blocks}")
+        if any(len(set(values[a:b])) != 1 for a, b in blocks):
+            raise ValueError("every block's members must share one lr")
+        self.name = name
+        # lr -> [(tensor, view of its block, lo, hi)]: the views are leaves on the tensor's storage, updated in place
+        self.views: dict[float, list[tuple[torch.Tensor, torch.Tensor, int, int]]] = {}
+        for a, b in blocks:
+            self.views.setdefault(values[a], []).extend((p, p.detach()[a:b], a, b) for p in tensors)
+        groups = [{"params": [view for _, view, _, _ in vs], "lr": v} for v, vs in self.views.items()]
+        self.inner = _torch_optimizer(name, groups)
 
     @torch.no_grad()
     def step(self, closure=None) -> None:  # type: ignore[override]  # no closure form: one full-batch step
         if closure is not None:
             raise ValueError("EnsembleOptimizer.step takes no closure")
-        self.t += 1
-        lr = self.member_lr * self.param_groups[0]["lr"]  # (E,) float64: base lr x the schedule's factor
-        for p, (m, v) in zip(self.param_groups[0]["params"], self.moments, strict=True):
-            g = p.grad
-            if g is None:
-                continue
-            if self.name == "adam":
-                beta1, beta2 = ADAM_BETAS
-                m.lerp_(g, 1 - beta1)
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                step = float(self.t)
-                step_size = lr / (1 - beta1**step)  # (E,) float64, as torch's Python float
-                denom = (v.sqrt() / ((1 - beta2**step) ** 0.5)).add_(ADAM_EPS)
-                p.add_(self._per_member(-step_size, p) * m / denom)  # addcdiv: p + (value * m) / denom
-            elif self.name == "rmsprop":
-                v.mul_(RMSPROP_ALPHA).addcmul_(g, g, value=1 - RMSPROP_ALPHA)
-                avg = v.sqrt().add_(RMSPROP_EPS)
-                p.add_(self._per_member(-lr, p) * g / avg)
-            else:  # sgd
-                p.add_(self._per_member(-lr, p) * g)
+        factor = self.param_groups[0]["lr"]  # the schedule's multiplier
+        for group, (value, vs) in zip(self.inner.param_groups, self.views.items(), strict=True):
+            group["lr"] = value * factor  # as LambdaLR sets a float lr: base lr x factor
+            for p, view, a, b in vs:
+                view.grad = None if p.grad is None else p.grad[a:b]
+        self.inner.step()

@@ -103,6 +103,7 @@ def summarize(curves: dict[str, dict[str, np.ndarray]], robust: bool = True) -> 
     final_iqm_ci95 = [low, high] (``stats``; None without scipy or with one seed).
     """
     summary: dict = {}
+    finals: list[tuple[dict, np.ndarray]] = []  # (entry, final per-seed values (E,)): the robust statistics
     for method, mc in curves.items():
         summary[method] = {}
         for metric, arr in mc.items():
@@ -120,11 +121,15 @@ def summarize(curves: dict[str, dict[str, np.ndarray]], robust: bool = True) -> 
                 "best_ci95": None if one else float(bc),
                 "final_values": arr[-1].tolist(),
             }
-            if robust:
-                ci = stats.iqm_ci(arr[-1])
-                entry["final_iqm"] = None if np.isnan(stats.iqm(arr[-1])) else stats.iqm(arr[-1])
-                entry["final_iqm_ci95"] = None if ci is None or one else list(ci)
             summary[method][metric] = entry
+            finals.append((entry, arr[-1]))
+    if robust:  # one bootstrap per run length over every (method, metric): the same intervals as one call each
+        for n in sorted({len(v) for _, v in finals}):
+            rows = [(e, v) for e, v in finals if len(v) == n]
+            x = np.stack([v for _, v in rows])  # (k, E)
+            for (entry, _), value, ci in zip(rows, stats.iqm_rows(x), stats.iqm_ci_rows(x), strict=True):
+                entry["final_iqm"] = None if np.isnan(value) else float(value)
+                entry["final_iqm_ci95"] = None if ci is None or n < 2 else list(ci)
     ranking = {}
     for metric, spec in METRICS.items():
         if spec.higher_is_better is None or not all(metric in summary[m] for m in summary):

@@ -34,9 +34,8 @@ from .data import (  # noqa: F401  (Paths re-exported: the stable API)
 )
 from .methods import LossOutput, StepContext, get_method
 from .methods.batches import path_logps
-from .optim import EnsembleOptimizer
+from .optim import OPTIMIZERS, make_optimizer  # noqa: F401  (OPTIMIZERS re-exported: the stable API)
 
-OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
 TRULY = "truly"
 
 
@@ -87,16 +86,24 @@ def pair_step_logps(params, data: GridData, activation: str, lam: float = 0.0) -
 
 # ------------------------------------------------------------------------------ fit and train
 def fit_to(
-    params, target: torch.Tensor, states: torch.Tensor, activation: str, steps: int, lr: float, tol: float
+    params,
+    target: torch.Tensor,
+    states: torch.Tensor,
+    activation: str,
+    steps: int,
+    lr: float,
+    tol: float,
+    blocks=None,
 ) -> tuple[dict, np.ndarray, np.ndarray]:
     """Fit a copy of params to target[s, a] on ``states`` by Adam on mean KL(target || pi_theta).
 
     Each member stops on its own once its KL <= tol (its parameters are then frozen), so a member's
-    fit does not depend on the others. Shape: target (S, A), states (n,) int64.
+    fit does not depend on the others. Shape: target (S, A), states (n,) int64. blocks: the
+    optimiser's member ranges (``optim.make_optimizer``; the batched sweep fits several starts at once).
     Returns (params, final KL per member (E,), steps used per member (E,)).
     """
     p = policy.clone_params(params)
-    opt = torch.optim.Adam(p.values(), lr=lr)
+    opt = make_optimizer("adam", p, lr, blocks)
     E = p["W1"].shape[0]
     x = torch.eye(target.shape[0], dtype=p["W1"].dtype, device=p["W1"].device)[states].expand(E, -1, -1)  # (E, n, S)
     tgt = target[states].to(p["W1"])  # (n, A)
@@ -221,17 +228,17 @@ def train_method(
     ref: Reference,
     progress=None,
     keep_policies: bool = False,
+    blocks=None,
 ) -> MethodRun:
     """Fine-tune a copy of theta_0 with one registered method; metrics at step 0 and every eval_every steps.
 
     keep_policies: also return the policy table at every evaluation step (``MethodRun.policies``).
+    blocks: member ranges [(lo, hi), ...] the optimiser updates as separate tensors (``optim``): the
+    batched sweep's runs, each shaped as a per-cell ensemble; None: the whole ensemble as one.
     """
     record_ = get_method(method)
     params = policy.clone_params(base)
-    if isinstance(cfg.lr, torch.Tensor):  # a batched sweep's members carry their own lr, Shape (E,)
-        opt: torch.optim.Optimizer = EnsembleOptimizer(params, cfg.optimizer, cfg.lr)
-    else:
-        opt = OPTIMIZERS[cfg.optimizer](params.values(), lr=cfg.lr)
+    opt = make_optimizer(cfg.optimizer, params, cfg.lr, blocks)  # cfg.lr: a float, or (E,) in a batched sweep
     schedule = None
     if cfg.scheduler != "constant" or cfg.warmup_ratio > 0:
         schedule = torch.optim.lr_scheduler.LambdaLR(

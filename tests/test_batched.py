@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from frozenlake_ift import batched, losses
-from frozenlake_ift.optim import EnsembleOptimizer
+from frozenlake_ift.optim import EnsembleOptimizer, make_optimizer
 from frozenlake_ift.residual import temporal_residual
 from frozenlake_ift.study import StudyConfig, lr_factor, run_study
 
@@ -13,45 +13,68 @@ LRS = [0.003, 0.01, 0.03]
 TORCH = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
 
 
+def _torch_run(name, params, lr, grads, schedule, **kernel):
+    """torch.optim's own optimiser on one tensor dict, fed the given gradients."""
+    opt = TORCH[name](params.values(), lr=lr, **kernel)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, 40, "cosine", 0.1)) if schedule else None
+    for g in grads:
+        for k in params:
+            params[k].grad = g[k].clone()
+        opt.step()
+        if sched is not None:
+            sched.step()
+    return params
+
+
 @pytest.mark.parametrize("name", ["adam", "rmsprop", "sgd"])
 @pytest.mark.parametrize("schedule", [False, True])
-def test_ensemble_optimizer_matches_torch_optim_per_member(name, schedule):
+def test_ensemble_optimizer_blocks_equal_torch_optim_on_each_block(name, schedule):
+    """Each block (its own lr) moves exactly as torch.optim moves that block alone, with the same kernel
+    (fused Adam / SGD, foreach RMSprop); and within rounding of torch's default single-tensor loop."""
     g = torch.Generator().manual_seed(0)
     P0 = {
-        "W": torch.randn(3, 5, 4, generator=g, dtype=torch.float64),
-        "b": torch.randn(3, 4, generator=g, dtype=torch.float64),
+        "W": torch.randn(6, 5, 4, generator=g, dtype=torch.float64),
+        "b": torch.randn(6, 3, generator=g, dtype=torch.float64),
     }
+    blocks, lrs = [(0, 2), (2, 3), (3, 6)], [0.003, 0.01, 0.003]
+    member_lr = [lr for (a, b), lr in zip(blocks, lrs, strict=True) for _ in range(a, b)]
+    grads = [{k: torch.randn(v.shape, generator=g, dtype=torch.float64) for k, v in P0.items()} for _ in range(40)]
     pb = {k: v.clone().requires_grad_() for k, v in P0.items()}
-    opt = EnsembleOptimizer(pb, name, LRS)
-    refs = []
-    for e in range(3):
-        pe = {k: v[e : e + 1].clone().requires_grad_() for k, v in P0.items()}
-        refs.append((pe, TORCH[name](pe.values(), lr=LRS[e])))
-    scheds = []
-    if schedule:
-        fn = lambda s: lr_factor(s, 40, "cosine", 0.1)  # noqa: E731
-        scheds = [torch.optim.lr_scheduler.LambdaLR(o, fn) for o in [opt] + [o for _, o in refs]]
-    for _ in range(40):
-        grads = {k: torch.randn(v.shape, generator=g, dtype=torch.float64) for k, v in P0.items()}
+    opt = make_optimizer(name, pb, torch.tensor(member_lr, dtype=torch.float64), blocks)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, 40, "cosine", 0.1)) if schedule else None
+    for gr in grads:
         for k in pb:
-            pb[k].grad = grads[k].clone()
+            pb[k].grad = gr[k].clone()
         opt.step()
-        for e, (pe, o) in enumerate(refs):
-            for k in pe:
-                pe[k].grad = grads[k][e : e + 1].clone()
-            o.step()
-        for s in scheds:
-            s.step()
-    diff = max((pb[k][e] - refs[e][0][k][0]).abs().max().item() for k in P0 for e in range(3))
-    assert diff == 0.0 if name != "sgd" else diff < 1e-12  # SGD: torch's add(alpha=) may fuse multiply-add
+        if sched is not None:
+            sched.step()
+    kernel = {"foreach": True} if name == "rmsprop" else {"fused": True}
+    for (a, b), lr in zip(blocks, lrs, strict=True):
+        block = [{k: v[a:b] for k, v in gr.items()} for gr in grads]
+        start = {k: v[a:b].clone().requires_grad_() for k, v in P0.items()}
+        same = _torch_run(name, start, lr, block, schedule, **kernel)
+        loop = _torch_run(name, {k: v[a:b].clone().requires_grad_() for k, v in P0.items()}, lr, block, schedule)
+        for k in P0:
+            assert torch.equal(pb[k][a:b], same[k]), (k, a, b)
+            torch.testing.assert_close(pb[k][a:b], loop[k], rtol=1e-12, atol=1e-14)
 
 
-def test_ensemble_optimizer_rejects_bad_lr():
+def test_a_float_lr_is_one_block_of_the_whole_ensemble():
+    p = {"W": torch.zeros(4, 3, requires_grad=True)}
+    opt = make_optimizer("adam", p, 0.1)
+    assert [len(vs) for vs in opt.views.values()] == [1] and list(opt.views) == [0.1]
+
+
+def test_ensemble_optimizer_rejects_bad_lr_and_blocks():
     p = {"W": torch.zeros(2, 3, requires_grad=True)}
     with pytest.raises(ValueError, match="lr must be one positive"):
         EnsembleOptimizer(p, "adam", [0.1])
     with pytest.raises(ValueError, match="optimizer must be one of"):
         EnsembleOptimizer(p, "adamw", [0.1, 0.1])
+    with pytest.raises(ValueError, match=r"cover members 0\.\.2"):
+        EnsembleOptimizer(p, "adam", [0.1, 0.1], blocks=[(0, 1)])
+    with pytest.raises(ValueError, match="share one lr"):
+        EnsembleOptimizer(p, "adam", [0.1, 0.2], blocks=[(0, 2)])
 
 
 def test_per_row_loss_hyperparameters_equal_scalars_row_by_row():

@@ -70,6 +70,32 @@ def test_probability_of_improvement_golden():
     assert stats.iqm([1, 2, 3, 4, 100, 5, 6, 7]) == pytest.approx(np.mean([3, 4, 5, 6]))
 
 
+def test_iqm_intervals_of_many_rows_equal_scipy_row_by_row():
+    """One bootstrap over k rows gives each row the interval scipy's own bootstrap gives it alone."""
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(3)
+    x = rng.lognormal(size=(6, 20))
+    x[2] = 0.25  # every run equal: the degenerate interval
+    x[4, 7] = np.nan  # a diverged run: no interval
+    rows = stats.iqm_ci_rows(x)
+    for i, row in enumerate(x):
+        if i in (2, 4):
+            assert stats.iqm_ci(row) == rows[i]
+            continue
+        assert stats.iqm_ci(row) == pytest.approx(rows[i], rel=1e-12)
+        alone = scipy_stats.bootstrap(
+            (row,),
+            lambda a, axis: scipy_stats.trim_mean(a, 0.25, axis=axis),
+            n_resamples=stats.BOOTSTRAP_RESAMPLES,
+            method="percentile",
+            random_state=np.random.default_rng(0),
+        ).confidence_interval
+        assert rows[i] == pytest.approx((alone.low, alone.high), rel=1e-12)
+    assert rows[2] == (0.25, 0.25) and rows[4] is None
+    np.testing.assert_allclose(stats.trimmed_mean(x[[0, 1, 3]]), scipy_stats.trim_mean(x[[0, 1, 3]], 0.25, axis=-1))
+    assert stats.iqm_rows(x[[0, 1]]) == pytest.approx([stats.iqm(x[0]), stats.iqm(x[1])], rel=1e-15)
+
+
 def test_one_seed_has_no_interval_and_judges_nothing():
     res = results.to_dict(run_study(StudyConfig(**{**TINY, "seeds": 1})))
     assert all(s["final_ci95"] is None for ms in res["summary"].values() for s in ms.values())
