@@ -59,6 +59,14 @@ class Paths:
             raise ValueError(f"can only expand Paths with E = 1 to E = {E}, got E = {self.shape[0]}")
         return Paths(self.states.expand(E, -1, -1), self.actions.expand(E, -1, -1), self.mask.expand(E, -1, -1))
 
+    def shared(self) -> Paths:
+        """The E = 1 trajectories when every member has the same ones by construction (E = 1, or an
+        ``expand``-ed view: stride 0 on the member axis), else self. Lets a batch build per-path
+        tensors once and broadcast them over the members."""
+        if self.shape[0] == 1 or all(t.stride(0) == 0 for t in (self.states, self.actions, self.mask)):
+            return Paths(self.states[:1], self.actions[:1], self.mask[:1])
+        return self
+
     def repeat(self, n: int) -> Paths:
         """Each member's trajectories repeated n times along N (pairs one chosen route with n negatives)."""
         return Paths(self.states.repeat(1, n, 1), self.actions.repeat(1, n, 1), self.mask.repeat(1, n, 1))
@@ -219,8 +227,9 @@ def policy_probs(params: dict, data: GridData, activation: str) -> torch.Tensor:
     """pi_theta(a | s) on every one-hot state, in float64 (differentiable). Shape: (E, S, A)."""
     from . import policy
 
-    E, S = params["W1"].shape[0], data.eye.shape[0]
-    lg = policy.logits(params, data.eye.expand(E, S, S), activation)  # (E, S, A)
+    if params["W1"].shape[1] != data.eye.shape[0]:
+        raise ValueError(f"params have {params['W1'].shape[1]} inputs, the map has {data.eye.shape[0]} states")
+    lg = policy.table_logits(params, activation)  # (E, S, A)
     return torch.softmax(lg.double(), dim=-1)
 
 

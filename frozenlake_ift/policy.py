@@ -124,11 +124,23 @@ def step_logps(
     return lp.gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # (E, ...)
 
 
+def table_logits(params: dict[str, torch.Tensor], activation: str = "tanh") -> torch.Tensor:
+    """Action logits of every one-hot state: ``logits(params, eye(S))`` without the (E, S, S) product.
+
+    The one-hot rows select W1's rows, so the first layer is W1 + b1 with the same single rounding
+    as the product (every other term is an exact zero): equal to ``logits`` bit for bit. Shape: -> (E, S, A).
+    """
+    check_activation(activation)
+    check_params(params)
+    h = ACTIVATIONS[activation](params["W1"] + params["b1"][:, None, :])  # (E, S, H)
+    return torch.baddbmm(params["b2"][:, None, :], h, params["W2"])  # (E, S, A)
+
+
 def policy_table(params: dict[str, torch.Tensor], n_states: int, activation: str = "tanh") -> torch.Tensor:
     """pi_theta(a | s) for every one-hot state. Shape: -> (E, S, A)."""
-    E = params["W1"].shape[0]
-    eye = torch.eye(n_states, dtype=params["W1"].dtype, device=params["W1"].device)
-    return torch.softmax(logits(params, eye.expand(E, n_states, n_states), activation), dim=-1)  # (E, S, A)
+    if params["W1"].shape[1] != n_states:
+        raise ValueError(f"params have {params['W1'].shape[1]} inputs, not n_states = {n_states}")
+    return torch.softmax(table_logits(params, activation), dim=-1)  # (E, S, A)
 
 
 def flatten_params(params: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import results
+from . import lakes, results
 from .study import StudyConfig, build_data, coerce_field, run_study
 
 FORMAT = 2  # cell files: 2 = results.json layout (curves kept, rounded); 1 = final values only
@@ -249,10 +249,22 @@ class TaskResult:
     seconds: float
 
 
+_FORMAT = f"{{:.{DIGITS}g}}".format
+
+
 def _round(obj):
     """Floats to DIGITS significant digits, recursively (keeps cell files small)."""
-    if isinstance(obj, float):
-        return float(f"{obj:.{DIGITS}g}")
+    kind = type(obj)
+    if kind is float:
+        return float(_FORMAT(obj))
+    if kind is dict:
+        return {k: _round(v) for k, v in obj.items()}
+    if kind is list:
+        if all(type(v) is float for v in obj):  # a row of floats (most of a cell file): no recursion
+            return [float(_FORMAT(v)) for v in obj]
+        return [_round(v) for v in obj]
+    if isinstance(obj, float):  # a float subclass
+        return float(_FORMAT(obj))
     if isinstance(obj, dict):
         return {k: _round(v) for k, v in obj.items()}
     if isinstance(obj, list):
@@ -341,7 +353,14 @@ def make_tasks(cells: list[Cell], engine: str, max_cells: int = 0) -> list[Task]
     for idx in batched.group_configs([c.config for c in cells]):
         size = len(idx) if max_cells < 1 else max_cells
         tasks += [Task(tuple(cells[i] for i in idx[j : j + size]), engine) for j in range(0, len(idx), size)]
-    return tasks
+    # largest first (cells x states), so that workers finish together: the longest-processing-time rule
+    return sorted(tasks, key=lambda t: -len(t.cells) * _n_states(t.cells[0].config))
+
+
+def _n_states(config: StudyConfig) -> int:
+    """The number of states of a config's map (for ordering tasks by cost)."""
+    desc = config.map if isinstance(config.map, str) else list(config.map)
+    return len(lakes.make_lake(desc, slippery=False).terminal)
 
 
 def _manifest(spec: dict, cells: list[Cell]) -> dict:

@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from frozenlake_ift import cli, metrics, policy, results, solve
+from frozenlake_ift.data import Paths
+from frozenlake_ift.methods.batches import path_logps
 from frozenlake_ift.study import (
     StudyConfig,
     base_params,
@@ -254,3 +256,25 @@ def test_config_names_match_the_torch_tables():
     assert set(config.OPTIMIZER_NAMES) == set(study.OPTIMIZERS)
     assert set(config.DTYPE_NAMES) == set(study.DTYPES)
     assert config.METHOD_NAMES == methods.paper_method_names() == StudyConfig().methods
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_policy_table_equals_the_one_hot_product_bit_for_bit(dtype, activation):
+    """table_logits skips the (E, S, S) one-hot product: the same numbers, not just close ones."""
+    params = policy.init_params(37, 4, 24, seeds=[0, 1, 2], dtype=dtype)
+    eye = torch.eye(37, dtype=dtype).expand(3, 37, 37)
+    assert torch.equal(policy.table_logits(params, activation), policy.logits(params, eye, activation))
+
+
+def test_shared_paths_are_built_once_and_broadcast():
+    data = build_data(StudyConfig(device="cpu"), "cpu")
+    one = data.route_pair  # E = 1
+    assert one.shared().shape == one.shape
+    wide = one.expand(5)
+    assert wide.shared().shape == one.shape and torch.equal(wide.shared().states, one.states)
+    own = Paths(wide.states.clone(), wide.actions.clone(), wide.mask.clone())  # per-member copies: not shared
+    assert own.shared() is own
+    params = policy.init_params(data.mdp.n_states, 4, 8, seeds=range(5))
+    assert torch.equal(path_logps(params, wide, data, "tanh"), path_logps(params, own, data, "tanh"))
+    assert torch.equal(path_logps(params, wide, data, "tanh", 0.3), path_logps(params, own, data, "tanh", 0.3))

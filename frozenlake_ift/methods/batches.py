@@ -54,9 +54,10 @@ def path_logps(params: dict, paths: Paths, data: GridData, activation: str, lam=
     the argmax taken in a no-grad pass; x_0 = onehot(s_0) (rho0).
     """
     E = params["W1"].shape[0]
+    shared = paths.shared().states[..., :-1]  # (E or 1, N, T): the one-hot of paths all members share is built once
+    x = data.eye[shared].expand(E, *shared.shape[1:], -1)  # (E, N, T, S), a view when shared
     paths = paths.expand(E)
     states = paths.states[..., :-1]  # (E, N, T) the states actions are taken in
-    x = data.eye[states]  # (E, N, T, S)
     if any_positive(lam):
         with torch.no_grad():
             a_hat = policy.log_probs(params, x[:, :, :-1], activation).argmax(-1)  # (E, N, T-1)
@@ -142,7 +143,9 @@ def pair_batch(params: dict, ctx: StepContext, step: int) -> PairBatch:
 def pair_logps(params: dict, batch: PairBatch, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-step log-probs of chosen and rejected, in one network pass. Shape: -> (E, N, Tc), (E, N, Tr)."""
     E = params["W1"].shape[0]
-    chosen, rejected = batch.chosen.expand(E), batch.rejected.expand(E)
+    chosen, rejected = batch.chosen.shared(), batch.rejected.shared()
+    if chosen.shape[0] != rejected.shape[0]:  # one side per member: both per member
+        chosen, rejected = chosen.expand(E), rejected.expand(E)
     n, Tc, Tr = chosen.shape[1], chosen.shape[2], rejected.shape[2]
     lp = path_logps(params, chosen.cat(rejected), ctx.data, ctx.config.activation)  # (E, 2N, T)
     return lp[:, :n, :Tc], lp[:, n:, :Tr]
