@@ -41,6 +41,7 @@ from .config import StudyConfig
 from .methods import get_method
 from .methods.registry import ROUTE_PAIR_BATCH
 from .study import (
+    Evaluation,
     MethodRun,
     Reference,
     StudyResult,
@@ -106,6 +107,7 @@ class Start:
     base: dict
     star: dict
     ref: Reference
+    initial: Evaluation  # theta_0's metrics against this start's Reference: every run's step 0
     fit_kl: np.ndarray
     fit_steps: np.ndarray
     base_success: np.ndarray
@@ -121,13 +123,15 @@ def make_start(config: StudyConfig, data, device) -> Start:
         base, pi_star, nonterminal, config.activation, config.fit_steps, config.fit_lr, config.fit_tol
     )
     ref = reference(config, data, base, star)
+    initial = evaluate(base, data, config, ref)
     return Start(
         base,
         star,
         ref,
+        initial,
         fit_kl,
         fit_used,
-        evaluate(base, data, config, ref).values["success"].cpu().numpy(),
+        initial.values["success"].cpu().numpy(),
         evaluate(star, data, config, ref).values["success"].cpu().numpy(),
     )
 
@@ -206,10 +210,16 @@ def run_group(configs: list[StudyConfig]) -> list[StudyResult]:
             base, star = _cat([s.base for s in sts]), _cat([s.star for s in sts])
             ref = reference(cfg0, data, base, star)
             firsts = [truly_pi[r] for r in order]
+            initial = None  # the starts' own step-0 metrics, unless they lack truly's (it trains first)
             if all(t is not None for t in firsts):
                 ref.truly_pi = torch.cat([t for t in firsts if t is not None])
+            else:
+                initial = Evaluation(
+                    {k: torch.cat([s.initial.values[k] for s in sts]) for k in sts[0].initial.values},
+                    torch.cat([s.initial.pi for s in sts]),
+                )
             blocks = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))  # one optimiser block per run
-            whole = train_method(method, base, data, view, ref, keep_policies=keep, blocks=blocks)  # type: ignore[arg-type]
+            whole = train_method(method, base, data, view, ref, keep_policies=keep, blocks=blocks, initial=initial)  # type: ignore[arg-type]
             done = {r: _slice_run(whole, int(bounds[j]), int(bounds[j + 1])) for j, r in enumerate(order)}
         runs[method] = [done[of_cell[i]] for i in range(n)]
         if keep:

@@ -229,12 +229,14 @@ def train_method(
     progress=None,
     keep_policies: bool = False,
     blocks=None,
+    initial: Evaluation | None = None,
 ) -> MethodRun:
     """Fine-tune a copy of theta_0 with one registered method; metrics at step 0 and every eval_every steps.
 
     keep_policies: also return the policy table at every evaluation step (``MethodRun.policies``).
     blocks: member ranges [(lo, hi), ...] the optimiser updates as separate tensors (``optim``): the
     batched sweep's runs, each shaped as a per-cell ensemble; None: the whole ensemble as one.
+    initial: ``evaluate(base, data, cfg, ref)`` when the caller has it (the step-0 metrics; not recomputed).
     """
     record_ = get_method(method)
     params = policy.clone_params(base)
@@ -271,7 +273,7 @@ def train_method(
                 f"member, got {getattr(loss, 'shape', type(loss).__name__)}"
             )
         if ctx.logging:
-            last = evaluate(params, data, cfg, ref)
+            last = initial if step == 0 and initial is not None else evaluate(params, data, cfg, ref)
             values = {
                 **last.values,
                 "explored": explored.sum(-1).double(),

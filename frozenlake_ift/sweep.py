@@ -35,7 +35,7 @@ import itertools
 import json
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import lakes, results
@@ -247,6 +247,7 @@ class TaskResult:
     records: dict  # key -> JSON text of the cell file
     failed: list  # [{"key", "values", "error"}]
     seconds: float
+    infos: dict = field(default_factory=dict)  # key -> {"seconds", "held", "claims"}: what the progress bar shows
 
 
 _FORMAT = f"{{:.{DIGITS}g}}".format
@@ -325,19 +326,32 @@ def run_task(task: Task) -> TaskResult:
     if task.engine == "batched" and len(task.cells) > 1:
         try:
             res = batched.run_group([c.config for c in task.cells])
+            recs = {c.key: compact(r, c) for c, r in zip(task.cells, res, strict=True)}
             return TaskResult(
-                {c.key: json.dumps(compact(r, c)) for c, r in zip(task.cells, res, strict=True)},
+                {k: json.dumps(r) for k, r in recs.items()},
                 [],
                 time.perf_counter() - t0,
+                {k: _info(r) for k, r in recs.items()},
             )
         except (ValueError, TypeError, RuntimeError, FloatingPointError):
             pass  # find the failing cell(s): run each on its own below
+    infos = {}
     for c in task.cells:
         try:
-            out[c.key] = json.dumps(compact(run_study(c.config), c))
+            rec = compact(run_study(c.config), c)
+            out[c.key], infos[c.key] = json.dumps(rec), _info(rec)
         except (ValueError, TypeError, RuntimeError, FloatingPointError) as exc:
             failed.append(_failure(c, exc))
-    return TaskResult(out, failed, time.perf_counter() - t0)
+    return TaskResult(out, failed, time.perf_counter() - t0, infos)
+
+
+def _info(rec: dict) -> dict:
+    """What the driver reports of a finished cell (so it need not parse the cell file again)."""
+    return {
+        "seconds": rec["seconds"],
+        "held": sum(bool(c["holds"]) for c in rec["claims"]),
+        "claims": len(rec["claims"]),
+    }
 
 
 def make_tasks(cells: list[Cell], engine: str, max_cells: int = 0) -> list[Task]:
@@ -457,12 +471,10 @@ def run_sweep(
     def done(res: TaskResult) -> None:
         for key, text in res.records.items():
             results.atomic_write(out / "cells" / f"{key}.json", text)
-            rec = json.loads(text)
-            held = sum(bool(c["holds"]) for c in rec["claims"])
-            info = {"key": key, "seconds": rec["seconds"], "held": held, "claims": len(rec["claims"])}
+            info = {"key": key, **(res.infos.get(key) or _info(json.loads(text)))}
             ran.append(info)
             bar.update(1)
-            bar.set_postfix_str(f"{key[:8]} claims held {held}/{len(rec['claims'])}")
+            bar.set_postfix_str(f"{key[:8]} claims held {info['held']}/{info['claims']}")
             if on_cell is not None:
                 on_cell(info)
         for f in res.failed:
