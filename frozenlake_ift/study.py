@@ -86,24 +86,16 @@ def pair_step_logps(params, data: GridData, activation: str, lam: float = 0.0) -
 
 # ------------------------------------------------------------------------------ fit and train
 def fit_to(
-    params,
-    target: torch.Tensor,
-    states: torch.Tensor,
-    activation: str,
-    steps: int,
-    lr: float,
-    tol: float,
-    blocks=None,
+    params, target: torch.Tensor, states: torch.Tensor, activation: str, steps: int, lr: float, tol: float
 ) -> tuple[dict, np.ndarray, np.ndarray]:
     """Fit a copy of params to target[s, a] on ``states`` by Adam on mean KL(target || pi_theta).
 
     Each member stops on its own once its KL <= tol (its parameters are then frozen), so a member's
-    fit does not depend on the others. Shape: target (S, A), states (n,) int64. blocks: the
-    optimiser's member ranges (``optim.make_optimizer``; the batched sweep fits several starts at once).
+    fit does not depend on the others. Shape: target (S, A), states (n,) int64.
     Returns (params, final KL per member (E,), steps used per member (E,)).
     """
     p = policy.clone_params(params)
-    opt = make_optimizer("adam", p, lr, blocks)
+    opt = make_optimizer("adam", p, lr)
     E = p["W1"].shape[0]
     x = torch.eye(target.shape[0], dtype=p["W1"].dtype, device=p["W1"].device)[states].expand(E, -1, -1)  # (E, n, S)
     tgt = target[states].to(p["W1"])  # (n, A)

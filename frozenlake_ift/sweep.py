@@ -35,7 +35,7 @@ import itertools
 import json
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import lakes, results
@@ -247,7 +247,7 @@ class TaskResult:
     records: dict  # key -> JSON text of the cell file
     failed: list  # [{"key", "values", "error"}]
     seconds: float
-    infos: dict = field(default_factory=dict)  # key -> {"seconds", "held", "claims"}: what the progress bar shows
+    infos: dict  # key -> {"seconds", "held", "claims"} (``_info``): what the driver reports of each cell
 
 
 _FORMAT = f"{{:.{DIGITS}g}}".format
@@ -255,20 +255,13 @@ _FORMAT = f"{{:.{DIGITS}g}}".format
 
 def _round(obj):
     """Floats to DIGITS significant digits, recursively (keeps cell files small)."""
-    kind = type(obj)
-    if kind is float:
-        return float(_FORMAT(obj))
-    if kind is dict:
-        return {k: _round(v) for k, v in obj.items()}
-    if kind is list:
-        if all(type(v) is float for v in obj):  # a row of floats (most of a cell file): no recursion
-            return [float(_FORMAT(v)) for v in obj]
-        return [_round(v) for v in obj]
-    if isinstance(obj, float):  # a float subclass
+    if isinstance(obj, float):
         return float(_FORMAT(obj))
     if isinstance(obj, dict):
         return {k: _round(v) for k, v in obj.items()}
     if isinstance(obj, list):
+        if all(isinstance(v, float) for v in obj):  # a row of floats, most of a cell file: no recursion
+            return [float(_FORMAT(v)) for v in obj]
         return [_round(v) for v in obj]
     return obj
 
@@ -471,7 +464,7 @@ def run_sweep(
     def done(res: TaskResult) -> None:
         for key, text in res.records.items():
             results.atomic_write(out / "cells" / f"{key}.json", text)
-            info = {"key": key, **(res.infos.get(key) or _info(json.loads(text)))}
+            info = {"key": key, **res.infos[key]}
             ran.append(info)
             bar.update(1)
             bar.set_postfix_str(f"{key[:8]} claims held {info['held']}/{info['claims']}")
