@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import results
-from .sweep import DEFAULTS, label
+from .sweep_spec import DEFAULTS, label
 
 
 def load_cells(dirs) -> tuple[dict, list[dict], list[str]]:

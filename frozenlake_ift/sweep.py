@@ -1,14 +1,8 @@
-"""Grids of StudyConfigs: resumable, sharded, parallel runs (issue 8); the report is in ``report``.
+"""Running a sweep's cells: resumable, sharded, parallel, batched; the cell store. The report is in ``report``.
 
-A SPEC names a grid (field -> list of values; the cells are their Cartesian product) and fixed
-overrides (field -> value) of ``StudyConfig``, as JSON, TOML ([grid] / [fixed] tables) or YAML
-(when pyyaml is installed):
-
-    {"name": "mine", "grid": {"base": ["random", "uniform"], "lam": [0.0, 0.2]},
-     "fixed": {"seeds": 20, "device": "cpu"}}
-
-In a grid a custom map (a list of rows) is one value, so it is nested: "map": ["4x4", ["SFF", "FFG"]].
-Each cell is one StudyConfig with its seeds batched inside it. A sweep folder DIR holds:
+A spec (a grid of StudyConfig fields and fixed values) is read and expanded into cells by
+``sweep_spec``, whose public names this module re-exports. Each cell is one StudyConfig with its
+seeds batched inside it. A sweep folder DIR holds:
 
     DIR/sweep.json        manifest: the spec, swept fields, every cell's key and swept values
     DIR/cells/<key>.json  one finished cell, written atomically by the driver; key = the first 16
@@ -30,203 +24,30 @@ on the config only: after changing the study's code, sweep into a new folder.
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import json
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import lakes, results
-from .study import StudyConfig, build_data, coerce_field, run_study
+from .study import StudyConfig, run_study
+from .sweep_spec import (  # noqa: F401  (re-exported: the stable API)
+    DEFAULT_SPEC,
+    DEFAULTS,
+    SPEC_KEYS,
+    Cell,
+    cell_key,
+    expand,
+    label,
+    load_spec,
+    make_spec,
+    override,
+    parse_assignments,
+    parse_shard,
+    shard_cells,
+)
 
 FORMAT = 2  # cell files: 2 = results.json layout (curves kept, rounded); 1 = final values only
-SPEC_KEYS = ("name", "description", "grid", "fixed")
-DEFAULT_SPEC = Path(__file__).with_name("sweeps") / "default.json"
-DEFAULTS = StudyConfig()
-
-
-@dataclass(frozen=True)
-class Cell:
-    key: str  # stable hash of the config (``cell_key``)
-    config: StudyConfig
-    values: dict  # swept field -> value of this cell
-
-
-# ------------------------------------------------------------------------------------- spec
-def _value(name: str, value, where: str):
-    """One StudyConfig field's value from a spec, checked for type (strings parsed as --set does)."""
-    if name not in StudyConfig.field_names():
-        raise ValueError(
-            f"{where}: unknown StudyConfig field {name!r}; allowed: {', '.join(StudyConfig.field_names())}"
-        )
-    default = getattr(DEFAULTS, name)
-    if isinstance(value, str) and not isinstance(default, str):
-        try:
-            value = coerce_field(name, value)
-        except ValueError as exc:
-            raise ValueError(f"{where}: {exc}") from None
-    if (
-        name in ("map", "methods")
-        and isinstance(value, (list, tuple))
-        and value
-        and all(isinstance(v, str) for v in value)
-    ):
-        return tuple(value)
-    kind = type(default)
-    if isinstance(value, bool) != isinstance(default, bool) or not isinstance(
-        value, (int, float) if kind is float else kind
-    ):
-        raise ValueError(f"{where}: {value!r} is not a valid {name!r} (expects {kind.__name__})")
-    return float(value) if kind is float else value
-
-
-def make_spec(raw, source: str = "spec") -> dict:
-    """Check a parsed spec and return it normalised: {"name", "description", "grid", "fixed"}."""
-    if not isinstance(raw, dict):
-        raise ValueError(  # noqa: TRY004  (a bad spec file is a user error: one line, exit 2, as every other)
-            f"{source}: a sweep spec must be a mapping with keys {list(SPEC_KEYS)}, got {type(raw).__name__}"
-        )
-    unknown = [k for k in raw if k not in SPEC_KEYS]
-    if unknown:
-        raise ValueError(f"{source}: unknown key(s) {unknown}; a sweep spec has {list(SPEC_KEYS)}")
-    grid, fixed = raw.get("grid") or {}, raw.get("fixed") or {}
-    if not isinstance(grid, dict) or not isinstance(fixed, dict):
-        raise ValueError(f"{source}: 'grid' and 'fixed' must be mappings of StudyConfig fields")  # noqa: TRY004  (user error in a spec file)
-    both = sorted(set(grid) & set(fixed))
-    if both:
-        raise ValueError(f"{source}: field(s) {both} are both in 'grid' and in 'fixed'")
-    out_grid = {}
-    for name, values in grid.items():
-        values = values if isinstance(values, list) else [values]
-        if not values:
-            raise ValueError(f"{source}: grid field {name!r} has no values")
-        out_grid[name] = [_value(name, v, f"{source}: grid {name}") for v in values]
-    out_fixed = {name: _value(name, v, f"{source}: fixed {name}") for name, v in fixed.items()}
-    return {
-        "name": str(raw.get("name", "")),
-        "description": str(raw.get("description", "")),
-        "grid": out_grid,
-        "fixed": out_fixed,
-    }
-
-
-def load_spec(path) -> dict:
-    """Read a JSON / TOML / YAML spec file (by suffix; JSON otherwise) and check it (``make_spec``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no sweep spec at {str(path)!r}")
-    suffix, text = path.suffix.lower(), path.read_text()
-    if suffix in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise ValueError(
-                f"{str(path)!r}: YAML specs need pyyaml (pip install pyyaml); or use JSON / TOML"
-            ) from None
-        parse, errors, kind = yaml.safe_load, (yaml.YAMLError,), "YAML"
-    elif suffix == ".toml":
-        try:
-            import tomllib  # type: ignore[import-not-found, unused-ignore]  # Python 3.11+
-        except ImportError:  # Python 3.10: the same parser as the tomli package
-            try:
-                import tomli as tomllib  # type: ignore[no-redef, import-not-found, unused-ignore]  # Python 3.10
-            except ImportError:
-                raise ValueError(
-                    f"{str(path)!r}: TOML specs need Python 3.11 or the tomli package (pip install tomli); or use JSON"
-                ) from None
-        parse, errors, kind = tomllib.loads, (tomllib.TOMLDecodeError,), "TOML"
-    else:
-        parse, errors, kind = json.loads, (json.JSONDecodeError,), "JSON"
-    try:
-        raw = parse(text)
-    except errors as exc:
-        raise ValueError(f"sweep spec {str(path)!r} is not valid {kind}: {exc}") from None
-    return make_spec(raw, source=str(path))
-
-
-def parse_assignments(items, many: bool) -> dict:
-    """``["lam=0,0.2", ...]`` -> {"lam": [0.0, 0.2]} (many) or ``["seeds=4"]`` -> {"seeds": 4}."""
-    out = {}
-    for item in items or ():
-        if "=" not in item:
-            raise ValueError(f"expected FIELD=VALUE{',VALUE...' if many else ''}, got {item!r}")
-        key, text = (s.strip() for s in item.split("=", 1))
-        if many:
-            parts = [t for t in text.split(",") if t.strip()]
-            if not parts:
-                raise ValueError(f"--set {key}: no values")
-            out[key] = [coerce_field(key, t) for t in parts]
-        else:
-            out[key] = coerce_field(key, text)
-    return out
-
-
-def override(spec: dict, grid: dict | None = None, fixed: dict | None = None) -> dict:
-    """A copy of spec with grid axes replaced/added and fixed values set (each removes the other)."""
-    g, f = dict(spec["grid"]), dict(spec["fixed"])
-    for k, vals in (grid or {}).items():
-        g[k] = [_value(k, v, f"--set {k}") for v in vals]
-        f.pop(k, None)
-    for k, v in (fixed or {}).items():
-        f[k] = _value(k, v, f"--fix {k}")
-        g.pop(k, None)
-    return {**spec, "grid": g, "fixed": f}
-
-
-def cell_key(config: StudyConfig) -> str:
-    return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
-
-
-def label(value) -> str:
-    """A short text label of a swept value (custom maps as "custom RxC", lists joined by "+")."""
-    if isinstance(value, (list, tuple)):
-        if value and all(isinstance(v, str) and set(v) <= set("SFHG") for v in value):
-            return f"custom {len(value)}x{len(value[0])}"
-        return "+".join(map(str, value))
-    return str(value)
-
-
-def expand(spec: dict, check_maps: bool = True) -> list[Cell]:
-    """Every cell of the grid, validated (StudyConfig, and each distinct map's data), in product order."""
-    names = list(spec["grid"])
-    cells, seen = [], set()
-    for combo in itertools.product(*(spec["grid"][n] for n in names)):
-        values = dict(zip(names, combo, strict=True))
-        try:
-            config = StudyConfig(**{**spec["fixed"], **values})
-        except (ValueError, TypeError) as exc:
-            where = ", ".join(f"{k}={label(v)}" for k, v in values.items()) or "fixed values"
-            raise ValueError(f"invalid cell ({where}): {exc}") from None
-        key = cell_key(config)
-        if key not in seen:
-            seen.add(key)
-            cells.append(Cell(key, config, {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}))
-    if check_maps:  # bad maps / route pairs fail now, before anything is written
-        data_fields = ("map", "slippery", "route_pair", "gamma", "temperature")
-        for config in {tuple(getattr(c.config, f) for f in data_fields): c.config for c in cells}.values():
-            try:
-                build_data(config, "cpu")
-            except (ValueError, KeyError) as exc:
-                raise ValueError(f"map {label(config.map)!r}: {exc.args[0] if exc.args else exc}") from None
-    return cells
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
-    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
-        raise ValueError(f"--shard expects I/N with 1 <= I <= N (e.g. 1/4), got {text!r}")
-    return int(m.group(1)), int(m.group(2))
-
-
-def shard_cells(cells: list[Cell], i: int, n: int) -> list[Cell]:
-    """Shard i of n (1-based): every n-th cell by sorted key, starting at the i-th."""
-    mine = set(sorted(c.key for c in cells)[i - 1 :: n])
-    return [c for c in cells if c.key in mine]
-
-
-# -------------------------------------------------------------------------------------- run
 ENGINES = ("batched", "per-cell")
 CELL_KEYS = ("format", "key", "values", "config", "steps", "curves", "summary", "ranking", "claims", "map", "seconds")
 DIGITS = 6  # significant digits kept in cell files (curves and per-seed values)
