@@ -13,68 +13,33 @@ Grid conventions as in gymnasium: state = row * ncol + col; actions 0=left, 1=do
 from __future__ import annotations
 
 import io
-import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from . import metrics as _metrics
 from . import results
-from .actions import DELTAS
-from .methods import get_method
+from .drawing import (  # noqa: F401  (the notebooks' helpers and the style, re-exported: the stable API)
+    ACTION_DIRS,
+    NOTEBOOK_DPI,
+    ROUTE_STYLE,
+    TILE_COLORS,
+    TILE_NAMES,
+    ArrowGeometry,
+    arrow_geometry,
+    draw_arrows,
+    draw_lake,
+    draw_matrix,
+    draw_series,
+    method_color,
+    method_marker,
+    pretty,
+    pyplot,
+    show,
+)
 
 DEFAULT_METRICS = tuple(name for name, m in _metrics.METRICS.items() if m.default_panel)
 LOG_METRICS = {name for name, m in _metrics.METRICS.items() if m.log_scale}
-ROUTE_STYLE: dict[str, dict[str, Any]] = {
-    "chosen": dict(color="#D55E00", ls="-"),
-    "rejected": dict(color="#111111", ls=(0, (4, 2))),
-}
-TILE_COLORS = {"F": "#DCEBF7", "H": "#2F4858", "S": "#B9E3A8", "G": "#FFD166"}
-TILE_NAMES = {"S": "start", "F": "frozen", "H": "hole", "G": "goal"}
-ACTION_DIRS = np.array([(dcol, drow) for drow, dcol in DELTAS], dtype=float)  # (dx, dy) on screen, y down
-_GREEK = [
-    ("T_pi(s'|s)", r"$T_\pi(s'|s)$"),
-    ("pi(a|s)", r"$\pi(a|s)$"),
-    ("pi_theta*", r"$\pi_{\theta^*}$"),
-    ("pi_theta", r"$\pi_\theta$"),
-    ("theta*", r"$\theta^*$"),
-    ("theta_0", r"$\theta_0$"),
-    ("theta", r"$\theta$"),
-    ("pi*", r"$\pi^*$"),
-    ("rho0", r"$\rho_0$"),
-]
-
-
-def _mpl():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def pretty(label: str) -> str:
-    """A METRICS label with Greek letters in mathtext: 'KL(pi* || pi_theta)' -> 'KL($\\pi^*$ || $\\pi_\\theta$)'."""
-    pattern = "|".join(re.escape(k) for k, _ in _GREEK)
-    return re.sub(pattern, lambda m: dict(_GREEK)[m.group(0)], label)
-
-
-def method_color(method: str) -> str:
-    """The method's colour from its registry record, so every figure uses the same one (grey if unknown)."""
-    try:
-        return get_method(method).color
-    except ValueError:
-        return "#777777"
-
-
-def method_marker(method: str) -> str:
-    """The method's marker from its registry record (a circle if unknown)."""
-    try:
-        return get_method(method).marker
-    except ValueError:
-        return "o"
 
 
 def _as_dict(res) -> dict:
@@ -113,7 +78,7 @@ def plot_curves(res: dict, metrics: tuple[str, ...] | list[str] | None = None, *
     panels, in order (default ``DEFAULT_METRICS``, those present in the results).
     """
     res = _as_dict(res)
-    plt = _mpl()
+    plt = pyplot()
     methods = list(res["curves"])
     present = set.intersection(*(set(res["curves"][m]) for m in methods)) if methods else set()
     names = [k for k in (metrics or DEFAULT_METRICS) if k in present]
@@ -253,7 +218,7 @@ def _draw_routes(ax, res: dict, lw: float = 2.6) -> list:
 
 def _heatmaps(res: dict, data: dict, *, title: str, cbar_label: str, cmap: str, norm=None, fmt=None):
     """One board per method with a value per tile (mean over seeds), routes, a shared colour bar."""
-    plt = _mpl()
+    plt = pyplot()
     _, nrow, ncol = _grid(res)
     methods = list(data)
     ncols = min(4 if max(nrow, ncol) <= 10 else 2, len(methods))  # big maps: two boards a row
@@ -326,7 +291,7 @@ def plot_occupancy(res: dict):
 def plot_map(res: dict):
     """The map: tiles coloured by type, both routes, and pi*(a|s) as arrows on every non-terminal tile."""
     res = _as_dict(res)
-    plt = _mpl()
+    plt = pyplot()
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -395,7 +360,7 @@ def save_figures(res: dict, out_dir, *, formats: tuple[str, ...] = ("png", "svg"
     PNG and SVG. An error while rendering writes nothing; an error while writing leaves no partial file.
     """
     res = _as_dict(res)
-    plt = _mpl()
+    plt = pyplot()
     rendered: list[tuple[Path, bytes]] = []
     for name in [n for n in FIGURES if res.get(_NEEDS.get(n, n))]:  # e.g. no occupancy in old results
         fig = FIGURES[name](res)
@@ -410,234 +375,3 @@ def save_figures(res: dict, out_dir, *, formats: tuple[str, ...] = ("png", "svg"
     for path, data in rendered:
         results.atomic_write(path, data)
     return [p for p, _ in rendered]
-
-
-# ---- drawing helpers for the notebooks
-# The small building blocks the teaching notebooks (notebooks/*.ipynb) draw with, so no notebook carries
-# its own copy: a figure shown inline as a PNG, the arrow of pi(a|s), a lake with values, arrows, a path
-# and a marked tile, a labelled matrix, and mean-and-CI curves of any per-member series.
-
-from dataclasses import dataclass  # noqa: E402  (this section is appended; the lead may move it up)
-
-NOTEBOOK_DPI = 80  # inline PNGs: sharp enough on screen, a few tens of kB each
-
-
-@dataclass(frozen=True)
-class ArrowGeometry:
-    """How an action of probability p is drawn from a tile centre: offset (dx, dy) on screen (y down),
-    shaft width, head width and length, and opacity. Longer, thicker and darker = likelier."""
-
-    dx: float
-    dy: float
-    width: float
-    head_width: float
-    head_length: float
-    alpha: float
-
-
-def arrow_geometry(action: int, p: float) -> ArrowGeometry:
-    """The arrow of ``action`` (0=left, 1=down, 2=right, 3=up) drawn with probability ``p`` in [0, 1]."""
-    if not 0 <= int(action) < len(ACTION_DIRS):
-        raise ValueError(f"action must be in 0..{len(ACTION_DIRS) - 1}, got {action!r}")
-    if not 0.0 <= float(p) <= 1.0 + 1e-9:
-        raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
-    p = min(float(p), 1.0)
-    dx, dy = ACTION_DIRS[int(action)] * (0.08 + 0.32 * p)
-    return ArrowGeometry(float(dx), float(dy), 0.015 + 0.03 * p, 0.08 + 0.1 * p, 0.06 + 0.06 * p, 0.35 + 0.65 * p)
-
-
-def show(fig, dpi: int = NOTEBOOK_DPI) -> None:
-    """Display ``fig`` inline as a PNG (the same under any backend) and close it. Needs IPython."""
-    from IPython.display import Image, display
-
-    plt = _mpl()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    display(Image(buf.getvalue()))
-
-
-def draw_arrows(ax, pi, terminal, ncol: int, *, min_prob: float = 0.03, color: str = "#111111") -> None:
-    """pi(a|s) as arrows on every non-terminal tile of a grid axis. pi: Shape (S, A); terminal: Shape (S,)."""
-    pi = np.asarray(pi, dtype=float)  # (S, A)
-    terminal = np.asarray(terminal, dtype=bool)  # (S,)
-    if pi.ndim != 2 or terminal.shape != (pi.shape[0],):
-        raise ValueError(f"pi must be (S, A) and terminal (S,), got {pi.shape} and {terminal.shape}")
-    for s in np.flatnonzero(~terminal):
-        r, c = divmod(int(s), ncol)
-        for a in range(min(pi.shape[1], len(ACTION_DIRS))):
-            if pi[s, a] >= min_prob:
-                g = arrow_geometry(a, pi[s, a])
-                ax.arrow(
-                    c,
-                    r,
-                    g.dx,
-                    g.dy,
-                    width=g.width,
-                    head_width=g.head_width,
-                    head_length=g.head_length,
-                    length_includes_head=True,
-                    color=color,
-                    alpha=g.alpha,
-                    lw=0,
-                    zorder=5,
-                )
-
-
-def draw_lake(
-    ax,
-    mdp,
-    *,
-    values=None,
-    pi=None,
-    path=None,
-    mark=None,
-    cmap: str = "Blues",
-    vmax: float | None = 1.0,
-    norm=None,
-    title: str = "",
-    annotate: bool = False,
-    fmt: str = "{:.2f}",
-):
-    """One lake on ``ax``: tiles coloured by type, or by ``values`` (Shape (S,), holes hatched); pi(a|s) as
-    arrows (Shape (S, A)); ``path`` (tile indices) as an orange line; tile ``mark`` outlined in orange;
-    ``annotate`` writes each non-hole value on its tile. ``mdp`` is a lake (a TabularMDP with ``desc``).
-    Returns the image, for a colour bar (``fig.colorbar(im, ax=...)``)."""
-    from matplotlib import patheffects
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Rectangle
-
-    if getattr(mdp, "desc", None) is None:
-        raise ValueError("draw_lake needs a lake: an MDP with a map ('desc'), e.g. lakes.make_lake('4x4')")
-    desc = ["".join(row) for row in mdp.desc]
-    nrow, ncol = len(desc), len(desc[0])
-    tiles = "".join(desc)
-    halo = [patheffects.withStroke(linewidth=2.5, foreground="white")]
-    if values is None:
-        kinds = "SFHG"
-        im = ax.imshow(
-            np.array([kinds.index(ch) for ch in tiles]).reshape(nrow, ncol),
-            cmap=ListedColormap([TILE_COLORS[k] for k in kinds]),
-            vmin=-0.5,
-            vmax=3.5,
-        )
-    else:
-        grid = np.asarray(values, dtype=float).reshape(nrow, ncol)  # (nrow, ncol)
-        top = vmax if vmax is not None else max(float(np.nanmax(grid)), 1e-12)
-        im = ax.imshow(grid, cmap=cmap, norm=norm, vmin=None if norm else 0.0, vmax=None if norm else top)
-    flat = None if values is None else np.asarray(values, dtype=float).ravel()  # (S,)
-    for s, ch in enumerate(tiles):
-        r, c = divmod(s, ncol)
-        if values is not None and ch == "H":
-            ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, hatch="///", ec="#999999", lw=0))
-        if ch in "SGH":
-            ax.text(
-                c - 0.3,
-                r - 0.28,
-                ch,
-                ha="center",
-                va="center",
-                fontsize=8,
-                fontweight="bold",
-                color="white" if ch == "H" and values is None else "#222222",
-                path_effects=None if ch == "H" and values is None else halo,
-            )
-        if annotate and flat is not None and ch != "H" and np.isfinite(flat[s]) and abs(flat[s]) > 0.005:
-            ax.text(
-                c + 0.24,
-                r + 0.36,
-                fmt.format(flat[s]),
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="#222222",
-                path_effects=halo,
-            )
-    if pi is not None:
-        draw_arrows(ax, pi, mdp.terminal, ncol)
-    if path is not None:
-        ax.plot(
-            [s % ncol for s in path],
-            [s // ncol for s in path],
-            color=ROUTE_STYLE["chosen"]["color"],
-            lw=2.5,
-            alpha=0.7,
-            solid_capstyle="round",
-            zorder=4,
-        )
-    if mark is not None:
-        r, c = divmod(int(mark), ncol)
-        ax.add_patch(
-            Rectangle((c - 0.46, r - 0.46), 0.92, 0.92, fill=False, ec=ROUTE_STYLE["chosen"]["color"], lw=2.5, zorder=6)
-        )
-    ax.set_xticks(np.arange(-0.5, ncol), minor=True)
-    ax.set_yticks(np.arange(-0.5, nrow), minor=True)
-    ax.grid(which="minor", color="white", lw=1.2)
-    ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
-    ax.set_title(title, fontsize=9)
-    return im
-
-
-def draw_matrix(
-    ax,
-    matrix,
-    *,
-    row_labels,
-    col_labels,
-    blank=None,
-    fmt: str = "{:.2f}",
-    cmap: str = "Blues",
-    fontsize: float = 7,
-    hide_zeros: bool = False,
-    col_rotation: float = 0,
-):
-    """A probability matrix (Shape (R, C), values in [0, 1]) with its numbers written in the cells.
-
-    blank: Shape (R,) bool, rows drawn grey and left unlabelled (e.g. terminal states); hide_zeros:
-    leave zero cells empty (a sparse transition matrix). Returns the image, for a colour bar."""
-    m = np.asarray(matrix, dtype=float)  # (R, C)
-    if m.ndim != 2 or len(row_labels) != m.shape[0] or len(col_labels) != m.shape[1]:
-        raise ValueError(
-            f"matrix must be 2-D with one label per row and per column, got shape {m.shape}, "
-            f"{len(row_labels)} row labels and {len(col_labels)} column labels"
-        )
-    shown = m.copy()
-    if blank is not None:
-        shown[np.asarray(blank, dtype=bool)] = np.nan
-    if hide_zeros:
-        shown[m == 0] = np.nan
-    ax.set_facecolor("#E6E6E6" if blank is not None else "white")
-    im = ax.imshow(shown, cmap=cmap, vmin=0, vmax=1, aspect="auto" if m.shape[1] < m.shape[0] / 2 else "equal")
-    for r, c in zip(*np.nonzero(np.isfinite(shown)), strict=True):
-        ax.text(
-            c,
-            r,
-            fmt.format(m[r, c]),
-            ha="center",
-            va="center",
-            fontsize=fontsize,
-            color="white" if m[r, c] > 0.6 else "black",
-        )
-    ax.set_xticks(range(m.shape[1]), col_labels, rotation=col_rotation)
-    ax.set_yticks(range(m.shape[0]), row_labels)
-    ax.set_xticks(np.arange(-0.5, m.shape[1]), minor=True)
-    ax.set_yticks(np.arange(-0.5, m.shape[0]), minor=True)
-    ax.grid(which="minor", color="#EEEEEE", lw=0.5)
-    ax.tick_params(which="minor", length=0)
-    return im
-
-
-def draw_series(ax, steps, series: dict, *, colors: dict | None = None, styles: dict | None = None) -> None:
-    """Mean over members and a shaded 95% CI band for each named series (Shape (n_evals, E)) over ``steps``.
-
-    colors / styles: optional {name: colour} and {name: line style}; a name that is a method gets its
-    registry colour by default."""
-    steps = np.asarray(steps, dtype=float)  # (n_evals,)
-    for name, arr in series.items():
-        arr = np.asarray(arr, dtype=float).reshape(len(steps), -1)  # (n_evals, E)
-        mean, ci = _metrics.mean_ci95(arr, axis=1)
-        color = (colors or {}).get(name) or method_color(name.split(" ")[0].lower())
-        ax.plot(steps, mean, color=color, lw=2, ls=(styles or {}).get(name, "-"), label=name)
-        ax.fill_between(steps, mean - ci, mean + ci, color=color, alpha=0.18, lw=0)
-    ax.set_xlabel("fine-tuning step")
-    ax.grid(True, alpha=0.3)

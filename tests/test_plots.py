@@ -205,7 +205,7 @@ def test_synthetic_8x8_one_seed_and_method_subsets(tmp_path, monkeypatch):
         plots.plot_occupancy(two)
     fig = plots.plot_explored(two)
     assert sum(ax.get_visible() and ax.get_label() != "<colorbar>" for ax in fig.axes) == 2
-    tiny = {name: (lambda r: plots._mpl().figure(figsize=(1, 1))) for name in plots.FIGURES}
+    tiny = {name: (lambda r: plots.pyplot().figure(figsize=(1, 1))) for name in plots.FIGURES}
     with monkeypatch.context() as mp:  # which files get written, without drawing real figures
         mp.setattr(plots, "FIGURES", tiny)
         names = {p.name for p in plots.save_figures(two, tmp_path / "two", formats=("png",), dpi=20)}
