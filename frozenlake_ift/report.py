@@ -57,8 +57,8 @@ def load_cells(dirs) -> tuple[dict, list[dict], list[str]]:
 
 
 def _read_json(path: Path, kind: str = "cell") -> dict:
-    """A sweep manifest (kind "manifest") or cell record ("cell"), checked (``safety.check_sweep_layout``)."""
-    from .safety import check_sweep_layout, read_json_file
+    """A sweep manifest (kind "manifest") or cell record ("cell"), checked (``layouts.check_sweep_layout``)."""
+    from .layouts import check_sweep_layout, read_json_file
 
     obj = read_json_file(path)
     check_sweep_layout(obj, str(path), kind, tuple(DEFAULTS.to_dict()))

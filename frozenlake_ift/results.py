@@ -439,7 +439,7 @@ def load_params(run_dir: str | os.PathLike) -> SavedParams:
 def load(path: str | os.PathLike) -> dict:
     """Read a results.json (or the folder holding one); a file that is not one (binary, not JSON,
     another layout, lists whose lengths disagree) raises ValueError naming the file and the problem."""
-    from .safety import check_results_layout, read_json_file
+    from .layouts import check_results_layout, read_json_file
 
     path = Path(path)
     if path.is_dir():
