@@ -16,24 +16,9 @@ from frozenlake_ift import llm, policy
 
 transformers = pytest.importorskip("transformers")
 
+from helpers import tiny_gpt2  # noqa: E402
+
 VOCAB = 24
-
-
-def tiny_gpt2(seed: int = 0, vocab: int = VOCAB):
-    torch.manual_seed(seed)
-    cfg = transformers.GPT2Config(
-        n_layer=2,
-        n_embd=32,
-        n_head=2,
-        vocab_size=vocab,
-        n_positions=32,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=1,
-        eos_token_id=2,
-    )
-    return transformers.GPT2LMHeadModel(cfg)
 
 
 def tiny_llama(seed: int = 0, vocab: int = VOCAB):

@@ -13,24 +13,9 @@ from frozenlake_ift import llm
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("accelerate")  # transformers.Trainer needs it (the `llm` extra)
 
+from helpers import tiny_gpt2  # noqa: E402
+
 VOCAB = 24
-
-
-def tiny_gpt2(seed: int = 0, vocab: int = VOCAB, n_positions: int = 32):
-    torch.manual_seed(seed)
-    cfg = transformers.GPT2Config(
-        n_layer=2,
-        n_embd=32,
-        n_head=2,
-        vocab_size=vocab,
-        n_positions=n_positions,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=1,
-        eos_token_id=2,
-    )
-    return transformers.GPT2LMHeadModel(cfg)
 
 
 def examples(n: int = 8, seed: int = 0) -> list[dict]:

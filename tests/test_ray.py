@@ -1,7 +1,6 @@
 """The Ray executor: a local Ray instance with 2 CPUs gives the local executor's cells, and a rerun after a
 killed (SIGKILL) driver finishes the rest. Skipped when ray is not installed (the ``cluster`` extra)."""
 
-import json
 import os
 import signal
 import subprocess
@@ -13,21 +12,13 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from frozenlake_ift import sweep  # noqa: E402
+from helpers import saved_cells  # noqa: E402
 
 TINY = dict(seeds=2, steps=6, eval_every=3, fit_steps=100, device="cpu")
 SPEC = sweep.make_spec({"name": "ray", "grid": {"lam": [0.0, 0.5], "map": ["two-route", "4x4"]}, "fixed": TINY})
 ARGS = ["--set", "lam=0,0.5", "--set", "map=two-route,4x4"] + [
     a for k, v in TINY.items() for a in ("--fix", f"{k}={v}")
 ]
-
-
-def _cells(d):
-    out = {}
-    for p in sorted((d / "cells").glob("*.json")):
-        rec = json.loads(p.read_text())
-        rec.pop("seconds")
-        out[p.stem] = rec
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +38,9 @@ def ray_instance():
 def test_ray_executor_gives_the_local_cells(local, ray_instance, tmp_path):
     summary = sweep.run_sweep(SPEC, tmp_path, executor="ray")
     assert summary["ran"] == 4 and summary["tasks"] == 2 and not summary["failed"]  # two groups (two maps)
-    assert _cells(tmp_path) == _cells(local)
+    assert saved_cells(tmp_path) == saved_cells(local)
     summary = sweep.run_sweep(SPEC, tmp_path / "pc", executor="ray", engine="per-cell")
-    assert summary["tasks"] == 4 and _cells(tmp_path / "pc").keys() == _cells(local).keys()
+    assert summary["tasks"] == 4 and saved_cells(tmp_path / "pc").keys() == saved_cells(local).keys()
 
 
 def test_rerun_after_a_killed_ray_driver_finishes_the_rest(local, tmp_path):
@@ -80,4 +71,4 @@ def test_rerun_after_a_killed_ray_driver_finishes_the_rest(local, tmp_path):
     assert all(name.endswith(".json") and not name.startswith(".") for name in saved) and len(saved) >= 1
     summary = sweep.run_sweep(SPEC, out)  # resume (here with the local executor: the store is the same)
     assert summary["skipped"] == len(saved) and summary["ran"] == 4 - len(saved)
-    assert _cells(out) == _cells(local)
+    assert saved_cells(out) == saved_cells(local)

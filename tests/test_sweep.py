@@ -7,22 +7,13 @@ import pytest
 
 from frozenlake_ift import batched, cli, report, results, study, sweep
 from frozenlake_ift.study import StudyConfig
+from helpers import saved_cells
 
 TINY = dict(seeds=2, steps=10, eval_every=5, fit_steps=200, device="cpu")
 SPEC = sweep.make_spec({"name": "tiny", "grid": {"base": ["random", "uniform"], "lam": [0.0, 0.5]}, "fixed": TINY})
 SET_ARGS = ["--set", "base=random,uniform", "--set", "lam=0,0.5"] + [
     a for k, v in TINY.items() for a in ("--fix", f"{k}={v}")
 ]
-
-
-def _cells(d):
-    """Every saved cell of a sweep folder, without its timing: key -> record."""
-    out = {}
-    for p in sorted((d / "cells").glob("*.json")):
-        rec = json.loads(p.read_text())
-        rec.pop("seconds")
-        out[p.stem] = rec
-    return out
 
 
 def _close(a, b, rel=2e-5, path="") -> None:
@@ -71,14 +62,14 @@ def per_cell(tmp_path_factory):
 
 def test_engines_give_the_same_cells(full, per_cell):
     assert full[1]["tasks"] == 1 and per_cell[1]["tasks"] == 4  # one group of 4 cells vs 4 cells
-    a, b = _cells(full[0]), _cells(per_cell[0])
+    a, b = saved_cells(full[0]), saved_cells(per_cell[0])
     _close(a, b)
 
 
 def test_end_to_end_2x2(full):
     d, summary, seen = full
     assert summary["ran"] == 4 and summary["skipped"] == 0 and not summary["failed"] and len(seen) == 4
-    cells = _cells(d)
+    cells = saved_cells(d)
     man = json.loads((d / "sweep.json").read_text())
     assert man["fields"] == ["base", "lam"] and man["n_cells"] == 4 and set(man["cells"]) == set(cells)
     for key, rec in cells.items():
@@ -119,7 +110,7 @@ def test_interrupt_then_resume_runs_each_cell_once(full, tmp_path, monkeypatch):
     assert summary["ran"] == 3 and summary["skipped"] == 1
     finished = [first[0]] + calls  # first[1] was the interrupted one: lost, then rerun
     assert len(finished) == 4 and len(set(finished)) == 4 and first[1] in calls
-    _close(_cells(tmp_path), _cells(full[0]))
+    _close(saved_cells(tmp_path), saved_cells(full[0]))
 
 
 def test_batched_interrupt_keeps_finished_groups_and_resumes(full, tmp_path, monkeypatch):
@@ -137,7 +128,7 @@ def test_batched_interrupt_keeps_finished_groups_and_resumes(full, tmp_path, mon
     assert groups == [2, 2] and len(list((tmp_path / "cells").glob("*.json"))) == 2
     summary = sweep.run_sweep(SPEC, tmp_path, max_cells=2)
     assert summary["ran"] == 2 and summary["skipped"] == 2 and groups == [2, 2, 2]
-    assert _cells(tmp_path) == _cells(full[0])  # the same cells as one group of 4: batching is exact
+    assert saved_cells(tmp_path) == saved_cells(full[0])  # the same cells as one group of 4: batching is exact
 
 
 def test_corrupt_cell_is_recomputed(full, tmp_path):
@@ -150,7 +141,7 @@ def test_corrupt_cell_is_recomputed(full, tmp_path):
     paths[1].write_text(json.dumps({"format": 1, "key": paths[1].stem}))  # an older layout
     summary = sweep.run_sweep(SPEC, d)
     assert summary["ran"] == 2 and summary["skipped"] == 2
-    assert _cells(d) == _cells(full[0])
+    assert saved_cells(d) == saved_cells(full[0])
 
 
 def test_another_spec_into_the_same_folder_is_refused(full, tmp_path):
@@ -161,7 +152,7 @@ def test_another_spec_into_the_same_folder_is_refused(full, tmp_path):
     other = sweep.make_spec({"grid": {"lr": [0.01, 0.02]}, "fixed": TINY})
     with pytest.raises(ValueError, match="other cells"):
         sweep.run_sweep(other, d)
-    assert _cells(d) == _cells(full[0]) and json.loads((d / "sweep.json").read_text())["n_cells"] == 4
+    assert saved_cells(d) == saved_cells(full[0]) and json.loads((d / "sweep.json").read_text())["n_cells"] == 4
 
 
 def test_shards_merge_to_the_unsharded_sweep(full, tmp_path):
@@ -169,8 +160,8 @@ def test_shards_merge_to_the_unsharded_sweep(full, tmp_path):
     ra = sweep.run_sweep(SPEC, a, shard=(1, 2))
     rb = sweep.run_sweep(SPEC, b, shard=(2, 2))
     assert ra["ran"] == rb["ran"] == 2
-    ca, cb = _cells(a), _cells(b)
-    assert not set(ca) & set(cb) and {**ca, **cb} == _cells(full[0])
+    ca, cb = saved_cells(a), saved_cells(b)
+    assert not set(ca) & set(cb) and {**ca, **cb} == saved_cells(full[0])
     fields, records, missing = report.load_cells([a, b])
     _, records_full, _ = report.load_cells([full[0]])
     assert list(fields) == ["base", "lam"] and not missing
@@ -316,7 +307,7 @@ def test_cli_sweep_with_workers_and_report(full, tmp_path, capsys):
     assert cli.main(["sweep", *SET_ARGS, "--out", str(out), "--workers", "2", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["ran"] == 4
-    assert _cells(out) == _cells(full[0])  # a spawned worker gives the same bits as the serial sweep
+    assert saved_cells(out) == saved_cells(full[0])  # a spawned worker gives the same bits as the serial sweep
     assert cli.main(["sweep", *SET_ARGS, "--out", str(out), "--dry-run", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["done"] == 4
     assert cli.main(["report", str(out), "--json", "--no-figures"]) == 0
@@ -360,4 +351,4 @@ def test_kill_keeps_finished_cells_and_rerun_completes(full, tmp_path):
     else:
         assert proc.returncode == 0
     assert cli.main(["sweep", *SET_ARGS, "--out", str(out), "--json"]) == 0
-    _close(_cells(out), _cells(full[0]))
+    _close(saved_cells(out), saved_cells(full[0]))
