@@ -48,6 +48,7 @@ from .claims import (  # noqa: F401  (re-exported: results.check_claims is the s
 )
 from .methods import get_method, paper_method_names
 from .metrics import METRICS
+from .rounding import as_list, round_floats
 
 PARAMS_FILE = "params.pt"
 PARAMS_FORMAT = 1
@@ -140,40 +141,46 @@ def summarize(curves: dict[str, dict[str, np.ndarray]], robust: bool = True) -> 
     return summary, ranking
 
 
-def to_dict(result) -> dict:
-    """A StudyResult as the JSON-ready dict described in the module docstring."""
+def to_dict(result, digits: int | None = None) -> dict:
+    """A StudyResult as the JSON-ready dict described in the module docstring.
+
+    With ``digits``, every float but those of the summary, ranking and claims (computed from the exact
+    values) is rounded to that many significant digits (``rounding``: what a sweep's cell file keeps).
+    """
     mdp, data = result.data.mdp, result.data
     summary, ranking = summarize(result.curves)
+
+    def lst(a) -> list:
+        return as_list(a, digits)
+
     return {
-        "config": result.config.to_dict(),
+        "config": round_floats(result.config.to_dict(), digits),
         "versions": versions(),
         "device": result.device,
-        "seconds": result.seconds,
+        "seconds": round_floats(result.seconds, digits),
         "map": {
             "desc": list(mdp.desc),
             "shape": list(mdp.shape),
             "chosen": {"states": list(data.chosen.states), "actions": list(data.chosen.actions)},
             "rejected": {"states": list(data.rejected.states), "actions": list(data.rejected.actions)},
-            "pi_star": np.asarray(data.pi_star).tolist(),
+            "pi_star": lst(data.pi_star),
             "terminal": mdp.terminal.astype(int).tolist(),
         },
         "fit": {
-            "kl": result.fit_kl.tolist(),
-            "steps": np.asarray(result.fit_steps).tolist(),
-            "tol": result.config.fit_tol,
-            "base_success": result.base_success.tolist(),
-            "star_success": result.star_success.tolist(),
+            "kl": lst(result.fit_kl),
+            "steps": lst(result.fit_steps),
+            "tol": round_floats(result.config.fit_tol, digits),
+            "base_success": lst(result.base_success),
+            "star_success": lst(result.star_success),
         },
         "steps": list(result.steps),
-        "curves": {m: {k: np.asarray(v).tolist() for k, v in mc.items()} for m, mc in result.curves.items()},
-        "final_occupancy": {m: np.asarray(v).tolist() for m, v in result.final_occupancy.items()},
+        "curves": {m: {k: lst(v) for k, v in mc.items()} for m, mc in result.curves.items()},
+        "final_occupancy": {m: lst(v) for m, v in result.final_occupancy.items()},
         "explored": {m: np.asarray(v).astype(int).tolist() for m, v in result.explored.items()},
         "summary": summary,
         "ranking": ranking,
         "claims": check_claims(summary),
-        "stats": {
-            m: {k: np.asarray(v).tolist() for k, v in st.items()} for m, st in getattr(result, "stats", {}).items()
-        },
+        "stats": {m: {k: lst(v) for k, v in st.items()} for m, st in getattr(result, "stats", {}).items()},
         "methods": {m: method_info(m) for m in result.curves},
     }
 

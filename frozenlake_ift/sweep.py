@@ -71,31 +71,14 @@ class TaskResult:
     infos: dict  # key -> {"seconds", "held", "claims"} (``_info``): what the driver reports of each cell
 
 
-_FORMAT = f"{{:.{DIGITS}g}}".format
-
-
-def _round(obj):
-    """Floats to DIGITS significant digits, recursively (keeps cell files small)."""
-    if isinstance(obj, float):
-        return float(_FORMAT(obj))
-    if isinstance(obj, dict):
-        return {k: _round(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        if all(isinstance(v, float) for v in obj):  # a row of floats, most of a cell file: no recursion
-            return [float(_FORMAT(v)) for v in obj]
-        return [_round(v) for v in obj]
-    return obj
-
-
 def compact(result, cell: Cell) -> dict:
     """The cell file cells/<key>.json: a results.json (``results.to_dict``: config, steps, curves, summary, map,
     ...; ``frozenlake-ift plot`` reads it) with floats rounded to DIGITS significant digits (summary, ranking
     and claims computed before rounding), plus the sweep's key, swept values and each metric's final per-seed
     value."""
-    rec = results.to_dict(result)
-    exact = {k: rec.pop(k) for k in ("summary", "ranking", "claims")}
-    rec = _round(rec)
-    rec.update(exact)
+    rec = results.to_dict(result, digits=DIGITS)
+    for k in ("summary", "ranking", "claims"):  # after the rounded sections, as cell files have always had them
+        rec[k] = rec.pop(k)
     rec.update(
         {
             "format": FORMAT,
