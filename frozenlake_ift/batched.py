@@ -15,7 +15,8 @@ plus lr) agree give the same run, so it is trained once (SFT does not read lam: 
 trains SFT once per base and lr). The distinct runs' members are concatenated into one ensemble,
 trained by the study's loop with one optimiser block per run (``optim.make_optimizer``: each run's
 members are updated as a tensor of their own, shaped as the per-cell study's ensemble, so torch's
-fused kernels round them as they do per cell), and the curves are split back per cell into the
+fused kernels round them as they do per cell; runs are ordered by lr, so that blocks of one lr can
+share a kernel call where that keeps their bits), and the curves are split back per cell into the
 same ``StudyResult`` that ``study.run_study`` returns.
 
 Same numbers: members are independent (the loss is a sum over members), per-member factors are
@@ -195,7 +196,7 @@ def run_group(configs: list[StudyConfig]) -> list[StudyResult]:
                 ref = dataclasses.replace(st.ref, truly_pi=truly_pi[r])  # the truly policy of that cell
                 done[r] = train_method(method, st.base, data, configs[r], ref, keep_policies=keep)
         else:
-            order = list(reps.values())
+            order = sorted(reps.values(), key=lambda r: configs[r].lr)  # equal lr side by side: fewer optimiser spans
             sts = [starts[start_of[r]] for r in order]
             bounds = np.cumsum([0] + [configs[r].seeds for r in order])
             members = {

@@ -59,6 +59,38 @@ def test_ensemble_optimizer_blocks_equal_torch_optim_on_each_block(name, schedul
             torch.testing.assert_close(pb[k][a:b], loop[k], rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("name", ["adam", "sgd"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_equal_lr_blocks_share_a_kernel_call_only_where_each_block_keeps_its_bits(name, dtype):
+    """Adjacent blocks with one lr are updated as one span when their sizes fit the vector lanes (W: 64
+    elements a member); the others (b: 3 a member, vector tails) stay apart. Either way every block moves
+    bit for bit as torch's fused kernel moves it alone."""
+    g = torch.Generator().manual_seed(1)
+    E = 15
+    P0 = {"W": torch.randn(E, 8, 8, generator=g, dtype=dtype), "b": torch.randn(E, 3, generator=g, dtype=dtype)}
+    blocks = [(0, 5), (5, 8), (8, 15)]
+    grads = [{k: torch.randn(v.shape, generator=g, dtype=dtype) for k, v in P0.items()} for _ in range(30)]
+    pb = {k: v.clone().requires_grad_() for k, v in P0.items()}
+    opt = make_optimizer(name, pb, torch.full((E,), 0.01, dtype=torch.float64), blocks)
+    spans = {k: [(a, b) for p, _, a, b in opt.views[0.01] if p is pb[k]] for k in pb}
+    assert spans == {"W": [(0, 15)], "b": blocks}
+    for gr in grads:
+        for k in pb:
+            pb[k].grad = gr[k].clone()
+        opt.step()
+    for a, b in blocks:
+        alone = _torch_run(
+            name,
+            {k: v[a:b].clone().requires_grad_() for k, v in P0.items()},
+            0.01,
+            [{k: v[a:b] for k, v in gr.items()} for gr in grads],
+            False,
+            fused=True,
+        )
+        for k in P0:
+            assert torch.equal(pb[k][a:b], alone[k]), (k, a, b)
+
+
 def test_a_float_lr_is_one_block_of_the_whole_ensemble():
     p = {"W": torch.zeros(4, 3, requires_grad=True)}
     opt = make_optimizer("adam", p, 0.1)
