@@ -83,21 +83,24 @@ def value_and_success(
     rho0: torch.Tensor,
     pi: torch.Tensor,
     gamma: float,
+    T: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Discounted value from rho0 and probability of ever reaching a goal state, per member.
 
     Solves the linear systems on the non-terminal states N (terminal states are absorbing):
         V_N = (I - gamma T_NN)^-1 r_N           success_N = (I - T_NN)^-1 T_N,goal 1
-    Shapes: P (S, A, S), R (S, A), terminal/goal/rho0 (S,), pi (E, S, A) -> (E,), (E,).
+    Shapes: P (S, A, S), R (S, A), terminal/goal/rho0 (S,), pi (E, S, A) -> (E,), (E,). T: the
+    policy's state matrix sum_a pi P (E, S, S) in P's dtype, if the caller has it (else computed).
     """
     pi = pi.to(P.dtype)
-    T = _state_matrix(P, pi)  # (E, S, S)
+    T = _state_matrix(P, pi) if T is None else T  # (E, S, S)
     n = ~terminal  # (S,)
-    T_nn = T[:, n][:, :, n]  # (E, N, N)
+    T_n = T[:, n]  # (E, N, S): rows of the non-terminal states
+    T_nn = T_n[:, :, n]  # (E, N, N)
     eye = torch.eye(int(n.sum()), dtype=P.dtype, device=P.device)
     r = (pi * R).sum(-1)[:, n]  # (E, N)
     V = torch.linalg.solve(eye - gamma * T_nn, r.unsqueeze(-1)).squeeze(-1)  # (E, N)
-    into_goal = T[:, n][:, :, goal].sum(-1)  # (E, N)
+    into_goal = T_n[:, :, goal].sum(-1)  # (E, N)
     # Softmax policies give every action positive probability, so absorption is certain and
     # I - T_NN is invertible (a policy that could loop forever inside N would make it singular).
     succ = torch.linalg.solve(eye - T_nn, into_goal.unsqueeze(-1)).squeeze(-1)  # (E, N)

@@ -173,14 +173,15 @@ def evaluate(params, data: GridData, cfg: StudyConfig, ref: Reference) -> Evalua
     with torch.no_grad():
         pi = policy_probs(params, data, cfg.activation)  # (E, S, A)
         flat = policy.flatten_params(params).double()  # (E, D)
-        T = torch.einsum("esa,sat->est", pi, ref.P)  # (E, S, S): T_pi(s'|s), Eq. 2
-        value, success = metrics.value_and_success(ref.P, ref.R, ref.terminal, ref.goal, ref.rho0, pi, cfg.gamma)
+        T = torch.einsum("esa,sat->est", pi.to(ref.P.dtype), ref.P)  # (E, S, S): T_pi(s'|s), Eq. 2
+        value, success = metrics.value_and_success(ref.P, ref.R, ref.terminal, ref.goal, ref.rho0, pi, cfg.gamma, T=T)
+        T_n = T[:, nt]  # (E, N, S): the non-terminal rows the T-matrix metrics average over
         values = {
             "param_mse": ((flat - ref.star_flat) ** 2).mean(-1),
             "policy_mse": ((pi - ref.star_pi) ** 2)[:, nt].mean((-1, -2)),
             "policy_mse_opt": ((pi - ref.pi_star) ** 2)[:, nt].mean((-1, -2)),
-            "tmatrix_mse": ((T - ref.star_T) ** 2)[:, nt].mean((-1, -2)),
-            "tmatrix_mse_opt": ((T - ref.opt_T) ** 2)[:, nt].mean((-1, -2)),
+            "tmatrix_mse": ((T_n - ref.star_T[:, nt]) ** 2).mean((-1, -2)),
+            "tmatrix_mse_opt": ((T_n - ref.opt_T[nt]) ** 2).mean((-1, -2)),
             "kl": metrics.kl_rows(ref.pi_star.expand_as(pi), pi)[:, nt].mean(-1),
             "success": success,
             "value": value,
