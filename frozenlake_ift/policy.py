@@ -136,6 +136,20 @@ def table_logits(params: dict[str, torch.Tensor], activation: str = "tanh") -> t
     return torch.baddbmm(params["b2"][:, None, :], h, params["W2"])  # (E, S, A)
 
 
+def state_logits(params: dict[str, torch.Tensor], states: torch.Tensor, activation: str = "tanh") -> torch.Tensor:
+    """Action logits of one-hot states given by index: ``logits(params, onehot(states))`` with W1's rows
+    gathered instead of multiplied (one rounding, W1 + b1, as ``table_logits``). Shape: states (E, ...) int64
+    -> (E, ..., A)."""
+    check_activation(activation)
+    E, _, H, A = check_params(params)
+    if states.dim() < 1 or states.shape[0] != E:
+        raise ValueError(f"states must have shape (E={E}, ...), got {tuple(states.shape)}")
+    flat = states.reshape(E, -1, 1).expand(-1, -1, H)  # (E, M, H)
+    h = ACTIVATIONS[activation](params["W1"].gather(1, flat) + params["b1"][:, None, :])  # (E, M, H)
+    out = torch.baddbmm(params["b2"][:, None, :], h, params["W2"])  # (E, M, A)
+    return out.reshape(*states.shape, A)
+
+
 def policy_table(params: dict[str, torch.Tensor], n_states: int, activation: str = "tanh") -> torch.Tensor:
     """pi_theta(a | s) for every one-hot state. Shape: -> (E, S, A)."""
     if params["W1"].shape[1] != n_states:

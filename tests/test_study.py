@@ -267,6 +267,18 @@ def test_policy_table_equals_the_one_hot_product_bit_for_bit(dtype, activation):
     assert torch.equal(policy.table_logits(params, activation), policy.logits(params, eye, activation))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("E", [3, 540])
+def test_state_logits_equal_the_one_hot_product_bit_for_bit(dtype, E):
+    """state_logits gathers W1's rows for indexed states (IFT's greedy pass): the one-hot product's numbers."""
+    params = policy.init_params(37, 4, 24, seeds=list(range(E)), dtype=dtype)
+    states = torch.randint(0, 37, (E, 2, 15), generator=torch.Generator().manual_seed(E))
+    onehot = torch.eye(37, dtype=dtype)[states]  # (E, 2, 15, 37)
+    assert torch.equal(policy.state_logits(params, states), policy.logits(params, onehot))
+    with pytest.raises(ValueError, match="states must have shape"):
+        policy.state_logits(params, states[:1])
+
+
 def test_shared_paths_are_built_once_and_broadcast():
     data = build_data(StudyConfig(device="cpu"), "cpu")
     one = data.route_pair  # E = 1

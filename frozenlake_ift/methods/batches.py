@@ -51,7 +51,8 @@ def path_logps(params: dict, paths: Paths, data: GridData, activation: str, lam=
 
     x_t = onehot(s_t); with lam > 0 the input is IFT's temporal residual (Eq. 17, grid form):
         x_t = (1 - lam) onehot(s_t) + lam P(. | s_{t-1}, argmax_a pi_theta(a | s_{t-1}))   (t >= 1),
-    the argmax taken in a no-grad pass; x_0 = onehot(s_0) (rho0).
+    the argmax taken in a no-grad pass on the states' rows of W1 (``policy.state_logits``, equal bit for
+    bit to the one-hot product); x_0 = onehot(s_0) (rho0).
     """
     E = params["W1"].shape[0]
     shared = paths.shared().states[..., :-1]  # (E or 1, N, T): the one-hot of paths all members share is built once
@@ -60,8 +61,9 @@ def path_logps(params: dict, paths: Paths, data: GridData, activation: str, lam=
     states = paths.states[..., :-1]  # (E, N, T) the states actions are taken in
     if any_positive(lam):
         with torch.no_grad():
-            a_hat = policy.log_probs(params, x[:, :, :-1], activation).argmax(-1)  # (E, N, T-1)
-            predicted = data.P[states[..., :-1], a_hat]  # (E, N, T-1, S)
+            prev = states[..., :-1]  # (E, N, T-1)
+            a_hat = torch.log_softmax(policy.state_logits(params, prev, activation), dim=-1).argmax(-1)  # (E, N, T-1)
+            predicted = data.P[prev, a_hat]  # (E, N, T-1, S)
         x = temporal_residual(x, predicted, lam)  # (E, N, T, S)
     return policy.step_logps(params, x, paths.actions, activation)  # (E, N, T)
 
