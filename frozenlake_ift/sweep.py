@@ -227,7 +227,7 @@ def run_sweep(
     sorted key, ``shard_cells``), so shards are the same under both engines; a shard's cells are then
     grouped. engine "batched" (default) trains each group of cells that share shapes as one ensemble
     (``batched.run_group``); "per-cell" runs ``run_study`` per cell. executor "local" runs the tasks
-    here (workers == 1) or in ``workers`` spawned processes; "ray" as Ray tasks (``address`` joins a
+    here (workers == 1) or in ``workers`` local processes (``executors``); "ray" as Ray tasks (``address`` joins a
     cluster; none starts a local instance). The driver alone writes cells/<key>.json, atomically, as
     each task returns. ``on_cell(record)`` is called per finished or failed cell. KeyboardInterrupt
     stops the sweep: finished tasks' cells stay saved; those in flight are lost and rerun next time.

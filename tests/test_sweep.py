@@ -307,7 +307,7 @@ def test_cli_sweep_with_workers_and_report(full, tmp_path, capsys):
     assert cli.main(["sweep", *SET_ARGS, "--out", str(out), "--workers", "2", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["ran"] == 4
-    assert saved_cells(out) == saved_cells(full[0])  # a spawned worker gives the same bits as the serial sweep
+    assert saved_cells(out) == saved_cells(full[0])  # a worker process gives the same bits as the serial sweep
     assert cli.main(["sweep", *SET_ARGS, "--out", str(out), "--dry-run", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["done"] == 4
     assert cli.main(["report", str(out), "--json", "--no-figures"]) == 0
@@ -352,3 +352,14 @@ def test_kill_keeps_finished_cells_and_rerun_completes(full, tmp_path):
         assert proc.returncode == 0
     assert cli.main(["sweep", *SET_ARGS, "--out", str(out), "--json"]) == 0
     _close(saved_cells(out), saved_cells(full[0]))
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_local_workers_start_either_way_and_return_every_result(start_method):
+    from frozenlake_ift import executors
+
+    ex = executors.LocalExecutor(2, start_method)
+    assert sorted(ex.map(math.factorial, [3, 5, 7])) == [6, 120, 5040]
+    assert executors.default_start_method(gpus=True) == "spawn"  # a forked child cannot use CUDA
+    with pytest.raises(ValueError, match="start_method must be one of"):
+        executors.LocalExecutor(2, "thread")
