@@ -101,7 +101,7 @@ def summarize(curves: dict[str, dict[str, np.ndarray]], robust: bool = True) -> 
     Per method and metric: final_mean / final_ci95 and best_mean / best_ci95 (mean and Student-t 95%
     half-width over seeds; None with one seed: there is no interval), final_values (per seed, for
     P(improvement)), and with ``robust`` final_iqm with its stratified-bootstrap 95% interval
-    final_iqm_ci95 = [low, high] (``stats``; None without scipy or with one seed).
+    final_iqm_ci95 = [low, high] (``stats``; None with one seed).
     """
     summary: dict = {}
     finals: list[tuple[dict, np.ndarray]] = []  # (entry, final per-seed values (E,)): the robust statistics

@@ -8,9 +8,12 @@ P(X > Y), the chance that a random run of X beats a random run of Y (ties count 
     P(X > Y) = 1 / (n m) * sum_i sum_j [ 1[x_i > y_j] + 1/2 * 1[x_i = y_j] ]
 
 (the Mann-Whitney U statistic over n m). rliable itself fails at import beside pandas 3, so the
-bootstrap is ``scipy.stats.bootstrap`` (percentile intervals; stratified by task when runs come from
-several tasks, e.g. sweep cells) and the IQM ``scipy.stats.trim_mean(x, 0.25)``. scipy is optional
-(the ``stats`` extra): without it the IQM and its interval are None, P(improvement) needs numpy only.
+IQM is ``scipy.stats.trim_mean(x, 0.25)`` and its interval ``scipy.stats.bootstrap``'s percentile
+interval, both computed with numpy alone as scipy computes them (the same resample draws, the same
+trimmed mean and type-7 quantiles: tested equal to scipy's), so a run's summary needs no scipy
+import. The stratified interval (runs from several tasks, e.g. sweep cells: ``iqm_ci(x, strata=)``)
+calls scipy, which is optional (the ``stats`` extra): without it that interval is None.
+P(improvement) needs numpy only.
 
 ``binomial_interval`` gives the Clopper-Pearson (exact) or Wilson interval of a success rate (the
 Monte-Carlo checks of ``agents.evaluate``), with no scipy either.
@@ -48,7 +51,7 @@ def _scipy_stats():
 
 
 def iqm(x) -> float:
-    """Interquartile mean: the mean of the middle 50% of the runs (``scipy.stats.trim_mean(x, 0.25)``)."""
+    """Interquartile mean: the mean of the middle 50% of the runs (``scipy.stats.trim_mean(x, 0.25)``, ``iqm_rows``)."""
     return float(iqm_rows(np.asarray(x, dtype=np.float64).reshape(1, -1))[0])
 
 
@@ -64,30 +67,47 @@ def trimmed_mean(a: np.ndarray, axis: int = -1, proportion: float = 0.25) -> np.
 
 
 def iqm_rows(x) -> np.ndarray:
-    """The IQM of each row of x. Shape: (k, n) -> (k,); NaN without scipy."""
-    stats = _scipy_stats()
+    """The IQM of each row of x. Shape: (k, n) -> (k,).
+
+    Computed as ``scipy.stats.trim_mean(x, 0.25, axis=-1)`` computes it (a partition at the two cuts, then
+    the mean of the middle), with numpy alone: the same numbers, without importing scipy.
+    """
     x = np.asarray(x, dtype=np.float64)
-    if stats is None:
-        return np.full(x.shape[0], np.nan)
-    return np.asarray(stats.trim_mean(x, 0.25, axis=-1), dtype=np.float64).reshape(x.shape[0])
+    n = x.shape[-1]
+    cut = int(0.25 * n)
+    if cut >= n - cut:
+        raise ValueError(f"the IQM trims all {n} values")
+    return np.partition(x, (cut, n - cut - 1), axis=-1)[..., cut : n - cut].mean(-1).reshape(x.shape[0])
+
+
+def _quantile_linear(theta: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """The p-quantiles of each row (Hyndman & Fan type 7, "linear", as ``scipy.stats.quantile`` and
+    ``np.quantile`` define it), formed as scipy forms them. Shapes: theta (k, m), p (q,) -> (k, q)."""
+    y = np.sort(theta, axis=-1)
+    m = y.shape[-1]
+    jg = p * m + (1 - p)
+    jp1 = jg // 1
+    j = jp1 - 1
+    g = np.where(j < 0, 0.0, jg % 1)
+    j, jp1 = np.clip(j, 0.0, m - 1).astype(np.int64), np.clip(jp1, 0.0, m - 1).astype(np.int64)
+    return (1 - g) * y[..., j] + g * y[..., jp1]
 
 
 def iqm_ci_rows(
     x, confidence: float = 0.95, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
 ) -> list[tuple[float, float] | None]:
-    """``iqm_ci`` of every row of x at once (one bootstrap call). Shape: (k, n) -> k intervals.
+    """``iqm_ci`` of every row of x at once (one bootstrap). Shape: (k, n) -> k intervals.
 
-    Each row gets the interval it gets alone (``iqm_ci(row)``), up to rounding in the last bit: every
-    call draws its resample indices (n_resamples, n) from a fresh ``default_rng(seed)``, and scipy's
-    bootstrap applies one such draw to every row of a (k, n) sample, so each row sees the draws it
-    would see alone; only numpy's reduction order over the (k, n_resamples, n) block differs.
+    ``scipy.stats.bootstrap(..., method="percentile", vectorized=True)`` with ``trimmed_mean`` as the
+    statistic, done with numpy: every call draws the resample indices (n_resamples, n) scipy draws from
+    a fresh ``default_rng(seed)`` and applies that one draw to every row, so each row gets the interval
+    it gets alone (``iqm_ci(row)``); the interval is the type-7 quantile pair scipy forms.
     """
-    stats = _scipy_stats()
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"iqm_ci_rows needs a 2-d array (k rows, n runs), got shape {x.shape}")
     out: list[tuple[float, float] | None] = [None] * x.shape[0]
-    if stats is None or x.shape[1] < 2:
+    if x.shape[1] < 2:
         return out
     finite = np.isfinite(x).all(-1)  # a diverged run (NaN) has no interval
     flat = finite & (x == x[:, :1]).all(-1)  # every run equal: the value itself
@@ -95,20 +115,13 @@ def iqm_ci_rows(
     for i in np.flatnonzero(flat):
         out[i] = (float(x[i, 0]), float(x[i, 0]))
     if rows.size:
-        res = stats.bootstrap(
-            (x[rows],),
-            trimmed_mean,
-            axis=-1,
-            confidence_level=confidence,
-            n_resamples=n_resamples,
-            method="percentile",
-            vectorized=True,
-            random_state=np.random.default_rng(seed),
-        )
-        low = np.atleast_1d(res.confidence_interval.low)
-        high = np.atleast_1d(res.confidence_interval.high)
+        n = x.shape[1]
+        idx = np.random.default_rng(seed).integers(0, n, (n_resamples, n))  # the resamples scipy draws
+        theta = trimmed_mean(x[rows][:, idx], axis=-1)  # (k, n_resamples): the IQM of every resample
+        alpha = np.float64((1 - confidence) / 2)
+        ci = _quantile_linear(theta, np.stack([alpha, 1 - alpha]))  # (k, 2)
         for j, i in enumerate(rows):
-            out[i] = (float(low[j]), float(high[j]))
+            out[i] = (float(ci[j, 0]), float(ci[j, 1]))
     return out
 
 
@@ -117,7 +130,8 @@ def iqm_ci(
 ) -> tuple[float, float] | None:
     """Bootstrap percentile interval of the IQM; stratified by ``strata`` (Shape (n,) labels) if given.
 
-    Returns (low, high), or None with fewer than 2 runs, without scipy, or when a run is not finite;
+    Returns (low, high), or None with fewer than 2 runs, when stratified without scipy, or when a run is
+    not finite;
     when every run is equal, the degenerate interval (value, value).
     """
     x = np.asarray(x, dtype=np.float64).ravel()

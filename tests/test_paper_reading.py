@@ -93,6 +93,20 @@ def test_iqm_intervals_of_many_rows_equal_scipy_row_by_row():
         assert rows[i] == pytest.approx((alone.low, alone.high), rel=1e-12)
     assert rows[2] == (0.25, 0.25) and rows[4] is None
     np.testing.assert_allclose(stats.trimmed_mean(x[[0, 1, 3]]), scipy_stats.trim_mean(x[[0, 1, 3]], 0.25, axis=-1))
+    # numpy alone, as scipy computes them: the IQM (partition) and the bootstrap with the same statistic
+    np.testing.assert_allclose(
+        stats.iqm_rows(x[[0, 1, 3]]), scipy_stats.trim_mean(x[[0, 1, 3]], 0.25, axis=-1), rtol=1e-15
+    )
+    same_stat = scipy_stats.bootstrap(
+        (x[[0, 1, 3]],),
+        stats.trimmed_mean,
+        axis=-1,
+        n_resamples=stats.BOOTSTRAP_RESAMPLES,
+        method="percentile",
+        vectorized=True,
+        random_state=np.random.default_rng(0),
+    ).confidence_interval
+    np.testing.assert_allclose([rows[i] for i in (0, 1, 3)], np.stack([same_stat.low, same_stat.high], -1), rtol=1e-14)
     assert stats.iqm_rows(x[[0, 1]]) == pytest.approx([stats.iqm(x[0]), stats.iqm(x[1])], rel=1e-15)
 
 
