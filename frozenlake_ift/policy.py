@@ -98,9 +98,14 @@ def logits(params: dict[str, torch.Tensor], x: torch.Tensor, activation: str = "
         raise ValueError(f"x must have shape (E={E}, ..., S={S}), got {tuple(x.shape)}")
     lead = x.shape[1:-1]
     x2 = x.reshape(E, -1, S)  # (E, N, S)
-    h = ACTIVATIONS[activation](torch.baddbmm(params["b1"][:, None, :], x2, params["W1"]))  # (E, N, H)
-    out = torch.baddbmm(params["b2"][:, None, :], h, params["W2"])  # (E, N, A)
+    out = _head(params, torch.baddbmm(params["b1"][:, None, :], x2, params["W1"]), activation)  # (E, N, A)
     return out.reshape(E, *lead, A)
+
+
+def _head(params: dict[str, torch.Tensor], pre: torch.Tensor, activation: str) -> torch.Tensor:
+    """The hidden activation and the output layer on first-layer pre-activations. Shape: (E, N, H) -> (E, N, A)."""
+    h = ACTIVATIONS[activation](pre)  # (E, N, H)
+    return torch.baddbmm(params["b2"][:, None, :], h, params["W2"])  # (E, N, A)
 
 
 def log_probs(params: dict[str, torch.Tensor], x: torch.Tensor, activation: str = "tanh") -> torch.Tensor:
@@ -132,8 +137,7 @@ def table_logits(params: dict[str, torch.Tensor], activation: str = "tanh") -> t
     """
     check_activation(activation)
     check_params(params)
-    h = ACTIVATIONS[activation](params["W1"] + params["b1"][:, None, :])  # (E, S, H)
-    return torch.baddbmm(params["b2"][:, None, :], h, params["W2"])  # (E, S, A)
+    return _head(params, params["W1"] + params["b1"][:, None, :], activation)  # (E, S, A)
 
 
 def state_logits(params: dict[str, torch.Tensor], states: torch.Tensor, activation: str = "tanh") -> torch.Tensor:
@@ -145,8 +149,7 @@ def state_logits(params: dict[str, torch.Tensor], states: torch.Tensor, activati
     if states.dim() < 1 or states.shape[0] != E:
         raise ValueError(f"states must have shape (E={E}, ...), got {tuple(states.shape)}")
     flat = states.reshape(E, -1, 1).expand(-1, -1, H)  # (E, M, H)
-    h = ACTIVATIONS[activation](params["W1"].gather(1, flat) + params["b1"][:, None, :])  # (E, M, H)
-    out = torch.baddbmm(params["b2"][:, None, :], h, params["W2"])  # (E, M, A)
+    out = _head(params, params["W1"].gather(1, flat) + params["b1"][:, None, :], activation)  # (E, M, A)
     return out.reshape(*states.shape, A)
 
 

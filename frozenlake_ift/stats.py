@@ -60,10 +60,16 @@ def trimmed_mean(a: np.ndarray, axis: int = -1, proportion: float = 0.25) -> np.
     the bootstrap's (k, n_resamples, n) blocks); equal up to the order of summation. Shape: reduces ``axis``."""
     a = np.moveaxis(np.asarray(a, dtype=np.float64), axis, -1)
     n = a.shape[-1]
+    cut = _cut(n, proportion)
+    return np.sort(a, axis=-1)[..., cut : n - cut].mean(-1)
+
+
+def _cut(n: int, proportion: float) -> int:
+    """How many values a trimmed mean drops at each end (scipy's trim_mean: int(proportion * n))."""
     cut = int(proportion * n)
     if cut >= n - cut:
         raise ValueError(f"proportion {proportion} trims all {n} values")
-    return np.sort(a, axis=-1)[..., cut : n - cut].mean(-1)
+    return cut
 
 
 def iqm_rows(x) -> np.ndarray:
@@ -74,9 +80,7 @@ def iqm_rows(x) -> np.ndarray:
     """
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[-1]
-    cut = int(0.25 * n)
-    if cut >= n - cut:
-        raise ValueError(f"the IQM trims all {n} values")
+    cut = _cut(n, 0.25)
     return np.partition(x, (cut, n - cut - 1), axis=-1)[..., cut : n - cut].mean(-1).reshape(x.shape[0])
 
 

@@ -13,9 +13,8 @@ LRS = [0.003, 0.01, 0.03]
 TORCH = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
 
 
-def _torch_run(name, params, lr, grads, schedule, **kernel):
-    """torch.optim's own optimiser on one tensor dict, fed the given gradients."""
-    opt = TORCH[name](params.values(), lr=lr, **kernel)
+def _feed(opt, params, grads, schedule=False):
+    """Step ``opt`` once per gradient dict (with the cosine schedule if asked); returns params."""
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, 40, "cosine", 0.1)) if schedule else None
     for g in grads:
         for k in params:
@@ -24,6 +23,11 @@ def _torch_run(name, params, lr, grads, schedule, **kernel):
         if sched is not None:
             sched.step()
     return params
+
+
+def _torch_run(name, params, lr, grads, schedule, **kernel):
+    """torch.optim's own optimiser on one tensor dict, fed the given gradients."""
+    return _feed(TORCH[name](params.values(), lr=lr, **kernel), params, grads, schedule)
 
 
 @pytest.mark.parametrize("name", ["adam", "rmsprop", "sgd"])
@@ -40,14 +44,7 @@ def test_ensemble_optimizer_blocks_equal_torch_optim_on_each_block(name, schedul
     member_lr = [lr for (a, b), lr in zip(blocks, lrs, strict=True) for _ in range(a, b)]
     grads = [{k: torch.randn(v.shape, generator=g, dtype=torch.float64) for k, v in P0.items()} for _ in range(40)]
     pb = {k: v.clone().requires_grad_() for k, v in P0.items()}
-    opt = make_optimizer(name, pb, torch.tensor(member_lr, dtype=torch.float64), blocks)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, 40, "cosine", 0.1)) if schedule else None
-    for gr in grads:
-        for k in pb:
-            pb[k].grad = gr[k].clone()
-        opt.step()
-        if sched is not None:
-            sched.step()
+    _feed(make_optimizer(name, pb, torch.tensor(member_lr, dtype=torch.float64), blocks), pb, grads, schedule)
     kernel = {"foreach": True} if name == "rmsprop" else {"fused": True}
     for (a, b), lr in zip(blocks, lrs, strict=True):
         block = [{k: v[a:b] for k, v in gr.items()} for gr in grads]
@@ -74,10 +71,7 @@ def test_equal_lr_blocks_share_a_kernel_call_only_where_each_block_keeps_its_bit
     opt = make_optimizer(name, pb, torch.full((E,), 0.01, dtype=torch.float64), blocks)
     spans = {k: [(a, b) for p, _, a, b in opt.views[0.01] if p is pb[k]] for k in pb}
     assert spans == {"W": [(0, 15)], "b": blocks}
-    for gr in grads:
-        for k in pb:
-            pb[k].grad = gr[k].clone()
-        opt.step()
+    _feed(opt, pb, grads)
     for a, b in blocks:
         alone = _torch_run(
             name,
