@@ -23,7 +23,7 @@ Same numbers: members are independent (the loss is a sum over members), per-memb
 formed in float64 and cast as a Python float is, so on CPU the offline methods' batched results
 equal the per-cell ones (tested within 1e-9 relative in float64, 1e-5 in float32; in practice bit
 for bit). Methods that draw samples (on-policy methods, ``chosen="sampled"``, ``negatives`` other
-than "fixed", or a custom batch builder) draw from a generator over the whole ensemble, whose
+that sample: "policy", "base"; or a custom batch builder) draw from a generator over the whole ensemble, whose
 draws would differ from the per-cell ones: the engine trains those per cell (still once per
 distinct run), so their results equal the per-cell engine's exactly as well.
 """
@@ -37,7 +37,7 @@ import time
 import numpy as np
 import torch
 
-from . import metrics, policy
+from . import data_rules, metrics, policy
 from .config import StudyConfig
 from .methods import get_method
 from .methods.registry import ROUTE_PAIR_BATCH
@@ -98,7 +98,7 @@ def draws_samples(method: str, config: StudyConfig) -> bool:
         return True
     if rec.batch == CHOSEN_BATCH:
         return False
-    return rec.batch != ROUTE_PAIR_BATCH or config.negatives != "fixed"
+    return rec.batch != ROUTE_PAIR_BATCH or data_rules.sampled_from(config.negatives) != ""
 
 
 @dataclasses.dataclass
@@ -113,6 +113,8 @@ class Start:
     fit_steps: np.ndarray
     base_success: np.ndarray
     star_success: np.ndarray
+    base_value_ratio: np.ndarray | None = None
+    star_value_ratio: np.ndarray | None = None
 
 
 def make_start(config: StudyConfig, data, device) -> Start:
@@ -125,16 +127,11 @@ def make_start(config: StudyConfig, data, device) -> Start:
     )
     ref = reference(config, data, base, star)
     initial = evaluate(base, data, config, ref)
-    return Start(
-        base,
-        star,
-        ref,
-        initial,
-        fit_kl,
-        fit_used,
-        initial.values["success"].cpu().numpy(),
-        evaluate(star, data, config, ref).values["success"].cpu().numpy(),
+    (base_success, base_ratio), (star_success, star_ratio) = (
+        initial.scores(),
+        evaluate(star, data, config, ref).scores(),
     )
+    return Start(base, star, ref, initial, fit_kl, fit_used, base_success, star_success, base_ratio, star_ratio)
 
 
 def _slice_run(run: MethodRun, lo: int, hi: int) -> MethodRun:
@@ -251,6 +248,8 @@ def run_group(configs: list[StudyConfig]) -> list[StudyResult]:
                 fit_steps=st.fit_steps,
                 base_success=st.base_success,
                 star_success=st.star_success,
+                base_value_ratio=st.base_value_ratio,
+                star_value_ratio=st.star_value_ratio,
                 data=data,
                 stats={m: r.stats for m, r in cell_runs.items()},
                 params={m: r.params for m, r in cell_runs.items()},

@@ -1,7 +1,8 @@
 """StudyConfig: every choice the paper leaves open, as one validated, documented dataclass.
 
 Imports nothing heavy (no torch), so the CLI can build its ``--help`` and validate arguments
-before torch loads. Method names come from the method registry (``frozenlake_ift.methods``);
+before torch loads. Names come from the three registries: methods (``frozenlake_ift.methods``), MDP
+sources (``env``: ``frozenlake_ift.mdps``) and data rules (``negatives``: ``frozenlake_ift.data_rules``);
 ``data.DTYPES`` and ``study.OPTIMIZERS`` map the other names below to torch objects.
 """
 
@@ -11,6 +12,8 @@ import math
 import numbers
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
+from . import data_rules
+from .mdps import check_env, env_source
 from .methods import get_method, method_names, paper_method_names
 
 BASES = ("random", "uniform", "suboptimal")
@@ -20,12 +23,14 @@ ACTIVATION_NAMES = ("tanh", "relu", "gelu", "sigmoid")
 ROUTE_PAIRS = ("auto", "two-route")
 CHOSEN = ("route", "sampled")
 SCHEDULERS = ("constant", "cosine")
-NEGATIVES = ("fixed", "policy", "base")
+LAKE = "lake"  # the default MDP source: the Frozen Lake of map and slippery
 
 
 def __getattr__(name: str):
     if name == "METHOD_NAMES":  # the paper's four, from the registry (kept for older code)
         return paper_method_names()
+    if name == "NEGATIVES":  # every value negatives takes, from the data-rule registry
+        return data_rules.rule_names()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -33,6 +38,7 @@ def __getattr__(name: str):
 class StudyConfig:
     """Every choice the paper leaves open, with its documented default (README, "Decisions")."""
 
+    env: str = "lake"  # the MDP: lake (map, slippery) | gym:ID | bandit:R1,R2,.. | chain:N[:P] | tokens:V:N | file:PATH
     map: str | tuple[str, ...] = "two-route"  # a make_lake name or the map's rows
     slippery: bool = False
     route_pair: str = "auto"  # "auto": chosen/rejected for any map; "two-route": demand exactly two routes
@@ -58,7 +64,9 @@ class StudyConfig:
     simpo_beta: float = 2.0
     simpo_margin: float = 0.5  # SimPO's target reward margin gamma (TRL's simpo_gamma)
     chosen: str = "route"  # pair methods, SFT, IFT, truly: "route" (App. B.2) | "sampled" (pairs draws of pi*)
-    negatives: str = "fixed"  # pair methods: "fixed" rejected route (App. B.2) | "policy" | "base" samples
+    negatives: str = "fixed"  # pair methods' rejected data rule: fixed (the env's own: second-route on lakes, App. B.2)
+    # | second-route | second-best | policy | base (samples) | file:PATH
+    max_starts: int = 16  # chosen / rejected trajectories from at most this many of rho0's starts (a seeded subset)
     resample_every: int = 10  # negatives="policy": steps between fresh samples
     pairs: int = 8  # sampled trajectories per member (sampled chosen / negatives; online DPO pairs)
     horizon: int = 50  # longest sampled trajectory (steps)
@@ -87,6 +95,13 @@ class StudyConfig:
             get_method(m)  # an unknown name lists the registered ones
         if len(set(self.methods)) != len(self.methods):
             raise ValueError(f"methods must not repeat a name, got {list(self.methods)}")
+        check_env(self.env)  # a registered source, its spec's syntax (the MDP is built by the study)
+        if env_source(self.env).name != LAKE and (self.map != field_default("map") or self.slippery):
+            raise ValueError(
+                f"map and slippery describe the lake (env='lake'); env {self.env!r} takes its parameters in "
+                f"its spec: leave map and slippery at their defaults"
+            )
+        data_rules.split_rule(self.negatives)
         choices = {
             "base": (self.base, BASES),
             "optimizer": (self.optimizer, OPTIMIZER_NAMES),
@@ -94,7 +109,6 @@ class StudyConfig:
             "route_pair": (self.route_pair, ROUTE_PAIRS),
             "activation": (self.activation, ACTIVATION_NAMES),
             "chosen": (self.chosen, CHOSEN),
-            "negatives": (self.negatives, NEGATIVES),
             "scheduler": (self.scheduler, SCHEDULERS),
         }
         for name, (value, allowed) in choices.items():
@@ -113,6 +127,7 @@ class StudyConfig:
             "resample_every",
             "pairs",
             "horizon",
+            "max_starts",
             "ppo_episodes",
             "ppo_epochs",
             "grpo_iterations",

@@ -1,12 +1,16 @@
-"""What a study trains on and is measured against: the route-pair rule, trajectories as tensors, references.
+"""What a study trains on and is measured against: the MDP, its trajectories as tensors, references.
 
-    build_data(config)   map -> MDP -> value iteration -> pi* -> chosen / rejected trajectories (GridData)
-    Paths                E members x N trajectories as padded tensors (states, actions, mask)
-    blocked_map          the map the ``suboptimal`` base is fitted on (the chosen route's own tiles made holes)
-    Reference            theta_0, theta*, pi* and the MDP as float64 tensors: what every method is measured against
+    build_data(config, mdp=None)  env -> MDP -> value iteration -> pi* -> chosen / rejected trajectories (StudyData)
+    Paths                         E members x N trajectories as padded tensors (states, actions, mask)
+    blocked_mdp                   the MDP the ``suboptimal`` base is fitted on (the chosen trajectories'
+                                  own states made absorbing: on a lake, the chosen route's tiles made holes)
+    Reference                     theta_0, theta*, pi* and the MDP as float64 tensors: what every method is
+                                  measured against
 
-The chosen trajectory is the optimal policy's most likely path and the rejected one a sub-optimal
-route (``routes.chosen_and_rejected``), as App. B.2 of the paper describes for its two-route map.
+The MDP comes from the config's MDP source (``mdps``: ``env``), the trajectories from its data rule
+(``data_rules``): chosen = pi*'s most likely trajectory from each start, rejected by the rule
+``negatives`` names (on a lake: the second route, as App. B.2 of the paper describes for its
+two-route map). This module knows no grid.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import lakes, metrics, routes, solve
-from .config import StudyConfig, field_default
+from . import data_rules, metrics
+from .config import StudyConfig
 from .mdp import TabularMDP
+from .mdps import env_source, make_env
+from .trajectories import Trajectory
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}  # StudyConfig.dtype -> torch dtype
 
@@ -107,8 +113,8 @@ class Paths:
         return Paths(self.states[..., : T + 1], self.actions[..., :T], self.mask[..., :T])
 
     @staticmethod
-    def from_trajectories(trajectories: Sequence[routes.Trajectory], device="cpu") -> Paths:
-        """Route trajectories (``routes.Trajectory``) as Paths with E = 1, N = len(trajectories)."""
+    def from_trajectories(trajectories: Sequence[Trajectory], device="cpu") -> Paths:
+        """Trajectories (``trajectories.Trajectory``) as Paths with E = 1, N = len(trajectories)."""
         T = max(len(t) for t in trajectories)
         states = torch.empty((1, len(trajectories), T + 1), dtype=torch.long)
         actions = torch.zeros((1, len(trajectories), T), dtype=torch.long)
@@ -123,38 +129,71 @@ class Paths:
 
 
 @dataclass
-class GridData:
-    """Everything the methods train on, as tensors on the study's device."""
+class StudyData:
+    """Everything the methods train on, as tensors on the study's device.
+
+    mdp, pi_star (S, A); chosen_all / rejected_all: the chosen and rejected trajectories (one chosen
+    per start state; rejected one per chosen, or one for all); starts: their start states;
+    route_pair: both as Paths (1, Nc + Nr, T), the chosen first (``chosen_paths`` / ``rejected_paths``
+    split them); P (S, A, S) in the study's dtype, for IFT's predicted next state; eye (S, S) one-hot states.
+    """
 
     mdp: TabularMDP
     pi_star: np.ndarray  # (S, A)
-    chosen: routes.Trajectory
-    rejected: routes.Trajectory
+    chosen_all: tuple[Trajectory, ...]
+    rejected_all: tuple[Trajectory, ...]
     P: torch.Tensor  # (S, A, S) transition tensor in the study's dtype, for IFT's predicted next state
-    route_pair: Paths  # (1, 2, T): trajectory 0 the chosen route, 1 the rejected one
+    route_pair: Paths  # (1, Nc + Nr, T): the chosen trajectories, then the rejected ones
     eye: torch.Tensor  # (S, S) one-hot state table
+    starts: tuple[int, ...] = ()
+    v_star: float = 0.0  # V*(rho0): the optimal discounted return at the start
+    source: str = "lake"  # where the MDP came from: the config's env spec, or "python" (passed to build_data)
+
+    @property
+    def chosen(self) -> Trajectory:
+        """The (first) chosen trajectory: pi*'s most likely path from the (first) start."""
+        return self.chosen_all[0]
+
+    @property
+    def rejected(self) -> Trajectory:
+        """The (first) rejected trajectory."""
+        return self.rejected_all[0]
+
+    @property
+    def chosen_paths(self) -> Paths:
+        """The chosen trajectories, Paths (1, Nc, T)."""
+        return self.route_pair.split(len(self.chosen_all))[0]
+
+    @property
+    def rejected_paths(self) -> Paths:
+        """The rejected trajectories, Paths (1, Nr, T)."""
+        return self.route_pair.split(len(self.chosen_all))[1]
 
     @property
     def pair_states(self) -> torch.Tensor:
-        """(2, T) int64: the states actions are taken in, row 0 chosen, row 1 rejected."""
+        """(Nc + Nr, T) int64: the states actions are taken in, the chosen rows first."""
         return self.route_pair.states[0, :, :-1]
 
     @property
     def pair_actions(self) -> torch.Tensor:
-        """(2, T) int64."""
+        """(Nc + Nr, T) int64."""
         return self.route_pair.actions[0]
 
     @property
     def pair_mask(self) -> torch.Tensor:
-        """(2, T) bool."""
+        """(Nc + Nr, T) bool."""
         return self.route_pair.mask[0]
+
+
+GridData = StudyData  # the name of earlier versions (the study's data was a lake's)
 
 
 @dataclass
 class Reference:
     """What every method is measured against, on the study's device (float64 where exact).
 
-    P (S, A, S), R (S, A), terminal / goal / rho0 (S,): the MDP. pi_star (S, A): pi*. base, star:
+    P (S, A, S), R (S, A), terminal / goal / rho0 (S,): the MDP; reward (S, A, S): the reward of each
+    transition r(s, a, s') (a lake pays 1 on entering G). pi_star (S, A): pi*. v_star: V*(rho0). base, star:
     the parameter dicts of theta_0 and theta* (E members). star_pi (E, S, A): pi_theta*.
     star_flat, base_flat (E, D): flattened parameters. truly_pi (E, S, A) or None: the final
     policy of the ``truly`` method, once it has trained (the Table 1 comparison metric).
@@ -174,66 +213,101 @@ class Reference:
     star_T: torch.Tensor  # (E, S, S) T_pi of pi_theta* (Eq. 2)
     opt_T: torch.Tensor  # (S, S) T_pi of pi*
     preferred: torch.Tensor  # (S,) bool: tiles pi* visits (metrics.preferred_tiles)
+    reward: torch.Tensor | None = None  # (S, A, S) float64: r(s, a, s'), what a sampled step earns (online methods)
+    v_star: float = 0.0  # V*(rho0): the optimal return at the start (value_ratio)
     truly_pi: torch.Tensor | None = field(default=None)
 
 
-def blocked_map(desc: Sequence[str], chosen: routes.Trajectory, rejected: routes.Trajectory) -> list[str]:
-    """The map with the chosen route's own tiles (on the chosen route only, not S or G) turned into holes."""
-    rows = [list(r) for r in desc]
-    ncol = len(rows[0])
-    for s in set(chosen.states[1:-1]) - set(rejected.states):
-        rows[s // ncol][s % ncol] = "H"
-    return ["".join(r) for r in rows]
+def blocked_mdp(data: StudyData) -> TabularMDP:
+    """The MDP the ``suboptimal`` base is fitted on: the states only the chosen trajectories visit (not a
+    start, not terminal, not on a rejected trajectory) made absorbing (``TabularMDP.with_absorbing``).
+
+    On a lake these are the chosen route's own tiles turned into holes: the same model ``make_lake``
+    builds from that map. ValueError when nothing is left to block (a bandit) or no goal stays reachable.
+    """
+    mdp = data.mdp
+    keep = {s for t in data.rejected_all for s in t.states} | set(data.starts)
+    own = sorted({s for t in data.chosen_all for s in t.states if not mdp.terminal[s]} - keep)
+    if not own:
+        raise ValueError(
+            f"base='suboptimal' blocks the states only the chosen trajectories visit, and on {mdp.name!r} there "
+            f"are none; use base='random' or 'uniform'"
+        )
+    blocked = mdp.with_absorbing(own, name=f"{mdp.name} (chosen states blocked)")
+    if mdp.goal.any() and not _reaches(blocked, data.starts):
+        raise ValueError(
+            f"base='suboptimal' blocks the chosen route's own tiles, which leaves {mdp.name!r} without a "
+            f"route to G from the start; use base='random' or 'uniform'"
+        )
+    return blocked
+
+
+def _reaches(mdp: TabularMDP, starts) -> bool:
+    """Whether a goal is reachable (with positive probability) from every state in ``starts``."""
+    succ: list[set[int]] = [set() for _ in range(mdp.n_states)]
+    for s, a, k in zip(*np.nonzero(mdp.probs > 0), strict=True):
+        if not mdp.terminal[s]:
+            succ[int(s)].add(int(mdp.next_states[s, a, k]))
+    for start in starts:
+        seen, todo, found = {int(start)}, [int(start)], False
+        while todo and not found:
+            s = todo.pop()
+            found = bool(mdp.goal[s])
+            for t in succ[s] - seen:
+                seen.add(t)
+                todo.append(t)
+        if not found:
+            return False
+    return True
 
 
 def make_mdp(config: StudyConfig) -> TabularMDP:
-    """The config's map as a TabularMDP."""
-    return lakes.make_lake(config.map if isinstance(config.map, str) else list(config.map), slippery=config.slippery)
+    """The config's MDP (``config.env``; the default is the lake of ``config.map`` and ``config.slippery``)."""
+    return make_env(config.env, config)
 
 
-def build_data(config: StudyConfig, device: torch.device | str = "cpu") -> GridData:
-    """Solve the map, derive pi*, pick the chosen (optimal) and rejected (sub-optimal) trajectories."""
-    mdp = make_mdp(config)
-    if config.route_pair == "two-route" and not routes.has_two_routes(mdp):
-        raise ValueError(
-            f"route_pair='two-route' needs a map whose frozen tiles form exactly two S->G routes of "
-            f"different lengths; map {config.map!r} does not (use route_pair='auto')"
-        )
-    sol = solve.value_iteration(mdp, gamma=config.gamma)
-    pi_star = solve.optimal_action_probs(sol.Q, temperature=config.temperature)  # (S, A)
-    try:
-        chosen, rejected = routes.chosen_and_rejected(mdp, gamma=config.gamma)
-    except ValueError as exc:
-        if config.gamma == 1 and "never reaches a goal" in str(exc):  # name the cause: the missing discount
-            raise ValueError(
-                f"gamma=1 (no discount) makes every move that keeps the goal reachable equally optimal, "
-                f"so the greedy optimal policy stalls among tied actions: {exc}; use gamma < 1 "
-                f"(default {field_default('gamma'):g}), e.g. --set gamma=0.99"
-            ) from None
-        raise
+def build_data(config: StudyConfig, device: torch.device | str = "cpu", mdp: TabularMDP | None = None) -> StudyData:
+    """Solve the MDP, derive pi*, pick the chosen (optimal) and rejected trajectories (``data_rules``).
+
+    ``mdp``: a TabularMDP of your own instead of the config's ``env`` (its data rule is then
+    ``second-best`` for ``negatives="fixed"``, ``second-route`` if it is a lake map).
+    """
+    given = mdp
+    if mdp is None:
+        mdp = make_mdp(config)
+        default_rule = env_source(config.env).default_rule
+    elif not isinstance(mdp, TabularMDP):
+        raise TypeError(f"mdp must be a TabularMDP, got {type(mdp).__name__}")
+    else:
+        default_rule = "second-route" if mdp.desc is not None else "second-best"
+    plan = data_rules.make_plan(mdp, config)
+    rejected = data_rules.rejected_trajectories(plan, config, default_rule)
     dtype = DTYPES[config.dtype]
-    return GridData(
+    return StudyData(
         mdp=mdp,
-        pi_star=pi_star,
-        chosen=chosen,
-        rejected=rejected,
+        pi_star=plan.pi_star,
+        chosen_all=plan.chosen,
+        rejected_all=rejected,
         P=torch.as_tensor(mdp.dense_P(), dtype=dtype, device=device),
-        route_pair=Paths.from_trajectories([chosen, rejected], device),
+        route_pair=Paths.from_trajectories(list(plan.chosen) + list(rejected), device),
         eye=torch.eye(mdp.n_states, dtype=dtype, device=device),
+        starts=plan.starts,
+        v_star=float(mdp.rho0 @ plan.Q.max(1)),
+        source=config.env if given is None else "python",
     )
 
 
-def policy_probs(params: dict, data: GridData, activation: str) -> torch.Tensor:
+def policy_probs(params: dict, data: StudyData, activation: str) -> torch.Tensor:
     """pi_theta(a | s) on every one-hot state, in float64 (differentiable). Shape: (E, S, A)."""
     from . import policy
 
     if params["W1"].shape[1] != data.eye.shape[0]:
-        raise ValueError(f"params have {params['W1'].shape[1]} inputs, the map has {data.eye.shape[0]} states")
+        raise ValueError(f"params have {params['W1'].shape[1]} inputs, the MDP has {data.eye.shape[0]} states")
     lg = policy.table_logits(params, activation)  # (E, S, A)
     return torch.softmax(lg.double(), dim=-1)
 
 
-def make_reference(config: StudyConfig, data: GridData, base: dict, star: dict) -> Reference:
+def make_reference(config: StudyConfig, data: StudyData, base: dict, star: dict) -> Reference:
     """The Reference of a study from its data, theta_0 and theta*."""
     from . import policy
 
@@ -258,4 +332,6 @@ def make_reference(config: StudyConfig, data: GridData, base: dict, star: dict) 
             star_T=torch.einsum("esa,sat->est", star_pi, P),
             opt_T=torch.einsum("sa,sat->st", pi_star, P),
             preferred=metrics.preferred_tiles(P, rho0, terminal, pi_star, config.gamma),
+            reward=torch.as_tensor(mdp.dense_rewards(), device=device),
+            v_star=data.v_star,
         )

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 TILES = {"S": "start", "F": "frozen", "H": "hole", "G": "goal"}
 MAP_NAMES = ("4x4", "8x8", "two-route", "random:SIZE:SEED")
 GYM_BUILD_MAX_STATES = 4096
-MAX_STATES = 2**22  # a 2048x2048 map: about 1 GiB of model when slippery (see lake_bytes)
+MAX_STATES = 2**22  # a 2048x2048 map: about 1.3 GiB of model when slippery (see lake_bytes)
 
 # The study map: deterministic; its frozen tiles are the border ring of a 5x5 grid, an induced
 # cycle through S and G, so there are exactly two simple routes S -> G:
@@ -87,10 +87,11 @@ def validate_desc(desc: Sequence[str]) -> tuple[str, ...]:
 
 
 def lake_bytes(n_states: int, slippery: bool) -> int:
-    """Bytes of a lake's TabularMDP arrays: next_states and probs (S, 4, K), R (S, 4), rho0 and three
-    masks (S,); K = 3 when slippery, else 1. Building it (numpy builder) and value iteration (a
-    relabelled copy) each take about as much again (docs/solver.md)."""
-    return int(n_states) * (4 * (3 if slippery else 1) * 16 + 4 * 8 + 8 + 3)
+    """Bytes of a lake's TabularMDP arrays: next_states and probs (S, 4, K), the successors' rewards
+    (S, 4, K) when slippery, R (S, 4), rho0 and three masks (S,); K = 3 when slippery, else 1.
+    Building it (numpy builder) and value iteration (a relabelled copy) each take about as much
+    again (docs/solver.md)."""
+    return int(n_states) * (4 * 3 * 24 + 4 * 8 + 8 + 3 if slippery else 4 * 16 + 4 * 8 + 8 + 3)
 
 
 def _check_size(spec, nrow: int, ncol: int, slippery: bool, max_states) -> None:
@@ -179,16 +180,19 @@ def make_lake(
     tiles = np.frombuffer("".join(desc).encode("ascii"), dtype="S1")
     if slippery:
         name += "-slippery" if success_rate is None else f"-slippery({success_rate:g})"
+    terminal, goal = np.isin(tiles, [b"G", b"H"]), tiles == b"G"
     return TabularMDP(
         ns,
         pr,
         R,
-        terminal=np.isin(tiles, [b"G", b"H"]),
+        terminal=terminal,
         rho0=(tiles == b"S").astype(np.float64),
-        goal=tiles == b"G",
+        goal=goal,
         shape=(len(desc), len(desc[0])),
         desc=desc,
         name=name,
+        # slippery: the reward of each successor (1 on entering G); one successor: it is R itself
+        rewards=(goal[ns] & (pr > 0) & ~terminal[:, None, None]).astype(np.float64) if ns.shape[2] > 1 else None,
     )
 
 
@@ -279,3 +283,22 @@ def intended_next(mdp: TabularMDP) -> np.ndarray:
     else:
         nxt = np.take_along_axis(mdp.next_states, mdp.probs.argmax(-1)[..., None], -1)[..., 0]
     return np.where(mdp.terminal[:, None], np.arange(S)[:, None], nxt)
+
+
+# ------------------------------------------------------------- MDP source
+def check_source(arg: str) -> None:
+    """The ``lake`` MDP source takes no argument: its map and ice are StudyConfig's ``map`` and ``slippery``."""
+    if arg:
+        raise ValueError(
+            f"env 'lake' takes its map from the map field (--map) and its ice from slippery (--slippery), "
+            f"not from the spec: got 'lake:{arg}'; use env='lake' with map={arg!r}"
+        )
+    return None
+
+
+def build_source(arg: str, config=None) -> TabularMDP:
+    """The ``lake`` MDP source: ``make_lake(config.map, slippery=config.slippery)`` (defaults without a config)."""
+    check_source(arg)
+    if config is None:
+        return make_lake(TWO_ROUTE_MAP)
+    return make_lake(config.map if isinstance(config.map, str) else list(config.map), slippery=config.slippery)

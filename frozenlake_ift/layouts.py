@@ -2,6 +2,8 @@
 
     read_json_file(path)                  the parsed JSON; ValueError naming the file if it cannot be
                                           read, is binary or is not JSON
+    read_mapping_file(path, what)         a JSON / TOML / YAML file (by suffix) that holds a mapping
+    read_config_file(path)                the StudyConfig fields of a config file or of a results.json
     check_results_layout(res, where)      refuse a results dict of another layout (``results.load``)
     check_sweep_layout(obj, where, kind)  refuse a sweep manifest or cell record of another layout
                                           (``report``)
@@ -34,6 +36,57 @@ def read_json_file(path: Path):
         raise ValueError(f"{str(path)!r} is not valid JSON: {exc}") from None
     except RecursionError:
         raise ValueError(f"{str(path)!r} is nested too deeply to be a frozenlake-ift file") from None
+
+
+def read_mapping_file(path, what: str = "file") -> dict:
+    """A mapping from a .json, .toml or .yaml / .yml file (JSON for any other suffix); ValueError naming the
+    file when it is missing, unreadable, not of its format, or not a mapping. YAML needs pyyaml (safe_load)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no {what} at {str(path)!r}")
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml", ".toml"):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{what} {str(path)!r} cannot be read as UTF-8 text: {exc}") from None
+        if suffix == ".toml":
+            try:
+                import tomllib  # type: ignore[import-not-found, unused-ignore]  # Python 3.11+
+            except ImportError:  # Python 3.10: the same parser as the tomli package
+                try:
+                    import tomli as tomllib  # type: ignore[no-redef, import-not-found, unused-ignore]  # Python 3.10
+                except ImportError:
+                    raise ValueError(f"{str(path)!r}: TOML files need Python 3.11 or tomli; or use JSON") from None
+            try:
+                raw = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as exc:
+                raise ValueError(f"{what} {str(path)!r} is not valid TOML: {exc}") from None
+        else:
+            try:
+                import yaml
+            except ImportError:
+                raise ValueError(
+                    f"{str(path)!r}: YAML files need pyyaml (pip install pyyaml); or use JSON / TOML"
+                ) from None
+            try:
+                raw = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise ValueError(f"{what} {str(path)!r} is not valid YAML: {' '.join(str(exc).split())}") from None
+    else:
+        raw = read_json_file(path)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{what} {str(path)!r} must hold a mapping, got {_kind(raw)}")  # noqa: TRY004  (a user's file)
+    return raw
+
+
+def read_config_file(path) -> dict:
+    """The StudyConfig fields of a config file (a mapping of fields, or ``{"config": {...}}``) or of a
+    results.json (its ``config`` block, which round-trips: ``StudyConfig(**fields)`` equals the run's config)."""
+    raw = read_mapping_file(path, "config file")
+    if "config" in raw and isinstance(raw["config"], dict):
+        raw = raw["config"]
+    return raw
 
 
 class LayoutError(ValueError):
@@ -109,17 +162,29 @@ def _results_layout(res) -> None:
                 f"'summary.{m}.{k}' must map statistics to numbers (or lists of numbers)",
             )
     mp = _mapping(res["map"], "'map'")
-    desc: Any = mp.get("desc")  # unchecked JSON until the _need calls below
-    _need(
-        isinstance(desc, list) and bool(desc) and all(isinstance(r, str) and r for r in desc),
-        f"'map.desc' must be a non-empty list of row strings, got {_kind(desc)}",
-    )
-    _need(
-        len({len(r) for r in desc}) == 1 and all(set(r) <= set("SFHG") for r in desc),
-        "'map.desc' rows must have equal lengths and use only the letters S, F, H, G",
-    )
-    S = len(desc) * len(desc[0])
-    _matrix(mp.get("pi_star"), "'map.pi_star'", rows=S)
+    desc: Any = mp.get("desc")  # unchecked JSON until the _need calls below; None: not a grid MDP
+    if desc is not None:
+        _need(
+            isinstance(desc, list) and bool(desc) and all(isinstance(r, str) and r for r in desc),
+            f"'map.desc' must be a non-empty list of row strings (or null), got {_kind(desc)}",
+        )
+        _need(
+            len({len(r) for r in desc}) == 1 and all(set(r) <= set("SFHG") for r in desc),
+            "'map.desc' rows must have equal lengths and use only the letters S, F, H, G",
+        )
+        S = len(desc) * len(desc[0])
+        _matrix(mp.get("pi_star"), "'map.pi_star'", rows=S)
+    else:
+        pi = mp.get("pi_star")
+        _need(isinstance(pi, list) and bool(pi), f"'map.pi_star' must be a non-empty list, got {_kind(pi)}")
+        S = len(pi) if isinstance(pi, list) else 0
+        _matrix(pi, "'map.pi_star'", rows=S)
+    for key in ("goal", "starts"):
+        v = mp.get(key)
+        _need(
+            v is None or (isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in v)),
+            f"'map.{key}' must be a list of integers",
+        )
     if mp.get("terminal") is not None:
         t = mp["terminal"]
         _need(
@@ -140,6 +205,8 @@ def _results_layout(res) -> None:
     for key in ("final_occupancy", "explored"):
         for m, v in _mapping(res.get(key) or {}, f"'{key}'", empty_ok=True).items():
             _matrix(v, f"'{key}.{m}'", rows=seeds, cols=S)
+    for m, v in _mapping(res.get("final_policy") or {}, "'final_policy'", empty_ok=True).items():
+        _matrix(v, f"'final_policy.{m}'", rows=S)
     star = _mapping(res.get("fit", {}), "'fit'", empty_ok=True).get("star_success")
     _need(
         star is None or (isinstance(star, list) and all(_num(v) for v in star)),

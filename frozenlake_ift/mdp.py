@@ -46,6 +46,10 @@ class TabularMDP:
         shape: (nrow, ncol) when the states form a grid, else None.
         desc: the map's rows (e.g. ``("SFFF", "FHFH", ...)``) when built from a lake, else None.
         name: a human-readable label.
+        rewards: the reward of each successor, r(s, a, s'_k), Shape (S, A, K), when it depends on the
+            successor (a lake pays on entering G); default None: every successor earns R[s, a]. When
+            given, R must be its expectation, R[s, a] = sum_k probs[s, a, k] rewards[s, a, k].
+        state_names, action_names: labels for tables and figures (e.g. a token prefix, "arm 2"), or None.
     """
 
     next_states: np.ndarray
@@ -57,6 +61,9 @@ class TabularMDP:
     shape: tuple[int, int] | None = None
     desc: tuple[str, ...] | None = None
     name: str = ""
+    rewards: np.ndarray | None = None
+    state_names: tuple[str, ...] | None = None
+    action_names: tuple[str, ...] | None = None
     _cache: dict = field(default_factory=dict, repr=False, compare=False, init=False)  # not shared by replace()
 
     def __post_init__(self) -> None:
@@ -115,6 +122,25 @@ class TabularMDP:
         object.__setattr__(self, "goal", goal)
         if self.desc is not None:
             object.__setattr__(self, "desc", tuple(self.desc))
+        if self.rewards is not None:
+            rw = np.asarray(self.rewards, dtype=np.float64)
+            _check_shape("rewards", rw, (S, A, K))
+            if not np.isfinite(rw).all():
+                raise ValueError("rewards must be finite, got NaN or inf")
+            gap = np.abs((pr * rw).sum(-1) - R)
+            if gap.max() > ROW_SUM_TOL * max(1.0, float(np.abs(R).max())):
+                s, a = np.unravel_index(int(gap.argmax()), gap.shape)
+                raise ValueError(
+                    f"R[{s}, {a}] = {R[s, a]!r} is not the expected successor reward "
+                    f"{float((pr[s, a] * rw[s, a]).sum())!r}: R must be sum_k probs * rewards"
+                )
+            object.__setattr__(self, "rewards", rw)
+        for label, names, n in (("state_names", self.state_names, S), ("action_names", self.action_names, A)):
+            if names is not None:
+                names = tuple(str(x) for x in names)
+                if len(names) != n:
+                    raise ValueError(f"{label} must hold {n} names, got {len(names)}")
+                object.__setattr__(self, label, names)
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -152,6 +178,53 @@ class TabularMDP:
         s_idx, a_idx = np.meshgrid(np.arange(S), np.arange(A), indexing="ij")
         np.add.at(P, (s_idx[..., None], a_idx[..., None], self.next_states), self.probs)
         return P
+
+    def dense_rewards(self) -> np.ndarray:
+        """r(s, a, s') as a dense array, Shape (S, A, S): the reward of each transition (0 where P is 0).
+
+        Without per-successor ``rewards`` every successor of (s, a) earns R[s, a]. Small MDPs only.
+        """
+        S, A, _ = self.next_states.shape
+        per = np.broadcast_to(self.R[..., None], self.probs.shape) if self.rewards is None else self.rewards
+        out = np.zeros((S, A, S))
+        s_idx, a_idx = np.meshgrid(np.arange(S), np.arange(A), indexing="ij")
+        keep = self.probs > 0  # (S, A, K): successors are unique per (s, a), padding has probability 0
+        s3, a3 = np.broadcast_to(s_idx[..., None], keep.shape), np.broadcast_to(a_idx[..., None], keep.shape)
+        out[s3[keep], a3[keep], self.next_states[keep]] = per[keep]
+        return out
+
+    def with_absorbing(self, states, name: str | None = None) -> TabularMDP:
+        """The same MDP with ``states`` made terminal: absorbing, reward 0, and not goals.
+
+        What entering them pays is unchanged (on a lake: the tiles turned into holes). Shape: states (n,) ints.
+        """
+        idx = np.unique(np.asarray(states, dtype=np.int64))
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n_states):
+            raise ValueError(f"states must lie in [0, {self.n_states - 1}], got {idx.tolist()}")
+        ns, pr, R = self.next_states.copy(), self.probs.copy(), self.R.copy()
+        ns[idx] = idx[:, None, None]
+        pr[idx] = 0.0
+        pr[idx, :, 0] = 1.0
+        R[idx] = 0.0
+        rewards = None
+        if self.rewards is not None:
+            rewards = self.rewards.copy()
+            rewards[idx] = 0.0
+        terminal, goal = self.terminal.copy(), self.goal.copy()
+        terminal[idx], goal[idx] = True, False
+        return TabularMDP(
+            ns,
+            pr,
+            R,
+            terminal,
+            self.rho0,
+            goal=goal,
+            shape=self.shape,
+            name=self.name if name is None else name,
+            rewards=rewards,
+            state_names=self.state_names,
+            action_names=self.action_names,
+        )
 
     # ------------------------------------------------------------- operations
     def check_policy(self, pi: np.ndarray, name: str = "pi") -> np.ndarray:

@@ -9,60 +9,11 @@ implementations on one policy; the tests check that both agree.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-
-@dataclass(frozen=True)
-class Metric:
-    """One metric of the study: its name in files, a label for tables and figures, and how to read it.
-
-    higher_is_better: True / False, or None for quantities that are not ranked (a method's own loss).
-    log_scale: plot on a log axis when values span more than two decades. default_panel: drawn by
-    ``plots.plot_curves`` unless asked otherwise.
-    """
-
-    name: str
-    label: str
-    higher_is_better: bool | None
-    log_scale: bool = False
-    default_panel: bool = False
-
-
-# The one metric table: study (what it records), results (summary, ranking), plots and report read it.
-METRICS: dict[str, Metric] = {
-    m.name: m
-    for m in (
-        Metric("param_mse", "parameter MSE to theta*", False, log_scale=True, default_panel=True),
-        Metric("policy_mse", "MSE of pi(a|s) (Eq. 1) to pi_theta*", False, log_scale=True, default_panel=True),
-        Metric("policy_mse_opt", "MSE of pi(a|s) (Eq. 1) to pi*", False, log_scale=True, default_panel=True),
-        Metric(
-            "tmatrix_mse",
-            "MSE of T_pi(s'|s) (Eq. 2) to pi_theta*",
-            False,
-            log_scale=True,
-            default_panel=True,
-        ),
-        Metric("tmatrix_mse_opt", "MSE of T_pi(s'|s) (Eq. 2) to pi*", False, log_scale=True),
-        Metric(
-            "policy_mse_truly",
-            "MSE of pi(a|s) to the truly-trained policy",
-            False,
-            log_scale=True,
-            default_panel=True,
-        ),
-        Metric("kl", "KL(pi* || pi_theta)", False, log_scale=True, default_panel=True),
-        Metric("success", "success probability", True, default_panel=True),
-        Metric("value", "value from rho0", True),
-        Metric("explored", "explored states", True, default_panel=True),
-        Metric("explored_alignment", "explored tiles vs pi*'s tiles (Jaccard)", True, default_panel=True),
-        Metric("cosine", "cos(theta - theta_0, theta* - theta_0)", True),
-        Metric("loss", "training loss (own objective)", None),
-    )
-}
-TRULY_METRIC = "policy_mse_truly"  # recorded only when the ``truly`` method runs (against its final policy)
+from .metric_table import METRICS, TRULY_METRIC, Metric  # noqa: F401  (re-exported: metrics.METRICS is the stable name)
 
 
 def dense_transitions(mdp, device="cpu") -> torch.Tensor:
@@ -161,6 +112,19 @@ def explored_alignment(explored: torch.Tensor, preferred: torch.Tensor) -> torch
     inter = (explored & preferred).sum(-1).double()
     union = (explored | preferred).sum(-1).double()
     return inter / union.clamp_min(1.0)
+
+
+def value_ratio(value: torch.Tensor, v_star: float) -> torch.Tensor:
+    """The normalised return at the start, 1 for an optimal policy: V_pi / V* when V* > 0, and V* / V_pi
+    when V* < 0 (costs: a policy that pays twice the optimum's cost scores 0.5); NaN when V* = 0.
+
+    Shape: value (E,) -> (E,). Higher is better in both cases.
+    """
+    if v_star > 0:
+        return value / v_star
+    if v_star < 0:
+        return torch.where(value < 0, v_star / value.clamp(max=-1e-300), torch.full_like(value, math.inf))
+    return torch.full_like(value, math.nan)
 
 
 def kl_rows(p: torch.Tensor, q: torch.Tensor, eps: float = 1e-300) -> torch.Tensor:

@@ -1,10 +1,14 @@
-"""Figures of a Frozen-Lake study, drawn from its results dict (``results.load`` / ``results.to_dict``).
+"""Figures of a study, drawn from its results dict (``results.load`` / ``results.to_dict``).
 
     plot_curves(res)     metric curves over fine-tuning steps: mean and 95% CI band over seeds
+    lake maps (grid drawings):
     plot_explored(res)   per method, the fraction of seeds whose first-layer row of each tile got gradient
     plot_map(res)        the map: tile types, chosen and rejected routes, pi* as arrows
     plot_occupancy(res)  per method, the final discounted state occupancy (mean over seeds)
-    save_figures(res, out_dir) -> [Path]   all of them as PNG and SVG, each file written atomically
+    any other MDP:
+    plot_policy(res)     pi*(a|s) and each method's final pi_theta(a|s) as state x action heatmaps
+    plot_tmatrix(res)    T_pi(s'|s) (Eq. 2) of pi* and of each method's final policy as state x state heatmaps
+    save_figures(res, out_dir) -> [Path]   the figures of its kind (``figure_names``), each file written atomically
 
 matplotlib is imported inside the functions (Agg backend), never at package import time.
 Grid conventions as in gymnasium: state = row * ncol + col; actions 0=left, 1=down, 2=right, 3=up.
@@ -52,7 +56,15 @@ def _grid(res: dict):
     return desc, len(desc), len(desc[0])
 
 
+def is_grid(res: dict) -> bool:
+    """Whether the results are of a lake map (drawn as a grid)."""
+    return res["map"].get("desc") is not None
+
+
 def _map_name(res: dict) -> str:
+    if not is_grid(res):
+        mp = res["map"]
+        return f"{mp.get('name') or res.get('config', {}).get('env', 'MDP')} ({len(mp['pi_star'])} states)"
     cfg, (_, nrow, ncol) = res.get("config", {}), _grid(res)
     name = cfg.get("map", "custom")
     name = name if isinstance(name, str) else "custom"
@@ -68,7 +80,8 @@ def _n_seeds(res: dict) -> int:
 
 def _subtitle(res: dict) -> str:
     base = res.get("config", {}).get("base", "?")
-    return f"Frozen Lake {_map_name(res)} · base policy {base} · {_n_seeds(res)} seeds"
+    kind = "Frozen Lake " if is_grid(res) else ""
+    return f"{kind}{_map_name(res)} · base policy {base} · {_n_seeds(res)} seeds"
 
 
 def plot_curves(res: dict, metrics: tuple[str, ...] | list[str] | None = None, *, ncols: int = 3):
@@ -118,12 +131,13 @@ def plot_curves(res: dict, metrics: tuple[str, ...] | list[str] | None = None, *
         if log:
             ax.set_yscale("log")
             ax.set_ylim(pos.min() / 2, pos.max() * 2)
-        if name == "success":
-            star = res.get("fit", {}).get("star_success")
+        if name in ("success", "value_ratio"):
+            star = res.get("fit", {}).get(f"star_{name}")
             if star:
                 ax.axhline(float(np.mean(star)), color="#444444", ls=":", lw=1.3, label="theta*")
                 ref_line = True
-            ax.set_ylim(-0.03, 1.03)
+            if name == "success":
+                ax.set_ylim(-0.03, 1.03)
         if name == "explored":
             ax.set_ylim(bottom=0)
             ax.yaxis.get_major_locator().set_params(integer=True)
@@ -349,20 +363,133 @@ def plot_map(res: dict):
     return fig
 
 
-_NEEDS = {"curves": "curves", "explored": "explored", "map": "map", "occupancy": "final_occupancy"}
-FIGURES = {"curves": plot_curves, "explored": plot_explored, "map": plot_map, "occupancy": plot_occupancy}
+def _state_labels(res: dict, states) -> list[str]:
+    names = res["map"].get("state_names")
+    return [str(names[s]) if names else str(s) for s in states]
+
+
+def _panel_grid(n: int, rows: int, cols: int, per_row: int = 4):
+    """A figure with n heatmap panels, each sized for a (rows x cols) matrix."""
+    plt = pyplot()
+    ncols = min(per_row, n)
+    nr = -(-n // ncols)
+    w = float(np.clip(0.32 * cols + 1.4, 2.6, 5.0))
+    h = float(np.clip(0.28 * rows + 1.0, 2.2, 7.0))
+    fig, axes = plt.subplots(nr, ncols, figsize=(w * ncols + 1.0, h * nr + 1.2), squeeze=False, layout="constrained")
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def _heat(ax, m, row_labels, col_labels, title: str, color: str = "#111111"):
+    """One probability heatmap; numbers in the cells where it is small enough to read them."""
+    if m.shape[0] <= 16 and m.shape[1] <= 16:
+        im = draw_matrix(ax, m, row_labels=row_labels, col_labels=col_labels, hide_zeros=True, fontsize=6.5)
+    else:
+        im = ax.imshow(m, cmap="Blues", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+        for axis, labels in ((ax.xaxis, col_labels), (ax.yaxis, row_labels)):
+            step = max(1, len(labels) // 12)
+            axis.set_ticks(range(0, len(labels), step), [labels[i] for i in range(0, len(labels), step)], fontsize=7)
+    ax.set_title(title, fontsize=10, color=color, fontweight="bold")
+    return im
+
+
+def _policies(res: dict) -> dict[str, np.ndarray]:
+    """pi* and each method's final mean policy (S, A), from results.json."""
+    out = {r"$\pi^*$": np.asarray(res["map"]["pi_star"], dtype=float)}
+    for m, pi in (res.get("final_policy") or {}).items():
+        out[m] = np.asarray(pi, dtype=float)
+    return out
+
+
+def plot_policy(res: dict):
+    """pi*(a|s) and each method's final pi_theta(a|s) (mean over seeds) as state x action heatmaps,
+    on the non-terminal states. For any MDP (the lake's own drawing is ``plot_map``)."""
+    res = _as_dict(res)
+    pols = _policies(res)
+    states = np.flatnonzero(~np.asarray(res["map"]["terminal"], dtype=bool))
+    A = next(iter(pols.values())).shape[1]
+    actions = res["map"].get("action_names") or [str(a) for a in range(A)]
+    fig, axes = _panel_grid(len(pols), len(states), A)
+    im = None
+    for ax, (name, pi) in zip(axes.flat, pols.items(), strict=False):
+        title = name if name.startswith("$") else name.upper()
+        color = "#111111" if name.startswith("$") else method_color(name)
+        im = _heat(ax, pi[states], _state_labels(res, states), list(actions), title, color)
+        ax.set_xlabel("action")
+    if im is not None:
+        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label=r"$\pi(a|s)$")
+    fig.suptitle("The policies, state x action (final, mean over seeds)\n" + _subtitle(res), fontsize=11)
+    return fig
+
+
+def plot_tmatrix(res: dict):
+    """T_pi(s'|s) = sum_a pi(a|s) P(s'|s, a) (paper Eq. 2) of pi* and of each method's final policy (mean
+    over seeds), as state x state heatmaps on the non-terminal rows. Needs results.json's ``map.model``."""
+    res = _as_dict(res)
+    model = res["map"].get("model")
+    if not model:
+        raise ValueError("the results hold no 'map.model' (lake maps are drawn with plot_map)")
+    ns = np.asarray(model["next_states"], dtype=np.int64)  # (S, A, K)
+    pr = np.asarray(model["probs"], dtype=float)  # (S, A, K)
+    S = ns.shape[0]
+    rows = np.flatnonzero(~np.asarray(res["map"]["terminal"], dtype=bool))
+    pols = _policies(res)
+    fig, axes = _panel_grid(len(pols), len(rows), S)
+    im = None
+    for ax, (name, pi) in zip(axes.flat, pols.items(), strict=False):
+        T = np.zeros((S, S))
+        np.add.at(T, (np.repeat(np.arange(S), ns.shape[1] * ns.shape[2]), ns.ravel()), (pi[:, :, None] * pr).ravel())
+        title = name if name.startswith("$") else name.upper()
+        color = "#111111" if name.startswith("$") else method_color(name)
+        im = _heat(ax, T[rows], _state_labels(res, rows), _state_labels(res, range(S)), title, color)
+        ax.set_xlabel("next state s'")
+    if im is not None:
+        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label=r"$T_\pi(s'|s)$")
+    fig.suptitle(
+        r"State transitions $T_\pi(s'|s)$ (Eq. 2), final, mean over seeds" + "\n" + _subtitle(res), fontsize=11
+    )
+    return fig
+
+
+_NEEDS = {
+    "curves": "curves",
+    "explored": "explored",
+    "map": "map",
+    "occupancy": "final_occupancy",
+    "policy": "final_policy",
+    "tmatrix": "final_policy",
+}
+FIGURES = {
+    "curves": plot_curves,
+    "explored": plot_explored,
+    "map": plot_map,
+    "occupancy": plot_occupancy,
+    "policy": plot_policy,
+    "tmatrix": plot_tmatrix,
+}
+GRID_FIGURES = ("curves", "explored", "map", "occupancy")  # lake maps
+MDP_FIGURES = ("curves", "policy", "tmatrix")  # every other MDP
+
+
+def figure_names(res: dict) -> list[str]:
+    """The figures ``save_figures`` draws for these results: the grid drawings for a lake map, the state x
+    action and state x state heatmaps otherwise; only those whose data the results hold."""
+    kind = GRID_FIGURES if is_grid(res) else MDP_FIGURES
+    return [n for n in FIGURES if n in kind and res.get(_NEEDS.get(n, n))]
 
 
 def save_figures(res: dict, out_dir, *, formats: tuple[str, ...] = ("png", "svg"), dpi: int = 120) -> list[Path]:
     """Render every figure to memory first, then write each file atomically; return the paths written.
 
-    Writes curves, explored, map and (when the results hold final occupancies) occupancy, each as
-    PNG and SVG. An error while rendering writes nothing; an error while writing leaves no partial file.
+    Writes ``figure_names(res)`` (a lake: curves, explored, map, occupancy; any other MDP: curves, policy,
+    tmatrix), each as PNG and SVG. An error while rendering writes nothing; an error while writing
+    leaves no partial file.
     """
     res = _as_dict(res)
     plt = pyplot()
     rendered: list[tuple[Path, bytes]] = []
-    for name in [n for n in FIGURES if res.get(_NEEDS.get(n, n))]:  # e.g. no occupancy in old results
+    for name in figure_names(res):
         fig = FIGURES[name](res)
         try:
             for ext in formats:

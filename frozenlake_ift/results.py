@@ -7,13 +7,20 @@ results.json layout (the stable input of ``plots`` and ``sweep``):
     config          StudyConfig as a dict
     versions        python, torch, numpy, gymnasium, frozenlake_ift
     device, seconds
-    map             desc (rows), shape, chosen/rejected {states, actions}, pi_star [S][A], terminal [S]
-    fit             kl [E], steps [E], tol, base_success [E], star_success [E]
+    map             the MDP and its data: name, env (the config's spec, or "python" for an MDP passed to
+                    run_study), desc (rows) and shape (grids; null elsewhere), chosen/rejected {states,
+                    actions} (the first pair), pairs [{chosen, rejected}] (all of them, when there are
+                    several), starts [..], pi_star [S][A], terminal [S], goal [S], v_star (V* at the
+                    start), state_names [S] / action_names [A] (where the MDP has them), model
+                    {next_states, probs} [S][A][K] (MDPs that are not lake maps: the T_pi figure)
+    fit             kl [E], steps [E], tol, base_success [E], star_success [E] (MDPs with goal states;
+                    else base_value_ratio [E], star_value_ratio [E])
     steps           [n_evals] evaluation steps
     curves          {method: {metric: [n_evals][E]}}   (metrics: ``metrics.METRICS``)
     stats           {method: {statistic: [n_evals][E]}}   the loss's own statistics (TRL's names, e.g.
                     rewards/margins, logps/chosen; nll_loss; rollout/success for on-policy methods)
     final_occupancy {method: [E][S]}
+    final_policy    {method: [S][A]}   pi_theta(a|s) of the final parameters, mean over seeds
     explored        {method: [E][S]} 0/1: first-layer rows that received gradient
     summary         {method: {metric: {final_mean, final_ci95, best_mean, best_ci95, final_values [E],
                     final_iqm, final_iqm_ci95 [low, high]}}}   (intervals None with one seed)
@@ -147,7 +154,6 @@ def to_dict(result, digits: int | None = None) -> dict:
     With ``digits``, every float but those of the summary, ranking and claims (computed from the exact
     values) is rounded to that many significant digits (``rounding``: what a sweep's cell file keeps).
     """
-    mdp, data = result.data.mdp, result.data
     summary, ranking = summarize(result.curves)
 
     def lst(a) -> list:
@@ -158,24 +164,17 @@ def to_dict(result, digits: int | None = None) -> dict:
         "versions": versions(),
         "device": result.device,
         "seconds": round_floats(result.seconds, digits),
-        "map": {
-            "desc": list(mdp.desc),
-            "shape": list(mdp.shape),
-            "chosen": {"states": list(data.chosen.states), "actions": list(data.chosen.actions)},
-            "rejected": {"states": list(data.rejected.states), "actions": list(data.rejected.actions)},
-            "pi_star": lst(data.pi_star),
-            "terminal": mdp.terminal.astype(int).tolist(),
-        },
+        "map": map_record(result, lst),
         "fit": {
             "kl": lst(result.fit_kl),
             "steps": lst(result.fit_steps),
             "tol": round_floats(result.config.fit_tol, digits),
-            "base_success": lst(result.base_success),
-            "star_success": lst(result.star_success),
+            **_fit_scores(result, lst),
         },
         "steps": list(result.steps),
         "curves": {m: {k: lst(v) for k, v in mc.items()} for m, mc in result.curves.items()},
         "final_occupancy": {m: lst(v) for m, v in result.final_occupancy.items()},
+        "final_policy": {m: lst(result.final_policy(m).mean(0).cpu().numpy()) for m in result.params},
         "explored": {m: np.asarray(v).astype(int).tolist() for m, v in result.explored.items()},
         "summary": summary,
         "ranking": ranking,
@@ -183,6 +182,46 @@ def to_dict(result, digits: int | None = None) -> dict:
         "stats": {m: {k: lst(v) for k, v in st.items()} for m, st in getattr(result, "stats", {}).items()},
         "methods": {m: method_info(m) for m in result.curves},
     }
+
+
+def map_record(result, lst=as_list) -> dict:
+    """results.json's ``map`` block: the MDP and the study's data (module docstring)."""
+    mdp, data = result.data.mdp, result.data
+    record = {
+        "name": mdp.name,
+        "env": data.source,
+        "desc": list(mdp.desc) if mdp.desc is not None else None,
+        "shape": list(mdp.shape) if mdp.shape is not None else None,
+        "chosen": data.chosen.to_dict(),
+        "rejected": data.rejected.to_dict(),
+        "pi_star": lst(data.pi_star),
+        "terminal": mdp.terminal.astype(int).tolist(),
+        "goal": mdp.goal.astype(int).tolist(),
+        "starts": list(data.starts),
+        "v_star": data.v_star,
+    }
+    if len(data.chosen_all) > 1 or len(data.rejected_all) > 1:
+        n = max(len(data.chosen_all), len(data.rejected_all))
+        record["pairs"] = [
+            {
+                "chosen": data.chosen_all[min(i, len(data.chosen_all) - 1)].to_dict(),
+                "rejected": data.rejected_all[min(i, len(data.rejected_all) - 1)].to_dict(),
+            }
+            for i in range(n)
+        ]
+    for key in ("state_names", "action_names"):
+        if getattr(mdp, key) is not None:
+            record[key] = list(getattr(mdp, key))
+    if mdp.desc is None:  # what the T_pi figure needs; a grid's model follows from its rows
+        record["model"] = {"next_states": mdp.next_states.tolist(), "probs": lst(mdp.probs)}
+    return record
+
+
+def _fit_scores(result, lst) -> dict:
+    """theta_0's and theta*'s success (MDPs with goals) or normalised return (without)."""
+    if getattr(result, "star_value_ratio", None) is not None:
+        return {"base_value_ratio": lst(result.base_value_ratio), "star_value_ratio": lst(result.star_value_ratio)}
+    return {"base_success": lst(result.base_success), "star_success": lst(result.star_success)}
 
 
 def method_info(method: str) -> dict:

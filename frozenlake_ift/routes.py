@@ -9,45 +9,19 @@ Imports ``lakes`` (never the reverse); ``solve`` only inside ``chosen_and_reject
 
 from __future__ import annotations
 
-import heapq
 import itertools
-import math
 from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
 
 from .lakes import ACTION_ARROWS, intended_next
 from .mdp import TabularMDP
-
-
-# --------------------------------------------------------------- Trajectory
-@dataclass(frozen=True)
-class Trajectory:
-    """A path s_0 .. s_N (s_N terminal) with its actions a_0 .. a_{N-1}; ``len`` is N."""
-
-    states: tuple[int, ...]
-    actions: tuple[int, ...]
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "states", tuple(int(s) for s in self.states))
-        object.__setattr__(self, "actions", tuple(int(a) for a in self.actions))
-        if len(self.states) != len(self.actions) + 1:
-            raise ValueError(
-                f"a trajectory of {len(self.actions)} actions needs {len(self.actions) + 1} states, "
-                f"got {len(self.states)}"
-            )
-
-    def __len__(self) -> int:
-        return len(self.actions)
+from .trajectories import Trajectory, most_likely_path, single_start
 
 
 # ------------------------------------------------------------------ routes
 def _start(mdp: TabularMDP) -> int:
-    support = np.flatnonzero(mdp.rho0 > 0)
-    if support.size != 1:
-        raise ValueError(f"routes need a single start state, rho0 has {support.size} states with positive probability")
-    return int(support[0])
+    return single_start(mdp)
 
 
 def _graph(mdp: TabularMDP) -> tuple[list[list[int]], list[list[int]], list[bool]]:
@@ -139,64 +113,37 @@ def has_two_routes(mdp: TabularMDP) -> bool:
 
 
 # ------------------------------------------------------ study trajectories
-def most_likely_path(mdp: TabularMDP, policy) -> Trajectory:
-    """The most probable path S -> G of a deterministic policy (Shape (S,) actions), paper Eq. 19.
-
-    Maximises prod_i P(s_{i+1} | s_i, policy[s_i]) over paths ending in a goal (Dijkstra on -log P;
-    such a path is simple). Ties (1e-12 in log-probability): fewer steps, then exploration order,
-    so the answer is deterministic. On a deterministic map it is the path the policy walks.
-    (Greedily following the most likely next state can loop: on the slippery 4x4 map the optimal
-    'left' at S stays put with probability 2/3.)
-    """
-    policy = np.asarray(policy)
-    if policy.shape != (mdp.n_states,) or not np.issubdtype(policy.dtype, np.integer):
-        raise ValueError(
-            f"policy must be integer actions of shape ({mdp.n_states},), got {policy.dtype} {policy.shape}"
-        )
-    start = _start(mdp)
-    prev: dict[int, int] = {}
-    best, heap, done = {start: (0.0, 0)}, [(0.0, 0, start)], set()
-    while heap:
-        cost, n, s = heapq.heappop(heap)
-        if s in done:
-            continue
-        done.add(s)
-        if mdp.goal[s]:
-            states = [s]
-            while states[-1] != start:
-                states.append(prev[states[-1]])
-            return Trajectory(tuple(states[::-1]), tuple(int(policy[u]) for u in states[:0:-1]))
-        if mdp.terminal[s]:
-            continue
-        for t, p in zip(mdp.next_states[s, policy[s]].tolist(), mdp.probs[s, policy[s]].tolist(), strict=True):
-            if p <= 0 or t == s or t in done:
-                continue
-            key, old = (cost - math.log(p), n + 1), best.get(t, (np.inf, 0))
-            if key[0] < old[0] - 1e-12 or (abs(key[0] - old[0]) <= 1e-12 and key[1] < old[1]):
-                best[t], prev[t] = key, s
-                heapq.heappush(heap, (*key, t))
-    raise ValueError(f"the policy never reaches a goal from the start on map {mdp.name!r}")
-
-
 def chosen_and_rejected(mdp: TabularMDP, gamma: float = 0.99) -> tuple[Trajectory, Trajectory]:
     """The study's (chosen, rejected) pair on any lake (Sec. 5.3: optimal vs sub-optimal trajectory).
 
     chosen: ``most_likely_path`` of the greedy policy on Q* (value iteration, tol 1e-12).
-    rejected (the rule): the shortest route S -> G along intended moves that makes a
-    *sub-optimal move* u -> v (action a with Q*(u, a) below max_a Q*(u, .) by more than the tie
-    tolerance, into a non-hole tile), built as P1 + (u -> v) + P2 with P1 a shortest path S -> u
-    and P2 a shortest path v -> G avoiding P1 (or P2 first, P1 avoiding it; the shorter wins).
+    rejected: ``second_route`` (the rule is there). ValueError if there is none.
+    """
+    from .solve import greedy_policy, value_iteration
+
+    Q = value_iteration(mdp, gamma, tol=1e-12).Q
+    chosen = most_likely_path(mdp, greedy_policy(Q))
+    return chosen, second_route(mdp, Q, chosen)
+
+
+def second_route(mdp: TabularMDP, Q: np.ndarray, chosen: Trajectory) -> Trajectory:
+    """The rejected route of a lake: the shortest route S -> G along intended moves that makes a
+    *sub-optimal move* and walks other tiles than ``chosen``.
+
+    A sub-optimal move u -> v is an action a with Q*(u, a) below max_a Q*(u, .) by more than the tie
+    tolerance, into a non-hole tile. The route is built as P1 + (u -> v) + P2 with P1 a shortest path
+    S -> u and P2 a shortest path v -> G avoiding P1 (or P2 first, P1 avoiding it; the shorter wins).
     Moves are tried in order of the bound d(S, u) + 1 + d(v, G), then u, then a, until the bound
     reaches the best length; paths are breadth-first in action order: deterministic.
     On a deterministic map every route with a sub-optimal move is longer than chosen, so rejected
-    is strictly worse (on the two-route map: the long route). On a slippery map it is typically
-    a route that risks holes the optimal policy avoids. ValueError if there is none.
+    is strictly worse (on the two-route map: the long route). On a slippery map the optimal policy
+    may walk a route with other actions than its intended moves (UP along a top wall, sliding
+    right); a route over the same tiles is then skipped, so rejected is a second route of its own
+    tiles (on the slippery two-route map: the long route again). Q: Q* of Shape (S, A).
     """
-    from .solve import greedy_policy, optimal_actions, value_iteration
+    from .solve import optimal_actions
 
-    sol = value_iteration(mdp, gamma, tol=1e-12)
-    chosen = most_likely_path(mdp, greedy_policy(sol.Q))
-    suboptimal = ~optimal_actions(sol.Q)  # (S, A): ties decided at the values' own scale (solve's one rule)
+    suboptimal = ~optimal_actions(Q)  # (S, A): ties decided at the values' own scale (solve's one rule)
     succ, pred, ok = _graph(mdp)
     nxt, start, at_goal = intended_next(mdp), _start(mdp), mdp.goal.tolist().__getitem__
     d_start = _bfs(succ, [start], ok)[0]
@@ -211,6 +158,7 @@ def chosen_and_rejected(mdp: TabularMDP, gamma: float = 0.99) -> tuple[Trajector
         return _bfs(succ, [src], [x and i not in avoid for i, x in enumerate(ok)], stop)[1] or []
 
     best: list[int] = []
+    same = list(chosen.states)
     for bound, u, _a, v in sorted(moves):
         if best and bound >= len(best) - 1:
             break
@@ -220,13 +168,15 @@ def chosen_and_rejected(mdp: TabularMDP, gamma: float = 0.99) -> tuple[Trajector
         q2 = shortest(v, at_goal, {u})
         q1 = shortest(start, at_u, set(q2)) if q2 else []
         for path in (p1 + p2 if p2 else [], q1 + q2 if q1 else []):
+            if path == same:
+                continue  # the chosen path's own tiles: not a second route
             if path and len(set(path)) == len(path) and (not best or len(path) < len(best)):
                 best = path
     if not best:
         raise ValueError(
             f"map {mdp.name!r} has no route to G that makes a sub-optimal move (the study needs a second, worse route)"
         )
-    return chosen, _route(mdp, best)
+    return _route(mdp, best)
 
 
 # ---------------------------------------------------------------- rendering

@@ -1,6 +1,6 @@
-"""The Frozen-Lake experiment of IFT (paper Sec. 5.3, App. B.2), straight through.
+"""The Frozen-Lake experiment of IFT (paper Sec. 5.3, App. B.2), straight through, on any finite MDP.
 
-    map -> MDP -> value iteration -> pi* -> chosen / rejected trajectories      (data.build_data)
+    env -> MDP -> value iteration -> pi* -> chosen / rejected trajectories      (data.build_data)
     theta_0 (base, "pre-trained") -> theta* (fitted to pi*)                    (base_params, fit_to)
     for each method (the registry, ``methods``): fine-tune a copy of theta_0   (train_method)
         each step: batch = method.batch(params, ctx, step); loss = method.loss(params, batch, ctx)
@@ -20,18 +20,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import lakes, metrics, policy, solve
+from . import metrics, policy, solve
 from .config import StudyConfig, coerce_field  # noqa: F401  (re-exported: the stable API)
-from .data import (  # noqa: F401  (Paths re-exported: the stable API)
+from .data import (  # noqa: F401  (Paths, GridData re-exported: the stable API)
     DTYPES,
     GridData,
     Paths,
     Reference,
-    blocked_map,
+    StudyData,
+    blocked_mdp,
     build_data,
     make_reference,
     policy_probs,
 )
+from .mdp import TabularMDP
 from .methods import LossOutput, StepContext, get_method
 from .methods.batches import path_logps
 from .optim import OPTIMIZERS, make_optimizer  # noqa: F401  (OPTIMIZERS re-exported: the stable API)
@@ -65,8 +67,8 @@ class StudyResult:
     explored: dict[str, np.ndarray]  # method -> (E, S) bool: first-layer rows that got gradient
     fit_kl: np.ndarray  # (E,) final mean KL(pi* || pi_theta*)
     fit_steps: np.ndarray  # (E,) Adam steps each member's theta* fit used
-    base_success: np.ndarray  # (E,) success probability of theta_0
-    star_success: np.ndarray  # (E,) success probability of theta*
+    base_success: np.ndarray  # (E,) success probability of theta_0 (NaN on an MDP without goal states)
+    star_success: np.ndarray  # (E,) success probability of theta* (NaN on an MDP without goal states)
     data: GridData = field(repr=False)
     stats: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # method -> statistic -> (n_evals, E)
     params: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)  # method -> final params
@@ -74,10 +76,24 @@ class StudyResult:
     star: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # theta*
     seconds: float = 0.0
     device: str = "cpu"
+    base_value_ratio: np.ndarray | None = None  # (E,) theta_0's normalised return, on an MDP without goals
+    star_value_ratio: np.ndarray | None = None  # (E,) theta*'s
+
+    def final_policy(self, method: str) -> torch.Tensor:
+        """pi_theta(a | s) of a method's final parameters, every member and state, float64. Shape: (E, S, A).
+
+        ``method`` may also be "base" (theta_0) or "star" (theta*).
+        """
+        params = {"base": self.base, "star": self.star}.get(method) or self.params.get(method)
+        if params is None:
+            raise ValueError(f"no final parameters for {method!r}; known: {', '.join([*self.params, 'base', 'star'])}")
+        with torch.no_grad():
+            return policy_probs(params, self.data, self.config.activation)
 
 
-def pair_step_logps(params, data: GridData, activation: str, lam: float = 0.0) -> torch.Tensor:
-    """log pi_theta(a*_i | x_i) along the chosen (row 0) and rejected (row 1) routes. Shape: -> (E, 2, T).
+def pair_step_logps(params, data: StudyData, activation: str, lam: float = 0.0) -> torch.Tensor:
+    """log pi_theta(a*_i | x_i) along the chosen (first rows) and rejected (last rows) trajectories.
+    Shape: -> (E, Nc + Nr, T).
 
     ``methods.batches.path_logps`` on the route pair; lam > 0 gives IFT's temporal residual input (Eq. 17).
     """
@@ -124,7 +140,7 @@ def fit_to(
     return policy.clone_params(p), final, used.numpy()
 
 
-def base_params(config: StudyConfig, data: GridData, device) -> dict:
+def base_params(config: StudyConfig, data: StudyData, device) -> dict:
     """theta_0, the "pre-trained" policy every method fine-tunes (see StudyConfig.base)."""
     S, A = data.mdp.n_states, data.mdp.n_actions
     seeds = [config.seed + i for i in range(config.seeds)]
@@ -134,15 +150,7 @@ def base_params(config: StudyConfig, data: GridData, device) -> dict:
             params["W2"].zero_()
             params["b2"].zero_()
     elif config.base == "suboptimal":
-        assert data.mdp.desc is not None, "build_data makes a lake map"
-        desc = blocked_map(data.mdp.desc, data.chosen, data.rejected)
-        try:
-            blocked = lakes.make_lake(desc, slippery=config.slippery)
-        except ValueError as exc:
-            raise ValueError(
-                f"base='suboptimal' blocks the chosen route's own tiles, which leaves map "
-                f"{config.map!r} without a route to G ({exc}); use base='random' or 'uniform'"
-            ) from None
+        blocked = blocked_mdp(data)  # on a lake: the chosen route's own tiles made holes
         q = solve.value_iteration(blocked, gamma=config.gamma).Q
         target = torch.as_tensor(solve.optimal_action_probs(q, temperature=max(config.temperature, 0.05)))
         states = torch.as_tensor(np.flatnonzero(~blocked.terminal), device=device)
@@ -165,9 +173,22 @@ class Evaluation:
     values: dict[str, torch.Tensor]
     pi: torch.Tensor
 
+    def scores(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """(success (E,), value_ratio (E,) or None): success is NaN where the MDP has no goal (value_ratio then)."""
+        ratio = self.values.get("value_ratio")
+        success = self.values.get("success")
+        E = self.pi.shape[0]
+        return (
+            np.full(E, np.nan) if success is None else success.cpu().numpy(),
+            None if ratio is None else ratio.cpu().numpy(),
+        )
 
-def evaluate(params, data: GridData, cfg: StudyConfig, ref: Reference) -> Evaluation:
-    """All per-member metrics of one ensemble against the Reference (theta_0, theta*, pi*, truly)."""
+
+def evaluate(params, data: StudyData, cfg: StudyConfig, ref: Reference) -> Evaluation:
+    """All per-member metrics of one ensemble against the Reference (theta_0, theta*, pi*, truly).
+
+    ``success`` where the MDP has goal states; elsewhere ``value_ratio``, the normalised return at the start.
+    """
     mdp = data.mdp
     nt = torch.as_tensor(~mdp.terminal, device=data.P.device)
     with torch.no_grad():
@@ -187,6 +208,9 @@ def evaluate(params, data: GridData, cfg: StudyConfig, ref: Reference) -> Evalua
             "value": value,
             "cosine": metrics.cosine(flat - ref.base_flat, ref.star_flat - ref.base_flat),
         }
+        if not bool(ref.goal.any()):  # no success to measure: the return, normalised by the optimum's
+            del values["success"]
+            values["value_ratio"] = metrics.value_ratio(value, ref.v_star)
         if ref.truly_pi is not None:
             values[metrics.TRULY_METRIC] = ((pi - ref.truly_pi) ** 2)[:, nt].mean((-1, -2))
     return Evaluation(values, pi)
@@ -216,7 +240,7 @@ def method_generator(config: StudyConfig, method: str, device) -> torch.Generato
 def train_method(
     method: str,
     base: dict,
-    data: GridData,
+    data: StudyData,
     cfg: StudyConfig,
     ref: Reference,
     progress=None,
@@ -266,6 +290,12 @@ def train_method(
                 f"member, got {getattr(loss, 'shape', type(loss).__name__)}"
             )
         if ctx.logging:
+            clash = sorted(set(out.stats) & set(metrics.METRICS))
+            if clash:
+                raise ValueError(
+                    f"method {method!r} logs statistics named {clash}, which are metric names: its values would "
+                    f"overwrite the metrics; rename them"
+                )
             last = initial if step == 0 and initial is not None else evaluate(params, data, cfg, ref)
             values = {
                 **last.values,
@@ -306,7 +336,7 @@ def train_method(
     )
 
 
-def method_loss(method: str, params: dict, data: GridData, cfg: StudyConfig, base: dict, step: int = 0) -> LossOutput:
+def method_loss(method: str, params: dict, data: StudyData, cfg: StudyConfig, base: dict, step: int = 0) -> LossOutput:
     """One method's loss at one step, with ``base`` as theta_0 (and theta*): the loss ``train_method`` minimises.
 
     Shape: -> LossOutput with loss (E,). For checks from outside the loop (e.g. the LLM path's equivalence test).
@@ -325,21 +355,24 @@ def method_loss(method: str, params: dict, data: GridData, cfg: StudyConfig, bas
     return out if isinstance(out, LossOutput) else LossOutput(out)
 
 
-def reference(config: StudyConfig, data: GridData, base: dict, star: dict) -> Reference:
+def reference(config: StudyConfig, data: StudyData, base: dict, star: dict) -> Reference:
     """What every method is measured against (``data.make_reference``)."""
     return make_reference(config, data, base, star)
 
 
-def run_study(config: StudyConfig, progress: bool = False) -> StudyResult:
+def run_study(config: StudyConfig, progress: bool = False, mdp: TabularMDP | None = None) -> StudyResult:
     """Run the whole experiment for one config: all methods, all seeds batched.
 
     ``truly`` (when asked for) trains first, so that every method is also measured against its
     final policy (metric ``policy_mse_truly``); results keep the config's method order.
+    ``mdp``: a TabularMDP of your own instead of the config's ``env`` (``data.build_data``).
     """
+    if not isinstance(config, StudyConfig):
+        raise TypeError(f"config must be a StudyConfig, got {type(config).__name__}")
     t0 = time.perf_counter()
     device = policy.resolve_device(config.device)
     torch.manual_seed(config.seed)
-    data = build_data(config, device)
+    data = build_data(config, device, mdp=mdp)
     mdp = data.mdp
     base = base_params(config, data, device)
     nonterminal = torch.as_tensor(np.flatnonzero(~mdp.terminal), device=device)
@@ -348,8 +381,8 @@ def run_study(config: StudyConfig, progress: bool = False) -> StudyResult:
         base, pi_star_t, nonterminal, config.activation, config.fit_steps, config.fit_lr, config.fit_tol
     )
     ref = reference(config, data, base, star)
-    base_success = evaluate(base, data, config, ref).values["success"].cpu().numpy()
-    star_success = evaluate(star, data, config, ref).values["success"].cpu().numpy()
+    base_success, base_ratio = evaluate(base, data, config, ref).scores()
+    star_success, star_ratio = evaluate(star, data, config, ref).scores()
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -386,6 +419,8 @@ def run_study(config: StudyConfig, progress: bool = False) -> StudyResult:
         fit_steps=fit_used,
         base_success=base_success,
         star_success=star_success,
+        base_value_ratio=base_ratio,
+        star_value_ratio=star_ratio,
         data=data,
         stats={m: r.stats for m, r in runs.items()},
         params={m: r.params for m, r in runs.items()},

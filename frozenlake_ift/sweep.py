@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import lakes, results
+from .plugins import plugin_modules
 from .study import StudyConfig, run_study
 from .sweep_spec import (  # noqa: F401  (re-exported: the stable API)
     DEFAULT_SPEC,
@@ -59,6 +60,7 @@ class Task:
 
     cells: tuple[Cell, ...]
     engine: str = "batched"
+    plugins: tuple[str, ...] = ()  # modules a worker imports first (``plugins.load_plugins``: --plugin)
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,9 @@ def run_task(task: Task) -> TaskResult:
     error (ValueError, TypeError) or numerical failure is returned as its error, not raised.
     """
     from . import batched
+    from .plugins import load_plugins
 
+    load_plugins(task.plugins)  # a spawned or Ray worker registers the driver's plugins (a forked one has them)
     t0 = time.perf_counter()
     out, failed = {}, []
     if task.engine == "batched" and len(task.cells) > 1:
@@ -159,17 +163,24 @@ def make_tasks(cells: list[Cell], engine: str, max_cells: int = 0) -> list[Task]
     if engine not in ENGINES:
         raise ValueError(f"--engine must be one of {list(ENGINES)}, got {engine!r}")
     if engine == "per-cell":
-        return [Task((c,), engine) for c in cells]
+        return [Task((c,), engine, plugin_modules()) for c in cells]
     tasks = []
     for idx in batched.group_configs([c.config for c in cells]):
         size = len(idx) if max_cells < 1 else max_cells
-        tasks += [Task(tuple(cells[i] for i in idx[j : j + size]), engine) for j in range(0, len(idx), size)]
+        tasks += [
+            Task(tuple(cells[i] for i in idx[j : j + size]), engine, plugin_modules()) for j in range(0, len(idx), size)
+        ]
     # largest first (cells x states), so that workers finish together: the longest-processing-time rule
     return sorted(tasks, key=lambda t: -len(t.cells) * _n_states(t.cells[0].config))
 
 
 def _n_states(config: StudyConfig) -> int:
-    """The number of states of a config's map (for ordering tasks by cost)."""
+    """The number of states of a config's MDP (for ordering tasks by cost)."""
+    from .mdps import check_env, env_source, make_env
+
+    if env_source(config.env).name != "lake":
+        n = check_env(config.env)
+        return n if n is not None else make_env(config.env, config).n_states
     desc = config.map if isinstance(config.map, str) else list(config.map)
     return len(lakes.make_lake(desc, slippery=False).terminal)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from .study import StudyConfig, build_data, coerce_field
 
 SPEC_KEYS = ("name", "description", "grid", "fixed")
+SEMICOLON_FIELDS = ("env",)  # --set FIELD=V1;V2: values that may hold commas themselves
 DEFAULT_SPEC = Path(__file__).with_name("sweeps") / "default.json"
 DEFAULTS = StudyConfig()
 
@@ -129,14 +130,17 @@ def load_spec(path) -> dict:
 
 
 def parse_assignments(items, many: bool) -> dict:
-    """``["lam=0,0.2", ...]`` -> {"lam": [0.0, 0.2]} (many) or ``["seeds=4"]`` -> {"seeds": 4}."""
+    """``["lam=0,0.2", ...]`` -> {"lam": [0.0, 0.2]} (many) or ``["seeds=4"]`` -> {"seeds": 4}.
+
+    Several env specs are separated by ';' (``env=bandit:1,0.5,0;chain:8``): the specs hold commas."""
     out = {}
     for item in items or ():
         if "=" not in item:
             raise ValueError(f"expected FIELD=VALUE{',VALUE...' if many else ''}, got {item!r}")
         key, text = (s.strip() for s in item.split("=", 1))
         if many:
-            parts = [t for t in text.split(",") if t.strip()]
+            sep = ";" if key in SEMICOLON_FIELDS else ","  # env specs hold commas: bandit:1,0.5,0
+            parts = [t for t in text.split(sep) if t.strip()]
             if not parts:
                 raise ValueError(f"--set {key}: no values")
             out[key] = [coerce_field(key, t) for t in parts]
@@ -186,12 +190,23 @@ def expand(spec: dict, check_maps: bool = True) -> list[Cell]:
             seen.add(key)
             cells.append(Cell(key, config, {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}))
     if check_maps:  # bad maps / route pairs fail now, before anything is written
-        data_fields = ("map", "slippery", "route_pair", "gamma", "temperature")
+        data_fields = (
+            "env",
+            "map",
+            "slippery",
+            "route_pair",
+            "gamma",
+            "temperature",
+            "negatives",
+            "max_starts",
+            "horizon",
+        )
         for config in {tuple(getattr(c.config, f) for f in data_fields): c.config for c in cells}.values():
             try:
                 build_data(config, "cpu")
             except (ValueError, KeyError) as exc:
-                raise ValueError(f"map {label(config.map)!r}: {exc.args[0] if exc.args else exc}") from None
+                what = f"map {label(config.map)!r}" if config.env == "lake" else f"env {config.env!r}"
+                raise ValueError(f"{what}: {exc.args[0] if exc.args else exc}") from None
     return cells
 
 

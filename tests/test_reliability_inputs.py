@@ -164,7 +164,7 @@ def test_numpy_numbers_are_accepted_as_python_numbers():
         ("orpo_beta=nan", "orpo_beta must be a finite number"),
         ("gamma=1.0", "gamma=1 (no discount)"),
         ("seeds=x", "expects an integer"),
-        ("nope=1", "allowed: map, slippery"),
+        ("nope=1", "allowed: env, map, slippery"),
     ],
 )
 def test_reproduce_messages_before_anything(tmp_path, capsys, monkeypatch, setting, needle):

@@ -186,6 +186,7 @@ def test_lake_bytes_matches_the_model():
     for slippery in (False, True):
         mdp = make_lake("8x8", slippery)
         arrays = (mdp.next_states, mdp.probs, mdp.R, mdp.rho0, mdp.terminal, mdp.goal)
+        arrays += () if mdp.rewards is None else (mdp.rewards,)  # slippery: each successor's reward
         used = sum(a.nbytes for a in arrays)
         assert used <= lakes.lake_bytes(64, slippery) <= used + 64  # (bools: 3 bytes a state)
 

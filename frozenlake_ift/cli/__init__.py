@@ -1,4 +1,4 @@
-"""The ``frozenlake-ift`` console script: solve, reproduce, plot, sweep, report, methods, fields, play.
+"""The ``frozenlake-ift`` console script: solve, reproduce, plot, sweep, report, methods, envs, fields, play.
 
 Each sub-command is a pair ``add_<cmd>(subparsers)`` / ``run_<cmd>(args) -> int``: ``commands`` holds
 solve, plot, sweep, report and methods, ``study`` reproduce and fields, ``common`` what they share. ``main`` keeps
@@ -27,6 +27,7 @@ from .common import (
     Parser,
     UsageError,
     err,
+    plugin_args,
 )
 from .study import check_size, field_table
 
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_sweep(sub)
     commands.add_report(sub)
     commands.add_methods(sub)
+    commands.add_envs(sub)
     study.add_fields(sub)
     from ..play import add_parser as add_play
 
@@ -117,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv) -> int:
     name = PROG
     try:
+        from ..plugins import load_plugins
+
+        load_plugins(plugin_args(list(sys.argv[1:] if argv is None else argv)))  # before the parser lists names
         parser = build_parser()
         try:
             args = parser.parse_args(argv)

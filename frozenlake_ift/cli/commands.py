@@ -6,7 +6,17 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .common import EXIT_INTERRUPT, FIELDS_HINT, MAP_HELP, PROG, HelpFormatter, err, print_json
+from .common import (
+    ENV_HELP,
+    EXIT_INTERRUPT,
+    FIELDS_HINT,
+    MAP_HELP,
+    PROG,
+    HelpFormatter,
+    add_plugin_argument,
+    err,
+    print_json,
+)
 
 if TYPE_CHECKING:  # numpy and the model load only when a command runs
     import numpy as np
@@ -18,11 +28,13 @@ if TYPE_CHECKING:  # numpy and the model load only when a command runs
 def add_solve(sub) -> None:
     p = sub.add_parser(
         "solve",
-        help="solve a Frozen Lake map exactly by value iteration",
-        description="Solve a Frozen Lake map exactly (value iteration or finite-horizon backward induction) "
-        "and print V(start), the success probability of the optimal policy and the policy.",
+        help="solve a Frozen Lake map (or any MDP, --env) exactly by value iteration",
+        description="Solve a Frozen Lake map, or any MDP named by --env, exactly (value iteration or "
+        "finite-horizon backward induction) and print V(start), the success probability of the optimal "
+        "policy (where the MDP has goal states) and the policy.",
         formatter_class=HelpFormatter,
     )
+    p.add_argument("--env", default="lake", help=ENV_HELP)
     p.add_argument("--map", default="4x4", help=MAP_HELP)
     p.add_argument("--slippery", action="store_true", help="slippery ice: moves go to a-1, a, a+1 (gymnasium)")
     p.add_argument(
@@ -47,6 +59,7 @@ def add_solve(sub) -> None:
     )
     p.add_argument("--progress", action="store_true", help="show a progress bar while solving")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_plugin_argument(p)
     p.set_defaults(func=run_solve)
 
 
@@ -64,9 +77,19 @@ def solve_record(args) -> SolveOutcome:
     import time
 
     from .. import lakes, solve
+    from ..mdps import env_source, make_env
 
-    max_states = lakes.MAX_STATES if args.max_states is None else args.max_states
-    mdp = lakes.make_lake(args.map, slippery=args.slippery, success_rate=args.success_rate, max_states=max_states)
+    if env_source(args.env).name == "lake":
+        max_states = lakes.MAX_STATES if args.max_states is None else args.max_states
+        mdp = lakes.make_lake(args.map, slippery=args.slippery, success_rate=args.success_rate, max_states=max_states)
+    else:
+        if args.map != "4x4" or args.slippery or args.success_rate is not None:
+            raise ValueError(f"--map, --slippery and --success-rate describe the lake; --env {args.env!r} takes none")
+        mdp = make_env(args.env)
+        if args.max_states is not None and mdp.n_states > args.max_states:
+            raise ValueError(
+                f"--env {args.env!r} has {mdp.n_states:,} states, more than --max-states {args.max_states:,}"
+            )
     t0 = time.perf_counter()
     residual = None
     if args.horizon is None:
@@ -76,9 +99,10 @@ def solve_record(args) -> SolveOutcome:
         fin = solve.finite_horizon(mdp, args.horizon, args.gamma, progress=args.progress)
         V0, policy, first, iterations = fin.V[0], fin.policy, fin.policy[0], args.horizon
     seconds = time.perf_counter() - t0
-    success = solve.success_probability(mdp, policy, horizon=args.horizon)
+    success = solve.success_probability(mdp, policy, horizon=args.horizon) if mdp.goal.any() else None
     record = {
         "map": mdp.name,
+        "env": args.env,
         "gamma": args.gamma,
         "horizon": args.horizon,
         "n_states": mdp.n_states,
@@ -107,11 +131,13 @@ def run_solve(args) -> int:
         print_json(record)
         return 0
     how = "value iteration" if args.horizon is None else f"backward induction, horizon {args.horizon}"
-    assert mdp.shape is not None  # make_lake always records the grid's shape
-    print(f"map {record['map']} ({mdp.shape[0]}x{mdp.shape[1]}, {mdp.n_states} states), gamma {args.gamma:g}, {how}")
+    size = f"{mdp.shape[0]}x{mdp.shape[1]}, " if mdp.shape is not None else ""
+    kind = "map" if mdp.desc is not None else "MDP"
+    print(f"{kind} {record['map']} ({size}{mdp.n_states} states), gamma {args.gamma:g}, {how}")
+    success = record["success_probability"]
     rows = [
         ("V(start)", f"{record['V_start']:.6g}"),
-        ("success probability", f"{record['success_probability']:.6g}"),
+        ("success probability", "n/a (no goal states)" if success is None else f"{success:.6g}"),
         ("iterations", str(record["iterations"])),
         ("seconds", f"{record['seconds']:.3g}"),
     ]
@@ -121,9 +147,16 @@ def run_solve(args) -> int:
     print("\n".join(f"  {k:<{width}}  {v}" for k, v in rows))
     if "note" in record:
         print(f"note: {record['note']}")
-    if mdp.n_states <= 64 * 64:
-        print("policy" + (" at t = 0" if args.horizon is not None else "") + " (← ↓ → ↑; H hole, G goal):")
+    when = " at t = 0" if args.horizon is not None else ""
+    if mdp.desc is not None and mdp.n_states <= 64 * 64:
+        print(f"policy{when} (← ↓ → ↑; H hole, G goal):")
         print(routes.render_policy(mdp, first))
+    elif mdp.desc is None and mdp.n_states <= 64:
+        print(f"policy{when} (state: action), non-terminal states:")
+        for st in map(int, (~mdp.terminal).nonzero()[0]):
+            name = mdp.state_names[st] if mdp.state_names else str(st)
+            act = mdp.action_names[int(first[st])] if mdp.action_names else str(int(first[st]))
+            print(f"  {name}: {act}")
     return 0
 
 
@@ -220,6 +253,13 @@ def add_sweep(sub) -> None:
         help="local processes (--workers), or a Ray cluster (pip install ray)",
     )
     p.add_argument("--address", default=None, metavar="ADDR", help="Ray cluster address (with --executor ray)")
+    p.add_argument(
+        "--env",
+        default=None,
+        help="fix the MDP of every cell (the same as --fix env=SPEC); to sweep it: --set 'env=SPEC1;SPEC2' "
+        "(env specs hold commas, so several are separated by ';'). " + ENV_HELP,
+    )
+    add_plugin_argument(p)
     p.set_defaults(func=run_sweep)
 
 
@@ -258,7 +298,8 @@ def run_sweep(args) -> int:
         if (args.grid or args.default)
         else sweep.make_spec({})
     )
-    spec = sweep.override(spec, sweep.parse_assignments(args.set, True), sweep.parse_assignments(args.fix, False))
+    fix = list(args.fix) + ([f"env={args.env}"] if args.env is not None else [])
+    spec = sweep.override(spec, sweep.parse_assignments(args.set, True), sweep.parse_assignments(fix, False))
     shard = sweep.parse_shard(args.shard) if args.shard else None
     options = sweep_options(args, sweep.run_sweep)
     cells = sweep.expand(spec)  # validates everything before any file is written
@@ -398,6 +439,7 @@ def add_methods(sub) -> None:
         "policy, and the StudyConfig fields it reads.",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
+    add_plugin_argument(p)
     p.set_defaults(func=run_methods)
 
 
@@ -437,4 +479,50 @@ def run_methods(args) -> int:
             f"{m.name:<{width}}  {m.description}\n{'':<{width}}  [{row}; {flags or 'offline'}]"
             + (f" fields: {', '.join(m.fields)}" if m.fields else "")
         )
+    return 0
+
+
+# ---------------------------------------------------------------- envs
+def add_envs(sub) -> None:
+    p = sub.add_parser(
+        "envs",
+        help="list the registered MDP sources (--env) and data rules (negatives)",
+        description="List every registered MDP source (what --env and StudyConfig.env take, with an example "
+        "spec) and every data rule (what StudyConfig.negatives takes: how the rejected trajectories are made), "
+        "built-ins and plugins.",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    add_plugin_argument(p)
+    p.set_defaults(func=run_envs)
+
+
+def run_envs(args) -> int:
+    from .. import data_rules
+    from ..mdps import env_names, get_source
+
+    sources = [get_source(n) for n in env_names()]
+    rules = [data_rules.get_rule(n.split(":")[0]) for n in data_rules.rule_names()[1:]]
+    if args.json:
+        print_json(
+            {
+                "envs": [
+                    {"name": s.name, "example": s.example, "default_rule": s.default_rule, "description": s.description}
+                    for s in sources
+                ],
+                "rules": [
+                    {"name": r.name, "sampled": r.sampled, "takes_arg": r.takes_arg, "description": r.description}
+                    for r in rules
+                ],
+            }
+        )
+        return 0
+    width = max(len(s.name) for s in sources)
+    print("MDP sources (--env, StudyConfig.env):")
+    for s in sources:
+        print(f"  {s.name:<{width}}  {s.description} (e.g. {s.example}; negatives=fixed means {s.default_rule})")
+    width = max(len(r.name) + 5 * r.takes_arg for r in rules)
+    print("data rules (StudyConfig.negatives: fixed = the source's own rule):")
+    for r in rules:
+        name = f"{r.name}:PATH" if r.takes_arg else r.name
+        print(f"  {name:<{width}}  {r.description}")
     return 0

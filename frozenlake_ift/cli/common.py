@@ -12,6 +12,16 @@ MAP_HELP = (
     "probability P, default 0.8), or your own map as rows joined by commas, e.g. SFF,FHF,FFG "
     "(S start, F frozen, H hole, G goal; rows of equal length)"
 )
+ENV_HELP = (
+    "the MDP (default: lake, the map of --map): gym:ID[,key=value...] (a gymnasium env with an exact model, e.g. "
+    "gym:CliffWalking-v1, gym:Taxi-v4), bandit:R1,R2,... (K arms), chain:N[:P] (N states, slip P), "
+    "tokens:V:N[:TARGET] (token prefixes, the paper's MDP), file:PATH.npz (your arrays P, R, terminal, rho0), "
+    f"or a plugin's source (`{PROG} envs` lists them)"
+)
+PLUGIN_HELP = (
+    "import MODULE first (repeatable): a plugin that registers methods, MDP sources or data rules; "
+    "packages may also register through the entry-point group frozenlake_ift.plugins"
+)
 FIELDS_HINT = f"`{PROG} fields` lists every field with its type, default and allowed values"
 EXIT_USAGE, EXIT_FAULT, EXIT_PIPE, EXIT_INTERRUPT = 2, 1, 141, 130  # 141 = 128 + SIGPIPE, as a shell reports it
 
@@ -21,7 +31,12 @@ class UsageError(ValueError):
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors raise ``UsageError`` (one line) instead of printing usage and exiting."""
+    """An ArgumentParser whose errors raise ``UsageError`` (one line) instead of printing usage and exiting,
+    and that takes no abbreviations (``--seed`` is not ``--seeds``)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
 
     def error(self, message):  # one line, no usage block (the usage is one --help away)
         raise UsageError(self.prog, f"{message} (see {self.prog} --help)")
@@ -35,6 +50,25 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default in (None, False, [], argparse.SUPPRESS) or "default" in text:
             return text
         return super()._get_help_string(action)
+
+
+def plugin_args(argv: list[str]) -> list[str]:
+    """The modules named by ``--plugin MODULE`` / ``--plugin=MODULE`` anywhere in ``argv``: loaded before the
+    parser is built, so that their methods, MDP sources and data rules are known to ``--help`` and checks."""
+    out = []
+    for i, arg in enumerate(argv):
+        if arg == "--plugin":
+            if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
+                raise UsageError(PROG, "argument --plugin: expected one argument (a module name)")
+            out.append(argv[i + 1])
+        elif arg.startswith("--plugin="):
+            out.append(arg.split("=", 1)[1])
+    return out
+
+
+def add_plugin_argument(p) -> None:
+    """``--plugin MODULE`` (repeatable); ``main`` has already imported them when the parser runs."""
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE", help=PLUGIN_HELP)
 
 
 def print_json(obj) -> None:

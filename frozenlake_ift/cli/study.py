@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import errno
 
-from .common import FIELDS_HINT, MAP_HELP, HelpFormatter, print_json
+from .common import ENV_HELP, FIELDS_HINT, MAP_HELP, HelpFormatter, add_plugin_argument, print_json
 
 
 # ---------------------------------------------------------------- reproduce
@@ -28,17 +28,36 @@ def add_reproduce(sub) -> None:
         "replace those of an earlier run in --out together (docs/reliability.md).",
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--seeds", type=int, default=d.seeds, help="ensemble size: seeds trained at once")
-    p.add_argument("--steps", type=int, default=d.steps, help="fine-tuning steps per method")
+    # defaults None: a flag given overrides --config FILE, a flag left out does not (the defaults are StudyConfig's)
+    p.add_argument("--seeds", type=int, default=None, help=f"ensemble size: seeds trained at once (default: {d.seeds})")
+    p.add_argument(
+        "--seed", type=int, default=None, help=f"base seed: members use seeds seed, seed+1, ... (default: {d.seed})"
+    )
+    p.add_argument("--steps", type=int, default=None, help=f"fine-tuning steps per method (default: {d.steps})")
     p.add_argument(
         "--methods",
-        default=",".join(d.methods),
-        help=f"comma-separated registered methods: {', '.join(method_names())}",
+        default=None,
+        help=f"comma-separated registered methods: {', '.join(method_names())} (default: {','.join(d.methods)})",
     )
-    p.add_argument("--base", default=d.base, help="base policy theta_0: random | uniform | suboptimal")
-    p.add_argument("--map", default=d.map, help=MAP_HELP)
-    p.add_argument("--slippery", action="store_true", help="slippery ice: moves go to a-1, a, a+1 (gymnasium)")
-    p.add_argument("--device", default=d.device, help="auto | cpu | cuda[:N]")
+    p.add_argument(
+        "--base", default=None, help=f"base policy theta_0: random | uniform | suboptimal (default: {d.base})"
+    )
+    p.add_argument("--env", default=None, help=ENV_HELP)
+    p.add_argument("--map", default=None, help=MAP_HELP + f" (default: {d.map})")
+    p.add_argument(
+        "--slippery",
+        action="store_true",
+        default=None,
+        help="slippery ice: moves go to a-1, a, a+1 (gymnasium)",
+    )
+    p.add_argument("--device", default=None, help=f"auto | cpu | cuda[:N] (default: {d.device})")
+    p.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="start from the StudyConfig fields of FILE (.json, .toml, .yaml; or a results.json, whose config "
+        "block reruns that study exactly); the flags above and --set override it",
+    )
     p.add_argument(
         "--set",
         action="append",
@@ -76,22 +95,38 @@ def add_reproduce(sub) -> None:
         action="store_true",
         help="also write TensorBoard event files to OUT/tensorboard/<method> (pip install '.[tensorboard]')",
     )
+    add_plugin_argument(p)
     p.set_defaults(func=run_reproduce)
 
 
 def config_from_args(args):
+    """The StudyConfig of ``reproduce``'s flags: defaults < --preset < --config FILE < flags < --set."""
     from ..config import PRESETS, StudyConfig, coerce_field
+    from ..layouts import read_config_file
 
-    values = {
-        **PRESETS[getattr(args, "preset", "default")],
+    values = dict(PRESETS[getattr(args, "preset", "default")])
+    if getattr(args, "config", None):
+        fields = read_config_file(args.config)
+        unknown = sorted(set(fields) - set(StudyConfig.field_names()))
+        if unknown:
+            raise ValueError(
+                f"--config {args.config!r}: unknown StudyConfig fields {unknown}; "
+                f"allowed: {', '.join(StudyConfig.field_names())}"
+            )
+        values.update(fields)
+    flags = {
         "seeds": args.seeds,
+        "seed": getattr(args, "seed", None),
         "steps": args.steps,
         "base": args.base,
+        "env": getattr(args, "env", None),
         "map": args.map,
         "device": args.device,
-        "slippery": bool(getattr(args, "slippery", False)),
-        "methods": tuple(m.strip() for m in args.methods.replace("+", ",").split(",") if m.strip()),
+        "slippery": getattr(args, "slippery", None),
     }
+    values.update({k: v for k, v in flags.items() if v is not None})
+    if args.methods is not None:
+        values["methods"] = tuple(m.strip() for m in args.methods.replace("+", ",").split(",") if m.strip())
     for item in args.set:
         if "=" not in item:
             raise ValueError(f"--set expects FIELD=VALUE, got {item!r}; {FIELDS_HINT}")
@@ -102,9 +137,14 @@ def config_from_args(args):
 
 def check_size(config, max_gb: float) -> int:
     """The estimated peak memory of a study (bytes); ValueError beyond ``max_gb`` gigabytes."""
+    from ..mdps import check_env, env_source, make_env
     from ..safety import map_states, study_bytes
 
-    S = map_states(config.map)
+    if env_source(config.env).name == "lake":
+        S = map_states(config.map)
+    else:
+        S = check_env(config.env)  # from the spec (bandit, chain, tokens), else from the model (gym, file)
+        S = S if S is not None else make_env(config.env, config).n_states
     if S is None:
         return 0
     need = study_bytes(S, config.seeds, config.hidden)
@@ -157,6 +197,8 @@ def run_reproduce(args) -> int:
             raise ValueError(
                 "--tensorboard needs the tensorboard package: pip install 'frozenlake_ift[tensorboard]'"
             ) from None
+    if not args.json:
+        print(run_header(config), flush=True)
     result = run_study(config, progress=not args.json)
     run_files = ("results.json", "summary.csv", "steps.csv", results.PARAMS_FILE) + tuple(
         f"{n}.{e}" for n in plots.FIGURES for e in ("png", "svg")
@@ -193,9 +235,9 @@ def run_reproduce(args) -> int:
         )
     else:
         print(
-            f"map {res['config']['map']}, base {config.base}, {config.seeds} seeds, {config.steps} steps, "
-            f"device {res['device']}, {res['seconds']:.1f} s; theta* fit KL {max(res['fit']['kl']):.2g} "
-            f"(tol {config.fit_tol:g})"
+            f"{res['map'].get('name') or res['config']['map']}, base {config.base}, {config.seeds} seeds, "
+            f"{config.steps} steps, device {res['device']}, {res['seconds']:.1f} s; theta* fit KL "
+            f"{max(res['fit']['kl']):.2g} (tol {config.fit_tol:g})"
         )
         print(results.format_table(res))
         for note in res.get("notes", []):
@@ -207,6 +249,17 @@ def run_reproduce(args) -> int:
     if problem:
         raise OSError(errno.EIO, problem)
     return 0
+
+
+def run_header(config) -> str:
+    """The line ``reproduce`` prints before it trains: the MDP, the base policy, the seeds (from the base seed)."""
+    what = f"map {config.map}" + (", slippery" if config.slippery else "") if config.env == "lake" else config.env
+    last = config.seed + config.seeds - 1
+    seeds = f"seed {config.seed}" if config.seeds == 1 else f"seeds {config.seed}..{last}"
+    return (
+        f"study: {what}; base {config.base}; {config.seeds} members ({seeds}, base seed {config.seed}); "
+        f"{config.steps} steps; methods {','.join(config.methods)}; negatives {config.negatives}"
+    )
 
 
 # ---------------------------------------------------------------- fields
@@ -229,6 +282,7 @@ def field_table() -> list[dict]:
     import re
 
     from .. import config as cfg
+    from ..mdps import env_names
     from ..methods import method_names
 
     allowed = {
@@ -239,6 +293,7 @@ def field_table() -> list[dict]:
         "route_pair": cfg.ROUTE_PAIRS,
         "chosen": cfg.CHOSEN,
         "negatives": cfg.NEGATIVES,
+        "env": tuple(f"{n}:..." if n != "lake" else n for n in env_names()),
         "methods": tuple(method_names()),
         "slippery": (True, False),
         "scheduler": getattr(cfg, "SCHEDULERS", ()),
@@ -252,6 +307,8 @@ def field_table() -> list[dict]:
         note = comments.get(f.name, "")
         if f.name == "map":
             note = MAP_HELP
+        if f.name == "env":
+            note = ENV_HELP
         rows.append(
             {
                 "name": f.name,

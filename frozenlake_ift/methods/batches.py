@@ -7,11 +7,11 @@
     sample_paths(pi, n, ctx) -> Paths                  n trajectories per member from policies pi (E, S, A)
 
 What the pair builders train on is set by two StudyConfig fields:
-- ``chosen``: "route" (the chosen route, App. B.2) or "sampled" (``pairs`` trajectories per member
-  sampled once from pi*, for slippery maps);
-- ``negatives``: "fixed" (the rejected route, App. B.2), "policy" (``pairs`` trajectories sampled
-  from the current policy, resampled every ``resample_every`` steps) or "base" (sampled once from
-  theta_0).
+- ``chosen``: "route" (pi*'s most likely trajectory from each start, App. B.2) or "sampled" (``pairs``
+  trajectories per member sampled once from pi*, for slippery maps);
+- ``negatives``: a data rule (``data_rules``): a fixed one ("fixed", "second-route", "second-best",
+  "file:PATH": the data's rejected trajectories), "policy" (``pairs`` trajectories sampled from the
+  current policy, resampled every ``resample_every`` steps) or "base" (sampled once from theta_0).
 Builders run without gradient and keep what they reuse in ``ctx.cache``.
 """
 
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import policy, sampling
-from ..data import GridData, Paths, policy_probs
+from .. import data_rules, policy, sampling
+from ..data import Paths, StudyData, policy_probs
 from ..residual import any_positive, temporal_residual
 from .context import StepContext
 
@@ -43,7 +43,7 @@ class PairBatch:
     weight: torch.Tensor | None = None
 
 
-def path_logps(params: dict, paths: Paths, data: GridData, activation: str, lam=0.0) -> torch.Tensor:
+def path_logps(params: dict, paths: Paths, data: StudyData, activation: str, lam=0.0) -> torch.Tensor:
     """log pi_theta(a_t | x_t) along every trajectory. Shape: -> (E, N, T) (masked steps hold junk).
 
     lam: a float, or one per member, a Tensor of Shape (E,) (a batched sweep's members); a member with
@@ -80,13 +80,13 @@ def _members(ctx: StepContext) -> int:
 
 
 def _chosen(ctx: StepContext) -> Paths:
-    """The chosen trajectories: the chosen route (E = 1 view) or ``pairs`` samples of pi* per member."""
+    """The chosen trajectories: pi*'s most likely ones (E = 1 view) or ``pairs`` samples of pi* per member."""
     if "chosen" not in ctx.cache:
         if ctx.config.chosen == "sampled":
             E, (S, A) = _members(ctx), ctx.reference.pi_star.shape
             ctx.cache["chosen"] = sample_paths(ctx.reference.pi_star.expand(E, S, A), ctx.config.pairs, ctx)
         else:
-            ctx.cache["chosen"] = ctx.data.route_pair.split(1)[0]
+            ctx.cache["chosen"] = ctx.data.chosen_paths
     return ctx.cache["chosen"]
 
 
@@ -97,11 +97,11 @@ def chosen_batch(params: dict, ctx: StepContext, step: int) -> Paths:
 
 def _negatives(params: dict, ctx: StepContext, step: int) -> tuple[Paths, bool]:
     """The rejected trajectories and whether they are new this step."""
-    kind, cache = ctx.config.negatives, ctx.cache
-    if kind == "fixed":
+    kind, cache = data_rules.sampled_from(ctx.config.negatives), ctx.cache
+    if kind == "":  # a fixed rule: the data's rejected trajectories
         new = "rejected" not in cache
         if new:
-            cache["rejected"] = ctx.data.route_pair.split(1)[1]
+            cache["rejected"] = ctx.data.rejected_paths
     elif kind == "base":
         new = "rejected" not in cache
         if new:

@@ -2,8 +2,9 @@
 
     truly       Table 1 "truly": maximise sum_n log (rho0^T T_pi^n)[s*_n] along the chosen trajectory,
                 computed and differentiated exactly (no sampling)
-    ppo         Table 1 "PPO" (the RLHF analogue): on-policy rollouts, reward 1 on reaching G minus a KL
-                penalty to theta_0, clipped surrogate, advantages against the exact value of the sampling policy
+    ppo         Table 1 "PPO" (the RLHF analogue): on-policy rollouts, the MDP's rewards (a lake: 1 on reaching
+                G) minus a KL penalty to theta_0, clipped surrogate, advantages against the exact value of the
+                sampling policy
     dpo_online  Table 1 "DPO online": pairs sampled from the current policy, labelled by an exact oracle, DPO
                 against theta_0
     grpo        GRPO (as TRL's GRPOTrainer): G rollouts per member, group-relative advantages, clipped
@@ -12,7 +13,8 @@
 A study step is one optimiser step for every method. PPO samples fresh rollouts every ``ppo_epochs``
 steps and takes ``ppo_epochs`` full-batch steps on each (its K epochs); GRPO and online DPO sample
 every step (GRPO: every ``grpo_iterations`` steps; TRL's default is 1). Rollouts start from rho0 and
-stop at a hole, at G or after ``horizon`` steps.
+stop at a terminal state (a hole, G) or after ``horizon`` steps. A sampled step earns the MDP's
+reward of its transition, r(s, a, s') (``Reference.reward``).
 """
 
 from __future__ import annotations
@@ -61,14 +63,14 @@ def truly(params: dict, batch: Paths, ctx: StepContext) -> LossOutput:
 @dataclass(frozen=True)
 class RolloutBatch:
     """On-policy samples: paths (E, N, T), their log-probs under the sampling policy (E, N, T),
-    advantages (E, N, T) (PPO) or (E, N) (GRPO), reference log-probs (E, N, T) or None, and the
-    fraction of each member's episodes that reached G, Shape (E,)."""
+    advantages (E, N, T) (PPO) or (E, N) (GRPO), reference log-probs (E, N, T) or None, and what the
+    rollouts log per member (``_rollout_stats``: the share that reached a goal, or the mean return), {name: (E,)}."""
 
     paths: Paths
     old_logps: torch.Tensor
     advantages: torch.Tensor
     ref_logps: torch.Tensor | None
-    success: torch.Tensor
+    stats: dict
 
 
 def _rollouts(params: dict, n: int, ctx: StepContext):
@@ -79,19 +81,30 @@ def _rollouts(params: dict, n: int, ctx: StepContext):
     return pi, paths, old
 
 
-def _rewards(paths: Paths, goal: torch.Tensor) -> torch.Tensor:
-    """1 on the step that enters G. Shape: -> (E, N, T) float64."""
-    return (paths.mask & goal[paths.states[..., 1:]]).double()
+def _rewards(paths: Paths, ref) -> torch.Tensor:
+    """The reward of each sampled step, r(s_t, a_t, s_t+1) (a lake: 1 on the step that enters G), 0 past
+    the end. Shape: -> (E, N, T) float64."""
+    r = ref.reward[paths.states[..., :-1], paths.actions, paths.states[..., 1:]]  # (E, N, T)
+    return torch.where(paths.mask, r, 0.0)
+
+
+def _rollout_stats(paths: Paths, rewards: torch.Tensor, ref) -> dict:
+    """What a batch of rollouts logs per member: the share that reached a goal (``rollout/success``), or,
+    on an MDP without goals, the mean undiscounted return (``rollout/return``). Shape: -> {name: (E,)}."""
+    if bool(ref.goal.any()):
+        return {"rollout/success": ref.goal[paths.states].any(-1).double().mean(-1)}
+    return {"rollout/return": rewards.sum(-1).mean(-1)}
 
 
 def ppo_batch(params: dict, ctx: StepContext, step: int) -> RolloutBatch:
     """Every ``ppo_epochs`` steps: ``ppo_episodes`` rollouts per member and their advantages.
 
-    Reward r_t = 1[s_{t+1} = G] - ppo_kl * (log pi(a_t|s_t) - log pi_0(a_t|s_t)) (the KL-penalised
-    reward of RLHF). Advantage A_t = G_t - V(s_t): the sampled discounted return (bootstrapped with
-    V at a truncated end) minus the exact value V of the sampling policy for the same penalised
-    reward in expectation, r(s, a) = R(s, a) - ppo_kl (log pi(a|s) - log pi_0(a|s)), by a linear
-    solve; then normalised per member (mean 0, std 1 over its steps).
+    Reward r_t = r(s_t, a_t, s_{t+1}) - ppo_kl * (log pi(a_t|s_t) - log pi_0(a_t|s_t)) (the KL-penalised
+    reward of RLHF; on a lake r is 1 on entering G). Advantage A_t = G_t - V(s_t): the sampled
+    discounted return (bootstrapped with V at a truncated end) minus the exact value V of the
+    sampling policy for the same penalised reward in expectation, r(s, a) = R(s, a) - ppo_kl
+    (log pi(a|s) - log pi_0(a|s)), by a linear solve; then normalised per member (mean 0, std 1
+    over its steps).
     """
     cfg, ref = ctx.config, ctx.reference
     if "ppo" in ctx.cache and step % cfg.ppo_epochs != 0:
@@ -104,7 +117,8 @@ def ppo_batch(params: dict, ctx: StepContext, step: int) -> RolloutBatch:
         log_ratio = torch.log(pi.clamp_min(1e-300)) - torch.log(ctx.cache["pi0"].clamp_min(1e-300))  # (E, S, A)
         V = metrics.state_values(ref.P, ref.R - cfg.ppo_kl * log_ratio, ref.terminal, pi, cfg.gamma)  # (E, S)
         mask = paths.mask
-        r = _rewards(paths, ref.goal) - cfg.ppo_kl * (old - ref_lp).double()  # (E, N, T)
+        env_r = _rewards(paths, ref)  # (E, N, T)
+        r = env_r - cfg.ppo_kl * (old - ref_lp).double()  # (E, N, T)
         r = torch.where(mask, r, 0.0)
         E, N, T = paths.shape
         v_next = torch.gather(V, 1, paths.states[..., -1].reshape(E, -1)).view(E, N)  # (E, N): bootstrap
@@ -119,8 +133,7 @@ def ppo_batch(params: dict, ctx: StepContext, step: int) -> RolloutBatch:
         mean = adv.sum((1, 2)) / count
         var = torch.where(mask, (adv - mean[:, None, None]) ** 2, 0.0).sum((1, 2)) / (count - 1).clamp_min(1)
         adv = torch.where(mask, (adv - mean[:, None, None]) / (var.sqrt()[:, None, None] + 1e-8), 0.0)
-        success = (_rewards(paths, ref.goal).sum(-1) > 0).double().mean(-1)  # (E,)
-    ctx.cache["ppo"] = RolloutBatch(paths, old, adv, ref_lp, success)
+    ctx.cache["ppo"] = RolloutBatch(paths, old, adv, ref_lp, _rollout_stats(paths, env_r, ref))
     return ctx.cache["ppo"]
 
 
@@ -135,7 +148,7 @@ def ppo(params: dict, batch: RolloutBatch, ctx: StepContext) -> LossOutput:
         batch.paths.mask.reshape(E, -1),
         epsilon=ctx.config.ppo_clip,
     )  # (E,)
-    return LossOutput(loss, {"rollout/success": batch.success})
+    return LossOutput(loss, dict(batch.stats))
 
 
 # ------------------------------------------------------------------------------- DPO online
@@ -145,7 +158,7 @@ def _oracle_scores(paths: Paths, ctx: StepContext) -> tuple[torch.Tensor, torch.
     if "v_star" not in ctx.cache:
         v = solve.value_iteration(ctx.data.mdp, gamma=gamma).V
         ctx.cache["v_star"] = torch.as_tensor(np.asarray(v), dtype=torch.float64, device=ref.P.device)
-    rewards = _rewards(paths, ref.goal)  # (E, N, T)
+    rewards = _rewards(paths, ref)  # (E, N, T)
     T = rewards.shape[-1]
     discount = gamma ** torch.arange(T, dtype=torch.float64, device=rewards.device)  # (T,)
     ret = (rewards * discount).sum(-1)  # (E, N)
@@ -192,17 +205,19 @@ def dpo_online(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
 
 # ------------------------------------------------------------------------------------- GRPO
 def grpo_batch(params: dict, ctx: StepContext, step: int) -> RolloutBatch:
-    """Every ``grpo_iterations`` steps: a group of ``grpo_group`` rollouts per member from rho0,
-    reward 1 if it reaches G, advantages (r - group mean) / (group std + 1e-4) (``losses.group_advantages``)."""
+    """Every ``grpo_iterations`` steps: a group of ``grpo_group`` rollouts per member from rho0, each
+    scored by its undiscounted return (a lake: 1 if it reaches G), advantages (r - group mean) /
+    (group std + 1e-4) (``losses.group_advantages``)."""
     cfg, ref = ctx.config, ctx.reference
     if "grpo" in ctx.cache and step % cfg.grpo_iterations != 0:
         return ctx.cache["grpo"]
     _, paths, old = _rollouts(params, cfg.grpo_group, ctx)
     with torch.no_grad():
-        reward = (_rewards(paths, ref.goal).sum(-1) > 0).double()  # (E, G)
+        env_r = _rewards(paths, ref)  # (E, G, T)
+        reward = env_r.sum(-1)  # (E, G): the return (on a lake 1.0 exactly when G is reached, else 0.0)
         adv = losses.group_advantages(reward)  # (E, G)
         ref_lp = path_logps(ref.base, paths, ctx.data, cfg.activation) if cfg.grpo_beta > 0 else None
-    ctx.cache["grpo"] = RolloutBatch(paths, old, adv, ref_lp, reward.mean(-1))
+    ctx.cache["grpo"] = RolloutBatch(paths, old, adv, ref_lp, _rollout_stats(paths, env_r, ref))
     return ctx.cache["grpo"]
 
 
@@ -221,4 +236,4 @@ def grpo(params: dict, batch: RolloutBatch, ctx: StepContext) -> LossOutput:
         beta=cfg.grpo_beta,
         epsilon=cfg.grpo_clip,
     )  # (E * G,)
-    return LossOutput(loss.view(E, G).mean(-1), {"rollout/success": batch.success})
+    return LossOutput(loss.view(E, G).mean(-1), dict(batch.stats))

@@ -18,25 +18,17 @@ the CLI's argument checks, never imports torch.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-FunctionRef = Callable | str
+from ..metric_table import METRICS
+from ..plugins import FunctionRef, check_new_name, check_ref, resolve
+
 ROUTE_PAIR_BATCH = "frozenlake_ift.methods.batches:pair_batch"  # the default batch builder
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _REGISTRY: dict[str, Method] = {}
-
-
-def _resolve(ref: FunctionRef, what: str) -> Callable:
-    if callable(ref):
-        return ref
-    module, _, attr = ref.partition(":")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot load the {what} {ref!r}: {exc}") from None
+BUILTIN_NAMES: set[str] = set()  # filled by methods.builtin: names a plugin cannot take
 
 
 @dataclass(frozen=True)
@@ -60,6 +52,8 @@ class Method:
     fields: the StudyConfig fields the method reads (documentation, and the sweep report).
     color, marker: plot style (matplotlib colour and marker).
     description: one line for ``--help``, docs and figures.
+    stats: the names of the statistics the loss logs (``LossOutput.stats``), if you want them checked at
+        registration: none may be a metric's name (``metric_table.METRICS``); the study checks again at run time.
     """
 
     name: str
@@ -73,47 +67,52 @@ class Method:
     color: str = "#777777"
     marker: str = "o"
     description: str = ""
+    stats: tuple[str, ...] = ()
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
             raise ValueError(f"method name must match [a-z][a-z0-9_]*, got {self.name!r}")
         for what in ("loss", "batch"):
-            ref = getattr(self, what)
-            if not (callable(ref) or (isinstance(ref, str) and ":" in ref)):
-                raise TypeError(
-                    f"method {self.name!r}: {what} must be a callable or a 'module:function' string, got {ref!r}"
-                )
+            check_ref(getattr(self, what), f"method {self.name!r}: {what}")
         object.__setattr__(self, "fields", tuple(self.fields))
+        object.__setattr__(self, "stats", tuple(self.stats))
+        clash = sorted(set(self.stats) & set(METRICS))
+        if clash:
+            raise ValueError(
+                f"method {self.name!r}: statistics {clash} would overwrite the metrics of that name; rename them"
+            )
 
     @property
     def loss_fn(self) -> Callable:
         """The loss as a callable (imported on first use when given as a string)."""
         if "loss" not in self._cache:
-            self._cache["loss"] = _resolve(self.loss, f"loss of method {self.name!r}")
+            self._cache["loss"] = resolve(self.loss, f"loss of method {self.name!r}")
         return self._cache["loss"]
 
     @property
     def batch_fn(self) -> Callable:
         """The batch builder as a callable (imported on first use when given as a string)."""
         if "batch" not in self._cache:
-            self._cache["batch"] = _resolve(self.batch, f"batch builder of method {self.name!r}")
+            self._cache["batch"] = resolve(self.batch, f"batch builder of method {self.name!r}")
         return self._cache["batch"]
 
 
 def register_method(method: Method, replace: bool = False) -> Method:
-    """Add ``method`` to the registry (``replace=True`` to overwrite a registered name); returns it."""
+    """Add ``method`` to the registry; returns it. A built-in name is refused; a name a plugin already
+    registered needs ``replace=True`` (``plugins.check_new_name``)."""
     if not isinstance(method, Method):
         raise TypeError(f"register_method expects a Method, got {type(method).__name__}")
-    if method.name in _REGISTRY and not replace:
-        raise ValueError(f"method {method.name!r} is already registered; pass replace=True to overwrite it")
+    check_new_name("method", method.name, _REGISTRY, BUILTIN_NAMES, method, replace)
     _REGISTRY[method.name] = method
     return method
 
 
 def unregister_method(name: str) -> None:
-    """Remove a registered method (tests and notebooks that register a throw-away method)."""
+    """Remove a registered method (tests and notebooks that register a throw-away method); not a built-in."""
     get_method(name)
+    if name in BUILTIN_NAMES:
+        raise ValueError(f"method {name!r} is built in and cannot be removed")
     del _REGISTRY[name]
 
 
