@@ -27,6 +27,8 @@ RAY_RETRIES = 3  # a task whose worker died is run again up to this many times
 
 def _init_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates the pool
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the CLI's handler a forked worker inherits: the pool's
+    # terminate() then ends it quietly instead of printing a KeyboardInterrupt traceback
     torch.set_num_threads(1)
 
 

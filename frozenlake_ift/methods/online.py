@@ -33,27 +33,34 @@ from .offline import dpo
 
 # ------------------------------------------------------------------------------------ truly
 def truly(params: dict, batch: Paths, ctx: StepContext) -> LossOutput:
-    """-(1/N) sum_{n=1..N} log (rho0^T T_pi^n)[s*_n] for each chosen trajectory (Table 1, "truly").
+    """-(1/N) sum_{n=1..N} log (d_0^T T_pi^n)[s*_n] for each chosen trajectory (Table 1, "truly").
 
     T_pi = sum_a pi(a|s) P(s'|s, a) (Eq. 2) from the network's policy on every state, in float64;
-    the n-step state distribution rho0^T T_pi^n is the model's own probability of being at s*_n
-    after n steps (on the deterministic two-route map the chosen route is the only n-step way to
-    s*_n, so this equals the path probability of Eq. 19). Shape: batch (E, N, T) -> loss (E,).
+    d_0 is rho0 when every trajectory leaves from rho0's one start (a lake), else the one-hot of the
+    trajectory's own start s*_0. The n-step state distribution d_0^T T_pi^n is the model's own
+    probability of being at s*_n after n steps (on the deterministic two-route map the chosen route
+    is the only n-step way to s*_n, so this equals the path probability of Eq. 19).
+    Shape: batch (E, N, T) -> loss (E,).
     """
     ref = ctx.reference
     pi = policy_probs(params, ctx.data, ctx.config.activation)  # (E, S, A), with grad
     T_pi = torch.einsum("esa,sat->est", pi, ref.P)  # (E, S, S)
     E, N, T = batch.expand(pi.shape[0]).shape
-    d = ref.rho0.expand(E, -1)  # (E, S)
-    dists = []
-    for _ in range(T):
-        d = torch.bmm(d.unsqueeze(1), T_pi).squeeze(1)  # (E, S): rho0^T T_pi^n
-        dists.append(d)
-    dist = torch.stack(dists, 1)  # (E, T, S)
     paths = batch.expand(E)
     targets = paths.states[..., 1:]  # (E, N, T): s*_1 .. s*_T
-    p = torch.gather(dist.unsqueeze(1).expand(E, N, T, -1), -1, targets.unsqueeze(-1)).squeeze(-1)  # (E, N, T)
-    logp = torch.log(p.clamp_min(1e-300))  # (E, N, T)
+    starts = torch.unique(paths.states[..., 0])  # the trajectories' start states
+    one_start = starts.numel() == 1 and bool(ref.rho0[starts[0]] == 1)
+    logp = torch.empty(E, N, T, dtype=T_pi.dtype, device=T_pi.device)  # (E, N, T)
+    for s0 in [None] if one_start else starts.tolist():
+        d = ref.rho0.expand(E, -1) if s0 is None else ctx.data.eye[s0].to(T_pi.dtype).expand(E, -1)  # (E, S)
+        dists = []
+        for _ in range(T):
+            d = torch.bmm(d.unsqueeze(1), T_pi).squeeze(1)  # (E, S): d_0^T T_pi^n
+            dists.append(d)
+        dist = torch.stack(dists, 1)  # (E, T, S)
+        p = torch.gather(dist.unsqueeze(1).expand(E, N, T, -1), -1, targets.unsqueeze(-1)).squeeze(-1)  # (E, N, T)
+        rows = torch.ones_like(targets, dtype=torch.bool) if s0 is None else (paths.states[..., :1] == s0)  # (E, N, 1)
+        logp = torch.where(rows, torch.log(p.clamp_min(1e-300)), logp)
     mask = paths.mask
     per_path = -(torch.where(mask, logp, 0.0)).sum(-1) / mask.sum(-1)  # (E, N)
     return LossOutput(per_path.mean(-1).to(params["W1"].dtype), {})
