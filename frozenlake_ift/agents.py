@@ -151,6 +151,11 @@ class Agent:
                 f"{str(run_dir)!r} is not a run folder: it has no results.json "
                 f"(make one with `frozenlake-ift reproduce --out DIR`)"
             ) from None
+        if res["map"].get("desc") is None:
+            raise ValueError(
+                f"{str(run_dir)!r} is a study of {res['map'].get('name') or 'an MDP'!r}, not of a Frozen Lake map: "
+                f"agents play lake maps only (its figures: frozenlake-ift plot)"
+            )
         try:
             saved = results.load_params(run_dir)
         except FileNotFoundError:

@@ -135,7 +135,8 @@ class StudyData:
     mdp, pi_star (S, A); chosen_all / rejected_all: the chosen and rejected trajectories (one chosen
     per start state; rejected one per chosen, or one for all); starts: their start states;
     route_pair: both as Paths (1, Nc + Nr, T), the chosen first (``chosen_paths`` / ``rejected_paths``
-    split them); P (S, A, S) in the study's dtype, for IFT's predicted next state; eye (S, S) one-hot states.
+    split them); P (S, A, S) in the study's dtype, for IFT's predicted next state; eye (S, S) one-hot
+    states; succ, succ_p (S, A, K): the same model sparse (what inputs use above ``policy.SPARSE_STATES``).
     """
 
     mdp: TabularMDP
@@ -146,6 +147,8 @@ class StudyData:
     route_pair: Paths  # (1, Nc + Nr, T): the chosen trajectories, then the rejected ones
     eye: torch.Tensor  # (S, S) one-hot state table
     starts: tuple[int, ...] = ()
+    succ: torch.Tensor | None = None  # (S, A, K) int64: the successors of each move (the sparse model)
+    succ_p: torch.Tensor | None = None  # (S, A, K) their probabilities, in the study's dtype
     v_star: float = 0.0  # V*(rho0): the optimal discounted return at the start
     source: str = "lake"  # where the MDP came from: the config's env spec, or "python" (passed to build_data)
 
@@ -210,9 +213,12 @@ class Reference:
     star_pi: torch.Tensor
     star_flat: torch.Tensor
     base_flat: torch.Tensor
-    star_T: torch.Tensor  # (E, S, S) T_pi of pi_theta* (Eq. 2)
-    opt_T: torch.Tensor  # (S, S) T_pi of pi*
+    star_T: torch.Tensor  # (E, N, S) T_pi of pi_theta* (Eq. 2) on the N non-terminal rows
+    opt_T: torch.Tensor  # (N, S) T_pi of pi* on the non-terminal rows
+    solve_states: torch.Tensor  # (S,) bool: the non-terminal states reachable from rho0, where values are solved
     preferred: torch.Tensor  # (S,) bool: tiles pi* visits (metrics.preferred_tiles)
+    gram: torch.Tensor | None = None  # (N, A, A) P[s] P[s]^T of the non-terminal rows, above policy.SPARSE_STATES
+    solve_model: metrics.SolveModel | None = None  # the value systems' model, above policy.SPARSE_STATES
     reward: torch.Tensor | None = None  # (S, A, S) float64: r(s, a, s'), what a sampled step earns (online methods)
     v_star: float = 0.0  # V*(rho0): the optimal return at the start (value_ratio)
     truly_pi: torch.Tensor | None = field(default=None)
@@ -261,6 +267,27 @@ def _reaches(mdp: TabularMDP, starts) -> bool:
     return True
 
 
+def reachable(mdp: TabularMDP) -> np.ndarray:
+    """The states some policy reaches from rho0's support with positive probability, Shape (S,) bool.
+
+    A softmax policy gives every action positive probability, so it reaches exactly these: the exact
+    value and success of a start need only them (Taxi: 400 of 496 non-terminal states).
+    """
+    succ: list[set[int]] = [set() for _ in range(mdp.n_states)]
+    for s, a, k in zip(*np.nonzero(mdp.probs > 0), strict=True):
+        if not mdp.terminal[s]:
+            succ[int(s)].add(int(mdp.next_states[s, a, k]))
+    seen = set(np.flatnonzero(mdp.rho0 > 0).tolist())
+    todo = list(seen)
+    while todo:
+        for t in succ[todo.pop()] - seen:
+            seen.add(t)
+            todo.append(t)
+    out = np.zeros(mdp.n_states, dtype=bool)
+    out[list(seen)] = True
+    return out
+
+
 def make_mdp(config: StudyConfig) -> TabularMDP:
     """The config's MDP (``config.env``; the default is the lake of ``config.map`` and ``config.slippery``)."""
     return make_env(config.env, config)
@@ -292,6 +319,8 @@ def build_data(config: StudyConfig, device: torch.device | str = "cpu", mdp: Tab
         route_pair=Paths.from_trajectories(list(plan.chosen) + list(rejected), device),
         eye=torch.eye(mdp.n_states, dtype=dtype, device=device),
         starts=plan.starts,
+        succ=torch.as_tensor(mdp.next_states, device=device),
+        succ_p=torch.as_tensor(mdp.probs, dtype=dtype, device=device),
         v_star=float(mdp.rho0 @ plan.Q.max(1)),
         source=config.env if given is None else "python",
     )
@@ -317,11 +346,14 @@ def make_reference(config: StudyConfig, data: StudyData, base: dict, star: dict)
         pi_star = torch.as_tensor(data.pi_star, dtype=torch.float64, device=device)
         star_pi = policy_probs(star, data, config.activation)
         terminal, rho0 = torch.as_tensor(mdp.terminal, device=device), torch.as_tensor(mdp.rho0, device=device)
+        R, goal = torch.as_tensor(mdp.R, device=device), torch.as_tensor(mdp.goal, device=device)
+        solve = torch.as_tensor(reachable(mdp) & ~mdp.terminal, device=device)
+        large = mdp.n_states > policy.SPARSE_STATES  # the sparse forms of the metrics (equal up to rounding)
         return Reference(
             P=P,
-            R=torch.as_tensor(mdp.R, device=device),
+            R=R,
             terminal=terminal,
-            goal=torch.as_tensor(mdp.goal, device=device),
+            goal=goal,
             rho0=rho0,
             pi_star=pi_star,
             base=base,
@@ -329,8 +361,11 @@ def make_reference(config: StudyConfig, data: StudyData, base: dict, star: dict)
             star_pi=star_pi,
             star_flat=policy.flatten_params(star).double(),
             base_flat=policy.flatten_params(base).double(),
-            star_T=torch.einsum("esa,sat->est", star_pi, P),
-            opt_T=torch.einsum("sa,sat->st", pi_star, P),
+            star_T=torch.einsum("esa,sat->est", star_pi, P)[:, ~terminal],
+            opt_T=torch.einsum("sa,sat->st", pi_star, P)[~terminal],
+            solve_states=solve,
+            gram=metrics.tmatrix_gram(P[~terminal]) if large else None,
+            solve_model=metrics.solve_model(P, R, goal, rho0, solve) if large else None,
             preferred=metrics.preferred_tiles(P, rho0, terminal, pi_star, config.gamma),
             reward=torch.as_tensor(mdp.dense_rewards(), device=device),
             v_star=data.v_star,

@@ -9,6 +9,7 @@ implementations on one policy; the tests check that both agree.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -35,6 +36,7 @@ def value_and_success(
     pi: torch.Tensor,
     gamma: float,
     T: torch.Tensor | None = None,
+    states: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Discounted value from rho0 and probability of ever reaching a goal state, per member.
 
@@ -42,10 +44,12 @@ def value_and_success(
         V_N = (I - gamma T_NN)^-1 r_N           success_N = (I - T_NN)^-1 T_N,goal 1
     Shapes: P (S, A, S), R (S, A), terminal/goal/rho0 (S,), pi (E, S, A) -> (E,), (E,). T: the
     policy's state matrix sum_a pi P (E, S, S) in P's dtype, if the caller has it (else computed).
+    states: (S,) bool, the non-terminal states to solve on (default all): those reachable from rho0
+    (``data.reachable``) give the same values, since no other state enters the start's equations.
     """
     pi = pi.to(P.dtype)
     T = _state_matrix(P, pi) if T is None else T  # (E, S, S)
-    n = ~terminal  # (S,)
+    n = ~terminal if states is None else states  # (S,)
     T_n = T[:, n]  # (E, N, S): rows of the non-terminal states
     T_nn = T_n[:, :, n]  # (E, N, N)
     eye = torch.eye(int(n.sum()), dtype=P.dtype, device=P.device)
@@ -58,6 +62,45 @@ def value_and_success(
     v_start = V @ rho0[n]  # (E,)
     s_start = succ @ rho0[n] + rho0[goal].sum()  # (E,)
     return v_start, s_start.clamp(0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class SolveModel:
+    """The MDP cut to the states its values are solved on (``value_and_success``'s systems, formed once).
+
+    states (S,) bool; P_nn (N, A, N): P among them; P_goal (N, A): the probability of entering a goal;
+    R_n (N, A); rho0_n (N,); rho0_goal: rho0's mass on goal states. Built by ``solve_model``.
+    """
+
+    states: torch.Tensor
+    P_nn: torch.Tensor
+    P_goal: torch.Tensor
+    R_n: torch.Tensor
+    rho0_n: torch.Tensor
+    rho0_goal: float
+
+
+def solve_model(
+    P: torch.Tensor, R: torch.Tensor, goal: torch.Tensor, rho0: torch.Tensor, states: torch.Tensor
+) -> SolveModel:
+    """``SolveModel`` of P (S, A, S), R (S, A), goal / rho0 (S,) on the non-terminal ``states`` (S,) bool."""
+    P_n = P[states]  # (N, A, S)
+    return SolveModel(
+        states, P_n[:, :, states], P_n[:, :, goal].sum(-1), R[states], rho0[states], float(rho0[goal].sum())
+    )
+
+
+def model_value_and_success(model: SolveModel, pi: torch.Tensor, gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``value_and_success`` from a ``SolveModel``: the same two linear systems, formed from the cut model
+    without the (E, S, S) state matrix (large MDPs). Shape: pi (E, S, A) -> (E,), (E,)."""
+    pi_n = pi[:, model.states].to(model.P_nn.dtype)  # (E, N, A)
+    T_nn = torch.einsum("ena,nam->enm", pi_n, model.P_nn)  # (E, N, N)
+    eye = torch.eye(T_nn.shape[-1], dtype=T_nn.dtype, device=T_nn.device)
+    r = (pi_n * model.R_n).sum(-1)  # (E, N)
+    V = torch.linalg.solve(eye - gamma * T_nn, r.unsqueeze(-1)).squeeze(-1)  # (E, N)
+    into_goal = (pi_n * model.P_goal).sum(-1)  # (E, N)
+    succ = torch.linalg.solve(eye - T_nn, into_goal.unsqueeze(-1)).squeeze(-1)  # (E, N)
+    return V @ model.rho0_n, (succ @ model.rho0_n + model.rho0_goal).clamp(0.0, 1.0)
 
 
 def state_values(
@@ -112,6 +155,23 @@ def explored_alignment(explored: torch.Tensor, preferred: torch.Tensor) -> torch
     inter = (explored & preferred).sum(-1).double()
     union = (explored | preferred).sum(-1).double()
     return inter / union.clamp_min(1.0)
+
+
+def tmatrix_gram(P: torch.Tensor) -> torch.Tensor:
+    """G[s] = P[s] P[s]^T, the A x A Gram matrix of each state's transition rows. Shape: (S, A, S) -> (S, A, A)."""
+    return torch.einsum("sat,sbt->sab", P, P)
+
+
+def tmatrix_mse(pi: torch.Tensor, ref_pi: torch.Tensor, gram: torch.Tensor, n_states: int) -> torch.Tensor:
+    """mean_{s, s'} (T_pi(s'|s) - T_ref(s'|s))^2 without forming T (Eq. 2): T_pi[s] - T_ref[s] = d_s^T P[s]
+    with d_s = pi(.|s) - ref(.|s), so its squared norm is d_s^T G[s] d_s (``tmatrix_gram``). The mean
+    runs over the N rows given and the ``n_states`` columns of T. Equal to the dense form up to rounding.
+
+    Shape: pi (E, N, A), ref_pi (E, N, A) or (N, A), gram (N, A, A) of the same N rows -> (E,).
+    """
+    d = (pi - ref_pi).to(gram.dtype)  # (E, N, A)
+    quad = torch.einsum("ena,nab,enb->en", d, gram, d)  # (E, N): ||T_pi[s] - T_ref[s]||^2
+    return quad.sum(-1) / (quad.shape[-1] * n_states)
 
 
 def value_ratio(value: torch.Tensor, v_star: float) -> torch.Tensor:

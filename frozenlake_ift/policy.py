@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
+SPARSE_STATES = 64  # above this many states the study feeds index-weight inputs (``mixture_logits``), not one-hots
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "gelu": torch.nn.functional.gelu, "sigmoid": torch.sigmoid}
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
 
@@ -151,6 +152,28 @@ def state_logits(params: dict[str, torch.Tensor], states: torch.Tensor, activati
     flat = states.reshape(E, -1, 1).expand(-1, -1, H)  # (E, M, H)
     out = _head(params, params["W1"].gather(1, flat) + params["b1"][:, None, :], activation)  # (E, M, A)
     return out.reshape(*states.shape, A)
+
+
+def mixture_logits(
+    params: dict[str, torch.Tensor], states: torch.Tensor, weights: torch.Tensor, activation: str = "tanh"
+) -> torch.Tensor:
+    """Action logits of inputs that mix a few states: x = sum_j weights[..., j] onehot(states[..., j]),
+    with W1's rows gathered and weighted instead of multiplying the dense x (the study's inputs on MDPs
+    of more than ``SPARSE_STATES`` states; equal to ``logits`` of the dense x up to rounding).
+
+    Shape: states (E, ..., J) int64, weights (E, ..., J) float -> (E, ..., A).
+    """
+    check_activation(activation)
+    E, _, H, A = check_params(params)
+    if states.shape != weights.shape or states.dim() < 2 or states.shape[0] != E:
+        raise ValueError(
+            f"states and weights must have the same shape (E={E}, ..., J), got {tuple(states.shape)} "
+            f"and {tuple(weights.shape)}"
+        )
+    lead, J = states.shape[1:-1], states.shape[-1]
+    rows = params["W1"].gather(1, states.reshape(E, -1, 1).expand(-1, -1, H)).view(E, -1, J, H)  # (E, M, J, H)
+    pre = (rows * weights.reshape(E, -1, J, 1).to(rows.dtype)).sum(2) + params["b1"][:, None, :]  # (E, M, H)
+    return _head(params, pre, activation).reshape(E, *lead, A)
 
 
 def policy_table(params: dict[str, torch.Tensor], n_states: int, activation: str = "tanh") -> torch.Tensor:

@@ -124,7 +124,7 @@ def analyze(fields: dict, records: list[dict]) -> dict:
     }
 
 
-FIELD_METRICS = ("param_mse", "policy_mse", "tmatrix_mse", "success", "explored", "explored_alignment")
+FIELD_METRICS = ("param_mse", "policy_mse", "tmatrix_mse", "success", "value_ratio", "explored", "explored_alignment")
 
 
 def metrics_by_field(records: list[dict], swept: list[str]) -> dict:
@@ -241,6 +241,7 @@ def render_markdown(rep: dict, records: list[dict]) -> str:
                 [
                     [v] + [f"{by_value[v].get(m, float('nan')):.4g}" for m in methods]
                     for v in rep["values"].get(f, by_value)
+                    if v in by_value  # a value whose cells lack the metric (success on a bandit): no row
                 ],
             )
     lines += ["## Rankings across cells", "", "How often each full ordering (best first, by final mean) occurs.", ""]
@@ -257,7 +258,11 @@ def render_markdown(rep: dict, records: list[dict]) -> str:
     for metric in rep["rankings"]:
         lines += [f"### `{metric}`: {results.METRICS[metric].label}", ""] + _table(
             ["cell"] + swept + ["ranking"],
-            [[r["key"][:8]] + [label(r["values"].get(f)) for f in swept] + [_ranking_text(r, metric)] for r in records],
+            [
+                [r["key"][:8]] + [label(r["values"].get(f)) for f in swept] + [_ranking_text(r, metric)]
+                for r in records
+                if metric in r["ranking"]  # cells of an MDP without goal states rank no success
+            ],
         )
     return "\n".join(lines)
 

@@ -194,15 +194,24 @@ def evaluate(params, data: StudyData, cfg: StudyConfig, ref: Reference) -> Evalu
     with torch.no_grad():
         pi = policy_probs(params, data, cfg.activation)  # (E, S, A)
         flat = policy.flatten_params(params).double()  # (E, D)
-        T = torch.einsum("esa,sat->est", pi.to(ref.P.dtype), ref.P)  # (E, S, S): T_pi(s'|s), Eq. 2
-        value, success = metrics.value_and_success(ref.P, ref.R, ref.terminal, ref.goal, ref.rho0, pi, cfg.gamma, T=T)
-        T_n = T[:, nt]  # (E, N, S): the non-terminal rows the T-matrix metrics average over
+        if ref.gram is None or ref.solve_model is None:  # the paper's maps: dense (E, S, S) state matrices
+            T = torch.einsum("esa,sat->est", pi.to(ref.P.dtype), ref.P)  # (E, S, S): T_pi(s'|s), Eq. 2
+            value, success = metrics.value_and_success(
+                ref.P, ref.R, ref.terminal, ref.goal, ref.rho0, pi, cfg.gamma, T=T, states=ref.solve_states
+            )
+            T_n = T[:, nt]  # (E, N, S): the non-terminal rows the T-matrix metrics average over
+            t_mse, t_mse_opt = ((T_n - ref.star_T) ** 2).mean((-1, -2)), ((T_n - ref.opt_T) ** 2).mean((-1, -2))
+        else:  # large MDPs (policy.SPARSE_STATES): the same values from the cut model and Gram matrices
+            value, success = metrics.model_value_and_success(ref.solve_model, pi, cfg.gamma)
+            S = mdp.n_states
+            t_mse = metrics.tmatrix_mse(pi[:, nt], ref.star_pi[:, nt], ref.gram, S)
+            t_mse_opt = metrics.tmatrix_mse(pi[:, nt], ref.pi_star[nt], ref.gram, S)
         values = {
             "param_mse": ((flat - ref.star_flat) ** 2).mean(-1),
             "policy_mse": ((pi - ref.star_pi) ** 2)[:, nt].mean((-1, -2)),
             "policy_mse_opt": ((pi - ref.pi_star) ** 2)[:, nt].mean((-1, -2)),
-            "tmatrix_mse": ((T_n - ref.star_T[:, nt]) ** 2).mean((-1, -2)),
-            "tmatrix_mse_opt": ((T_n - ref.opt_T[nt]) ** 2).mean((-1, -2)),
+            "tmatrix_mse": t_mse,
+            "tmatrix_mse_opt": t_mse_opt,
             "kl": metrics.kl_rows(ref.pi_star.expand_as(pi), pi)[:, nt].mean(-1),
             "success": success,
             "value": value,

@@ -313,3 +313,21 @@ def test_final_policy_matches_the_saved_parameters(tmp_path):
     save(r, tmp_path)
     np.testing.assert_allclose(load_params(tmp_path).policy_table("dpo"), r.final_policy("dpo").numpy(), atol=1e-7)
     assert Path(tmp_path / "results.json").is_file()
+
+
+def test_a_sweep_over_envs_reports_each_metric_where_it_applies(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--set", "env=bandit:1,0.5,0;chain:4", "--fix", "seeds=2", "--fix", "steps=2"]
+    argv += ["--fix", "eval_every=2", "--fix", "fit_steps=20", "--out", str(out), "--no-progress", "--json"]
+    assert cli.main([*argv, "--report"]) == 0, capsys.readouterr().err
+    report = (out / "report.md").read_text()
+    assert "| bandit:1,0.5,0 |" in report.split("### `value_ratio`")[1].split("###")[0]  # the bandit's return
+    assert "| chain:4 |" in report.split("### `success`")[1].split("###")[0]  # the chain's success
+    cell = next(p for p in (out / "cells").glob("*.json") if "bandit" in p.read_text())
+    run = tmp_path / "run"
+    run.mkdir()
+    assert cli.main(["reproduce", "--env", "bandit:1,0.5,0", "--out", str(run), "--json", *TINY]) == 0
+    capsys.readouterr()
+    assert cli.main(["play", str(run), "--method", "sft"]) == 2
+    assert "agents play lake maps only" in capsys.readouterr().err
+    assert cell.is_file()

@@ -253,3 +253,52 @@ def test_suboptimal_base_blocks_the_chosen_states_as_the_lake_map_did():
 def test_tabular_mdp_checks_its_successor_rewards():
     with pytest.raises(ValueError, match="is not the expected successor reward"):
         TabularMDP.from_dense(np.ones((1, 1, 1)), [[1.0]], [False], [1.0], rewards=np.zeros((1, 1, 1)))
+
+
+# ------------------------------------------------------------------ large MDPs: the sparse forms
+@pytest.fixture(scope="module")
+def taxi_study():
+    import torch
+
+    from frozenlake_ift import policy
+    from frozenlake_ift.study import base_params, reference
+
+    cfg = StudyConfig(env="gym:Taxi-v4", seeds=3, max_starts=4, dtype="float64")
+    data = build_data(cfg)
+    base = base_params(cfg, data, "cpu")
+    params = policy.init_params(500, 6, 32, [5, 6, 7], dtype=torch.float64)
+    return cfg, data, reference(cfg, data, base, policy.clone_params(base)), params
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.3, "per member"])
+def test_sparse_inputs_equal_the_dense_one_hots(taxi_study, monkeypatch, lam):
+    import torch
+
+    from frozenlake_ift import policy
+    from frozenlake_ift.methods.batches import path_logps
+
+    cfg, data, _, params = taxi_study
+    lam = torch.tensor([0.0, 0.2, 0.7], dtype=torch.float64) if lam == "per member" else lam
+    assert data.mdp.n_states > policy.SPARSE_STATES
+    sparse = path_logps(params, data.route_pair, data, cfg.activation, lam)  # (E, N, T)
+    (g_sparse,) = torch.autograd.grad(sparse.sum(), params["W1"])
+    monkeypatch.setattr(policy, "SPARSE_STATES", 10**9)  # the one-hot product of small maps
+    dense = path_logps(params, data.route_pair, data, cfg.activation, lam)
+    (g_dense,) = torch.autograd.grad(dense.sum(), params["W1"])
+    mask = data.route_pair.expand(3).mask
+    torch.testing.assert_close(sparse[mask], dense[mask], rtol=0, atol=1e-12)
+    torch.testing.assert_close(g_sparse, g_dense, rtol=0, atol=1e-12)
+
+
+def test_sparse_metrics_equal_the_dense_ones(taxi_study):
+    import dataclasses
+
+    from frozenlake_ift.study import evaluate
+
+    cfg, data, ref, params = taxi_study
+    assert ref.gram is not None and ref.solve_model is not None
+    sparse = evaluate(params, data, cfg, ref).values
+    dense = evaluate(params, data, cfg, dataclasses.replace(ref, gram=None, solve_model=None)).values
+    assert set(sparse) == set(dense)
+    for k in ("tmatrix_mse", "tmatrix_mse_opt", "value", "success"):
+        np.testing.assert_allclose(sparse[k].numpy(), dense[k].numpy(), rtol=1e-12, atol=0, err_msg=k)

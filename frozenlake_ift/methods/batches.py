@@ -54,7 +54,9 @@ def path_logps(params: dict, paths: Paths, data: StudyData, activation: str, lam
     the argmax taken in a no-grad pass on the states' rows of W1 (``policy.state_logits``, equal bit for
     bit to the one-hot product); x_0 = onehot(s_0) (rho0).
     """
-    E = params["W1"].shape[0]
+    E, S = params["W1"].shape[:2]
+    if S > policy.SPARSE_STATES:
+        return _sparse_path_logps(params, paths, data, activation, lam)
     shared = paths.shared().states[..., :-1]  # (E or 1, N, T): the one-hot of paths all members share is built once
     x = data.eye[shared].expand(E, *shared.shape[1:], -1)  # (E, N, T, S), a view when shared
     paths = paths.expand(E)
@@ -66,6 +68,34 @@ def path_logps(params: dict, paths: Paths, data: StudyData, activation: str, lam
             predicted = data.P[prev, a_hat]  # (E, N, T-1, S)
         x = temporal_residual(x, predicted, lam)  # (E, N, T, S)
     return policy.step_logps(params, x, paths.actions, activation)  # (E, N, T)
+
+
+def _sparse_path_logps(params: dict, paths: Paths, data: StudyData, activation: str, lam) -> torch.Tensor:
+    """``path_logps`` on an MDP of more than ``policy.SPARSE_STATES`` states: the same inputs as index-weight
+    pairs (``policy.mixture_logits``: W1's rows gathered) instead of dense one-hots. Shape: -> (E, N, T)."""
+    E = params["W1"].shape[0]
+    paths = paths.expand(E)
+    states = paths.states[..., :-1]  # (E, N, T) the states actions are taken in
+    if not any_positive(lam):
+        lg = policy.state_logits(params, states, activation)  # (E, N, T, A)
+    else:
+        with torch.no_grad():
+            prev = states[..., :-1]  # (E, N, T-1)
+            a_hat = torch.log_softmax(policy.state_logits(params, prev, activation), dim=-1).argmax(-1)  # (E, N, T-1)
+            assert data.succ is not None and data.succ_p is not None, "build_data stores the sparse model"
+            nxt, p = data.succ[prev, a_hat], data.succ_p[prev, a_hat]  # (E, N, T-1, K): where a_hat may lead
+        lam_t = lam if isinstance(lam, torch.Tensor) else torch.tensor(float(lam), dtype=torch.float64)
+        keep = (1.0 - lam_t).to(p.dtype).reshape(-1, 1, 1, 1)  # (E or 1, 1, 1, 1), formed as temporal_residual does
+        lam_c = lam_t.to(p.dtype).reshape(-1, 1, 1, 1)
+        E_, N, T = states.shape
+        first = torch.cat([states[..., :1, None], states[..., :1, None].expand(-1, -1, -1, p.shape[-1])], -1)
+        later = torch.cat([states[..., 1:, None], nxt], -1)  # (E, N, T-1, 1 + K): s*_t, then the predicted ones
+        idx = torch.cat([first, later], 2)  # (E, N, T, 1 + K)
+        w_first = torch.cat([torch.ones_like(p[..., :1, :1]), torch.zeros_like(p[..., :1, :])], -1)  # step 0: s*_0
+        w_later = torch.cat([keep.expand(E_, N, T - 1, 1), lam_c * p], -1)  # (E, N, T-1, 1 + K): Eq. 17's mix
+        weights = torch.cat([w_first.expand(E_, N, 1, -1), w_later], 2)  # (E, N, T, 1 + K)
+        lg = policy.mixture_logits(params, idx, weights, activation)  # (E, N, T, A)
+    return torch.log_softmax(lg, dim=-1).gather(-1, paths.actions.unsqueeze(-1)).squeeze(-1)  # (E, N, T)
 
 
 def sample_paths(pi: torch.Tensor, n: int, ctx: StepContext) -> Paths:
