@@ -41,3 +41,31 @@ def test_the_method_plugin_example_runs(monkeypatch):
         assert res.curves["hinge"]["loss"].shape == (2, 1)
     finally:
         unregister_method("hinge")
+
+
+ARCHITECTURE = (Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.md").read_text()
+
+
+def _arch_block(needle: str) -> str:
+    for block in re.findall(r"```python\n(.*?)```", ARCHITECTURE, flags=re.S):
+        if needle in block:
+            return block
+    raise AssertionError(f"no python block with {needle!r} in docs/ARCHITECTURE.md")
+
+
+def test_the_architecture_mdp_family_and_data_rule_examples_run():
+    from frozenlake_ift import data_rules
+    from frozenlake_ift.config import StudyConfig
+    from frozenlake_ift.data import build_data
+    from frozenlake_ift.mdps import unregister_env
+
+    try:
+        exec(_arch_block('register_env(MDPSource("ring"'), {})
+        exec(_arch_block('register_rule(DataRule("worst-first"'), {})
+        data = build_data(StudyConfig(env="ring:6", negatives="worst-first"))
+        assert data.chosen.actions == (1,) and data.chosen.states == (0, 5)  # one step back to the goal
+        # the worst first move (a step the long way round), then pi* back: 0 -> 1 -> 0 -> 5
+        assert data.rejected.states == (0, 1, 0, 5) and data.rejected.actions == (0, 1, 1)
+    finally:
+        unregister_env("ring")
+        data_rules.unregister_rule("worst-first")
