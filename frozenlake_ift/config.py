@@ -64,7 +64,7 @@ class StudyConfig:
     simpo_beta: float = 2.0
     simpo_margin: float = 0.5  # SimPO's target reward margin gamma (TRL's simpo_gamma)
     chosen: str = "route"  # pair methods, SFT, IFT, truly: "route" (App. B.2) | "sampled" (pairs draws of pi*)
-    negatives: str = "fixed"  # rejected data rule: fixed (env's own) | second-route | second-best | policy | base | file:P
+    negatives: str = "fixed"  # the rejected data rule (data_rules): fixed = the env's own (lakes: second-route)
     max_starts: int = 16  # chosen / rejected trajectories from at most this many of rho0's starts (a seeded subset)
     resample_every: int = 10  # negatives="policy": steps between fresh samples
     pairs: int = 8  # sampled trajectories per member (sampled chosen / negatives; online DPO pairs)
