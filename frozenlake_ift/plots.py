@@ -31,11 +31,13 @@ from .drawing import (  # noqa: F401  (the notebooks' helpers and the style, re-
     draw_lake,
     draw_matrix,
     draw_series,
+    gif_bytes,
     method_color,
     method_marker,
     pretty,
     pyplot,
     show,
+    show_animation,
 )
 
 DEFAULT_METRICS = tuple(name for name, m in _metrics.METRICS.items() if m.default_panel)
