@@ -269,10 +269,10 @@ def draw_lake(
             )
         if annotate and flat is not None and ch != "H" and np.isfinite(flat[s]) and abs(flat[s]) > 0.005:
             ax.text(
-                c + 0.24,
+                c + 0.42,
                 r + 0.36,
                 fmt.format(flat[s]),
-                ha="center",
+                ha="right",  # ends inside its own tile, so the last column's labels are not cut off
                 va="center",
                 fontsize=7,
                 color="#222222",
