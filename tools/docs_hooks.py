@@ -313,16 +313,22 @@ def on_page_content(content: str, page: Any, config: Any, files: Files) -> str:
 
 # The package ships the STIX-Web fonts only (not MathJax's default TeX fonts): without this, formulas
 # that need a font file fail with "[Math Processing Error]".
-_MATHJAX_FONTS = (
+MATHJAX_FONTS = (
     '<script type="text/x-mathjax-config">MathJax.Hub.Config({"HTML-CSS": {availableFonts: [], '
     'preferredFont: null, webFont: "STIX-Web", imageFont: null}, SVG: {font: "STIX-Web"}, '
     'messageStyle: "none"});</script>'
 )
 
 
+def mathjax_tags(root: str) -> str:
+    """The tags that load the site's MathJax, for a page whose way up to the site root is ``root`` ("../")."""
+    return f'{MATHJAX_FONTS}<script src="{root}{MATHJAX_DIR}/MathJax.js?config={MATHJAX_CONFIG}"></script>'
+
+
 def _mathjax_tag(page: Any) -> str:
-    url = posixpath.relpath(f"{MATHJAX_DIR}/MathJax.js", posixpath.dirname(page.url.rstrip("/") + "/x") or ".")
-    return f'{_MATHJAX_FONTS}<script src="{url}?config={MATHJAX_CONFIG}"></script>'
+    here = posixpath.dirname(page.url.rstrip("/") + "/x") or "."
+    up = posixpath.relpath(".", here)
+    return mathjax_tags("" if up == "." else up + "/")
 
 
 def on_post_page(output: str, page: Any, config: Any) -> str:
