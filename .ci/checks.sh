@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Static checks: lint, format, types, notebook sizes, the docs site. One line per check; exits 1 if any fails.
 #   bash .ci/checks.sh            # all of them
-#   bash .ci/checks.sh ruff mypy  # some (names: ruff format mypy notebooks docs)
+#   bash .ci/checks.sh ruff mypy  # some (names: ruff format mypy notebooks docs links math)
+#   (links and math check the site that docs builds: name docs before them)
 # Needs the lint and docs tools (see CONTRIBUTING.md). Each check's output goes to
 # $CHECKS_LOG_DIR/<name>.log (default: a temporary folder) and is printed in full when it fails.
 set -uo pipefail
@@ -16,8 +17,10 @@ declare -A commands=(
   [mypy]="mypy"
   [notebooks]="python tools/check_notebook_size.py"
   [docs]="mkdocs build --strict --site-dir $log_dir/site"
+  [links]="python tools/check_links.py $log_dir/site"
+  [math]="python tools/check_site_math.py $log_dir/site"
 )
-order=(ruff format mypy notebooks docs)
+order=(ruff format mypy notebooks docs links math)  # links and math read the site that docs built
 selected=("$@")
 [ ${#selected[@]} -eq 0 ] && selected=("${order[@]}")
 

@@ -4,6 +4,7 @@
                    each method's registry record), pretty (metric labels in mathtext), pyplot (Agg)
     arrow_geometry(action, p)          how the arrow of pi(a|s) is drawn from a tile centre
     show(fig)                          a figure inline as a PNG (notebooks)
+    gif_bytes / show_animation         an animated GIF drawn frame by frame on one figure, inline (notebooks)
     draw_arrows / draw_lake / draw_matrix / draw_series     a lake with values, arrows, a path and a
                    marked tile; a labelled matrix; mean-and-CI curves of any per-member series
 
@@ -14,6 +15,7 @@ col; actions 0=left, 1=down, 2=right, 3=up.
 
 from __future__ import annotations
 
+import gc
 import io
 import re
 from dataclasses import dataclass
@@ -115,6 +117,71 @@ def show(fig, dpi: int = NOTEBOOK_DPI) -> None:
     display(Image(buf.getvalue()))
 
 
+def gif_bytes(
+    draw_frame,
+    n_frames: int,
+    *,
+    ncols: int = 1,
+    figsize: tuple[float, float] = (4.0, 4.0),
+    seconds_per_frame: float = 0.6,
+    dpi: int = 72,
+    colors: int = 64,
+) -> bytes:
+    """A looping animated GIF of ``n_frames`` frames: ``draw_frame(axes, k)`` draws frame k on ``ncols``
+    cleared axes of one figure (drawn once, redrawn per frame: much faster than a figure per frame).
+
+    Each frame keeps ``colors`` colours, so a small lake animation costs a few kB a frame; the last
+    frame is held three times longer."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    if n_frames < 1:
+        raise ValueError(f"an animation needs at least one frame, got n_frames={n_frames}")
+    plt = pyplot()
+    fig, axes = plt.subplots(1, ncols, figsize=figsize, dpi=dpi, squeeze=False)
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.88, wspace=0.06)
+    canvas = FigureCanvasAgg(fig)  # draw in memory (no PNG round trip), whatever the backend
+    frames = []
+    collecting = gc.isenabled()
+    gc.disable()  # matplotlib's many short-lived cyclic objects make the collector half of the drawing time
+    try:
+        for k in range(n_frames):
+            for ax in axes[0]:
+                ax.clear()
+            draw_frame(list(axes[0]), k)
+            canvas.draw()
+            rgba = np.asarray(canvas.buffer_rgba())  # (height, width, 4)
+            frames.append(Image.fromarray(rgba[..., :3].copy()).quantize(colors=colors))
+    finally:
+        plt.close(fig)
+        if collecting:
+            gc.enable()
+    ms = max(20, round(1000 * seconds_per_frame))
+    out = io.BytesIO()
+    frames[0].save(
+        out,
+        format="GIF",
+        save_all=True,
+        append_images=frames[1:],
+        duration=[ms] * (len(frames) - 1) + [3 * ms],
+        loop=0,
+        optimize=True,
+    )
+    return out.getvalue()
+
+
+def show_animation(draw_frame, n_frames: int, *, alt: str = "animation", **kw) -> None:
+    """Display ``gif_bytes(draw_frame, n_frames, **kw)`` inline (an HTML image: notebooks have no GIF output
+    type). Needs IPython."""
+    import base64
+    import html
+
+    from IPython.display import HTML, display
+
+    data = base64.b64encode(gif_bytes(draw_frame, n_frames, **kw)).decode("ascii")
+    display(HTML(f'<img src="data:image/gif;base64,{data}" alt="{html.escape(alt)}">'))
+
+
 def draw_arrows(ax, pi, terminal, ncol: int, *, min_prob: float = 0.03, color: str = "#111111") -> None:
     """pi(a|s) as arrows on every non-terminal tile of a grid axis. pi: Shape (S, A); terminal: Shape (S,)."""
     pi = np.asarray(pi, dtype=float)  # (S, A)
@@ -202,10 +269,10 @@ def draw_lake(
             )
         if annotate and flat is not None and ch != "H" and np.isfinite(flat[s]) and abs(flat[s]) > 0.005:
             ax.text(
-                c + 0.24,
+                c + 0.42,
                 r + 0.36,
                 fmt.format(flat[s]),
-                ha="center",
+                ha="right",  # ends inside its own tile, so the last column's labels are not cut off
                 va="center",
                 fontsize=7,
                 color="#222222",

@@ -35,11 +35,13 @@ from .drawing import (  # noqa: F401  (the notebooks' helpers and the style, re-
     draw_lake,
     draw_matrix,
     draw_series,
+    gif_bytes,
     method_color,
     method_marker,
     pretty,
     pyplot,
     show,
+    show_animation,
 )
 
 DEFAULT_METRICS = tuple(name for name, m in _metrics.METRICS.items() if m.default_panel)
@@ -84,12 +86,29 @@ def _subtitle(res: dict) -> str:
     return f"{kind}{_map_name(res)} · base policy {base} · {_n_seeds(res)} seeds"
 
 
-def plot_curves(res: dict, metrics: tuple[str, ...] | list[str] | None = None, *, ncols: int = 3):
+# The y axis of each curve panel (its title names the metric in full); a metric not listed: "MSE" or its name.
+Y_LABELS = {
+    "explored": "tiles",
+    "explored_alignment": "Jaccard index",
+    "success": "probability",
+    "value": "value",
+    "loss": "loss",
+    "cosine": "cosine",
+    "kl": "KL (nats)",
+}
+LOG_BANDS = ("ci", "range")
+
+
+def plot_curves(res: dict, metrics: tuple[str, ...] | list[str] | None = None, *, ncols: int = 3, log_band: str = "ci"):
     """One panel per metric over fine-tuning steps; one line per method: mean over seeds, shaded 95% CI.
 
     MSE / KL panels use a log y axis when the values span more than two decades. ``metrics`` picks the
-    panels, in order (default ``DEFAULT_METRICS``, those present in the results).
+    panels, in order (default ``DEFAULT_METRICS``, those present in the results). ``log_band="range"``
+    shades the seeds' min-max range on the log panels instead of the 95% CI, whose lower end with a few
+    seeds often falls below 0 and so off a log axis.
     """
+    if log_band not in LOG_BANDS:
+        raise ValueError(f"log_band must be one of {LOG_BANDS}, got {log_band!r}")
     res = _as_dict(res)
     plt = pyplot()
     methods = list(res["curves"])
@@ -116,7 +135,11 @@ def plot_curves(res: dict, metrics: tuple[str, ...] | list[str] | None = None, *
         log = name in LOG_METRICS and pos.size > 0 and pos.max() / pos.min() > 100  # two decades
         for i, (m, arr) in enumerate(arrs.items()):
             mean, ci = _metrics.mean_ci95(arr, axis=1)
-            lower = np.maximum(mean - ci, pos.min() / 2) if log else mean - ci  # a log axis has no room below 0
+            lower, upper = mean - ci, mean + ci
+            if log and log_band == "range":
+                lower, upper = arr.min(1), arr.max(1)
+            if log:
+                lower = np.maximum(lower, pos.min() / 2)  # a log axis has no room below 0
             ax.plot(
                 steps,
                 mean,
@@ -127,7 +150,7 @@ def plot_curves(res: dict, metrics: tuple[str, ...] | list[str] | None = None, *
                 marker=method_marker(m),
                 markevery=(i % every, every),
             )
-            ax.fill_between(steps, lower, mean + ci, color=method_color(m), alpha=0.18, lw=0)
+            ax.fill_between(steps, lower, upper, color=method_color(m), alpha=0.18, lw=0)
         if log:
             ax.set_yscale("log")
             ax.set_ylim(pos.min() / 2, pos.max() * 2)
@@ -144,6 +167,7 @@ def plot_curves(res: dict, metrics: tuple[str, ...] | list[str] | None = None, *
         arrow = "" if higher is None else (" (higher is better)" if higher else " (lower is better)")
         ax.set_title(pretty(label) + arrow, fontsize=10)
         ax.set_xlabel("fine-tuning step")
+        ax.set_ylabel(Y_LABELS.get(name, "MSE" if "mse" in name else name) + (" (log scale)" if log else ""))
         ax.grid(True, which="major", alpha=0.3)
         ax.set_xlim(steps[0], steps[-1])
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -156,7 +180,8 @@ def plot_curves(res: dict, metrics: tuple[str, ...] | list[str] | None = None, *
     if ref_line:
         handles.append(plt.Line2D([], [], color="#444444", ls=":", lw=1.3, label=r"$\theta^*$ (fitted optimum)"))
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False, fontsize=10)
-    fig.suptitle(_subtitle(res) + " · mean and 95% CI", fontsize=11)
+    band = " (log panels: the seeds' range)" if log_band == "range" else ""
+    fig.suptitle(_subtitle(res) + " · mean and 95% CI" + band, fontsize=11)
     return fig
 
 

@@ -89,7 +89,11 @@ def test_notebook_is_committed_executed_with_outputs(notebooks, name):
     assert not errors, f"{name}: code cells {errors} hold an error output"
     n_png = sum("image/png" in o.get("data", {}) for c in code for o in c.outputs)
     assert n_png >= 1, f"{name}: no PNG figure among the outputs"
-    silent = [i for i, c in enumerate(code) if ("show(" in c.source or "print(" in c.source) and not c.outputs]
+    silent = [  # a slider cell's figures live in its widget, which is not committed (its static version is)
+        i
+        for i, c in enumerate(code)
+        if ("show(" in c.source or "print(" in c.source) and not c.outputs and "exercises.sliders(" not in c.source
+    ]
     assert not silent, f"{name}: code cells {silent} print or show but hold no output"
 
 
@@ -107,7 +111,9 @@ def test_notebook_opens_with_goals_notation_links_and_an_install_cell(notebooks,
     for other in neighbours:
         assert f"]({other})" in first.source, f"{name}: no link to {other} in the first cell"
     install = _code(nb)[0].source
-    assert "%pip install" in install, f"{name}: the first code cell is not an install cell"
+    assert "pip" in install and "install" in install, f"{name}: the first code cell is not an install cell"
+    placeholders = [c.source[:60] for c in nb.cells if re.search(r"<(URL|url)\b|git\+<", c.source)]
+    assert not placeholders, f"{name}: cells hold an install placeholder: {placeholders}"
 
 
 @pytest.mark.parametrize("name", EXPECTED)
@@ -157,17 +163,128 @@ def test_the_checks_catch_a_broken_notebook(notebooks, tmp_path):
         test_notebook_ends_with_exercises_with_solutions_and_a_summary({EXPECTED[0]: nb}, EXPECTED[0])
 
 
+TIMING = re.compile(r"\d+(\.\d+)? s\b")  # "7.9 s": wall-clock seconds differ from run to run
+
+
+def _comparable(cell) -> list[str]:
+    """What a code cell's outputs say, in a form two runs of unchanged code agree on: every text output
+    (timings masked), and the kind of every other one. Widget views and the no-ipywidgets line depend on
+    the environment, not on the code, and are left out (tools/run_notebooks.py drops widget views)."""
+    from frozenlake_ift.exercises import NO_WIDGETS
+
+    run = _tool("run_notebooks")
+    out = []
+    for o in cell.get("outputs", []):
+        data = o.get("data", {})
+        if run.WIDGET_VIEW in data:
+            continue
+        if o.get("output_type") == "stream":
+            text = "".join(line for line in o.get("text", "").splitlines(True) if line.strip() != NO_WIDGETS)
+            if text:
+                out.append(f"{o.get('name')}: {TIMING.sub('<t> s', text).rstrip()}")
+        elif o.get("output_type") == "error":
+            out.append(f"error: {o.get('ename')}")
+        else:
+            kinds = sorted(k for k in data if k != "text/plain")
+            text = "" if kinds else TIMING.sub("<t> s", data.get("text/plain", "")).rstrip()
+            out.append(f"{o.get('output_type')} {kinds} {text}".rstrip())
+    return out
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_top_to_bottom(path, tmp_path):
+def test_notebook_runs_with_its_solutions_and_reproduces_its_outputs(path, tmp_path):
+    """One execution per notebook checks three things: every cell runs; every exercise's solution runs
+    after them in the same kernel, so its asserts check what its text states; and the committed outputs
+    are what the code prints now (else: run `python tools/run_notebooks.py`)."""
     pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     run = _tool("run_notebooks")
-    nb = nbformat.read(path, as_version=4)
+    committed = nbformat.read(path, as_version=4)
+    nb = run.with_solutions(committed)
     start = time.perf_counter()
     run.execute(nb, tmp_path)  # raises CellExecutionError, with the cell and its traceback, if a cell fails
     elapsed = time.perf_counter() - start
     assert elapsed < NOTEBOOK_BUDGET_S, f"{path.name} took {elapsed:.0f} s (budget {NOTEBOOK_BUDGET_S} s)"
     assert not list(tmp_path.iterdir()), f"{path.name} wrote files into its working directory"
+    solved = [c for c in nb.cells if run.SOLUTION_TAG in c.metadata.get("tags", [])]
+    assert len(solved) == len(run.solutions(committed)) > 0
+    stale = [
+        (i, _comparable(old), _comparable(new))
+        for i, (old, new) in enumerate(zip(committed.cells, nb.cells, strict=False))
+        if old.cell_type == "code" and _comparable(old) != _comparable(new)
+    ]
+    assert not stale, (
+        f"{path.name}: the committed outputs of cells {[i for i, _, _ in stale]} are not what the code prints now; "
+        f"run `python tools/run_notebooks.py {path.relative_to(ROOT)}`. "
+        f"First: committed {stale[0][1]}, now {stale[0][2]}"
+    )
+
+
+# ---- what a student does, not only reads: solutions that check themselves, implement-it cells, sliders, animations
+@pytest.mark.parametrize("name", EXPECTED)
+def test_every_solution_is_code_that_asserts_its_answer(notebooks, name):
+    nb = notebooks[name]
+    run = _tool("run_notebooks")
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for details in run.SOLUTION.findall(cell.source):
+            blocks = run.PYTHON_BLOCK.findall(details)
+            assert any("assert " in b for b in blocks), f"{name}: a solution checks nothing: {details[:120]!r}"
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_implement_it_cells_check_the_students_code_and_their_solutions_pass(notebooks, name):
+    """Each notebook has at least one "implement it" template (a function that raises NotImplementedError,
+    then an ``exercises.check_*`` call, committed showing "not implemented yet"), followed by a foldable
+    solution that defines the same function and asserts that the same check passes."""
+    nb, cells = notebooks[name], notebooks[name].cells
+    templates = [i for i, c in enumerate(cells) if c.cell_type == "code" and "raise NotImplementedError" in c.source]
+    assert templates, f"{name}: no implement-it exercise"
+    for i in templates:
+        fn = re.search(r"^def (\w+)\(", cells[i].source, flags=re.M).group(1)
+        check = re.search(r"exercises\.(check_\w+)\(" + fn, cells[i].source)
+        assert check, f"{name}: cell {i} defines {fn} but checks it with no exercises.check_*"
+        assert "not implemented yet" in _text_outputs(nbformat.from_dict({**nb, "cells": [cells[i]]}))
+        solution = cells[i + 1].source
+        assert "<summary>Solution</summary>" in solution and f"def {fn}(" in solution, f"{name}: cell {i + 1}"
+        checked = f"{check.group(1)}({fn}" in solution and ").ok" in solution
+        assert checked, f"{name}: the solution of {fn} is not checked"
+
+
+@pytest.mark.parametrize("name", EXPECTED[:3])
+def test_predict_then_run_cells_have_sliders_and_a_static_version(notebooks, name):
+    nb = notebooks[name]
+    run = _tool("run_notebooks")
+    assert any(c.cell_type == "markdown" and "**Predict, then run.**" in c.source for c in nb.cells), name
+    slider_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "exercises.sliders(" in c.source]
+    assert slider_cells, f"{name}: no slider cell"
+    for i in slider_cells:  # the static version: a figure drawn just before (a question may sit between)
+        figures = [o for c in nb.cells[i - 2 : i + 1] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert figures, f"{name}: slider cell {i} has no static figure before it"
+    views = [i for i, c in enumerate(nb.cells) for o in c.get("outputs", []) if run.WIDGET_VIEW in o.get("data", {})]
+    assert not views, f"{name}: cells {views} commit widget views, which render nowhere without a kernel"
+
+
+@pytest.mark.parametrize("name", [EXPECTED[0], EXPECTED[2]])
+def test_animations_are_inline_gifs(notebooks, name):
+    gifs = [
+        o["data"]["text/html"]
+        for c in _code(notebooks[name])
+        for o in c.outputs
+        if "data:image/gif;base64," in "".join(o.get("data", {}).get("text/html", ""))
+    ]
+    assert gifs, f"{name}: no animation"
+
+
+def test_the_study_notebook_quotes_the_claims_as_they_are_judged(notebooks):
+    """Notebook 03 opens with the paper's claims; the sentences its own claims table judges (printed by
+    the claims cell) must appear there word for word, not paraphrased."""
+    nb = notebooks["03_frozen_lake_study.ipynb"]
+    judged = set(re.findall(r"(?:holds|fails)\s+\[\w+\] (.+)", _text_outputs(nb)))
+    assert len(judged) == 4, judged
+    missing = [c for c in judged if c not in nb.cells[0].source.replace("\n  ", " ")]
+    assert not missing, f"the first cell paraphrases {missing}"
 
 
 # ---- the drawing helpers the notebooks use (frozenlake_ift.plots, "drawing helpers for the notebooks")

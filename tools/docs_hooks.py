@@ -16,17 +16,28 @@ The site is built from the repository as it is, with no copied files to keep in 
   not list is appended to the "Guides" section; a nav entry naming a folder (``notebooks/``,
   ``reference/``) lists that folder's pages.
 
+- **The notebook pages work as pages.** Their links, written for Jupyter and GitHub
+  (``02_preference_estimation.ipynb``, ``../docs/cheatsheet.md``), point at the same pages of the
+  site, and each opens with a link that downloads the notebook itself.
+- **Math renders offline.** MathJax is served from the site itself (copied at build time from the
+  ``jupyter-server-mathjax`` package of the ``docs`` extra, never from a CDN and never committed): the
+  notebook pages load it where mkdocs-jupyter leaves an empty ``<script src="">``, and Markdown pages
+  with math (``pymdownx.arithmatex``) load it too.
+
 Anything else that is broken (a link to a missing file or anchor, a module that fails to
 import statically, an unknown cross-reference) is a warning, and ``mkdocs build --strict``
-fails on it.
+fails on it. ``tools/check_links.py`` checks the built HTML (links the Markdown checks cannot see)
+and ``tools/check_site_math.py`` checks in a browser that the math is typeset.
 """
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import logging
 import posixpath
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -250,3 +261,90 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str
         posixpath.dirname(uri) if page.file.src_dir == str(ROOT) else posixpath.join("docs", posixpath.dirname(uri))
     )
     return _rewrite_links(markdown, in_repo, uri)
+
+
+# ----------------------------------------------------------------------------- notebook pages and math
+
+MATHJAX_DIR = "assets/mathjax"  # where the site serves MathJax from
+MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"  # a combined configuration the package ships
+_HREF = re.compile(r'(<a\s[^>]*?href=")([^"#:]+)(#[^"]*)?(")')
+_EMPTY_MATHJAX = re.compile(r'<script src="">\s*</script>')
+
+
+def _is_notebook(page: Any) -> bool:
+    return page.file.src_uri.endswith(".ipynb")
+
+
+def mathjax_source() -> Path | None:
+    """The folder of MathJax.js in the installed ``jupyter-server-mathjax`` package, or None."""
+    spec = importlib.util.find_spec("jupyter_server_mathjax")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    static = Path(next(iter(spec.submodule_search_locations))) / "static"
+    return static if (static / "MathJax.js").is_file() else None
+
+
+def _notebook_link(target: str, page: Any, files: Files) -> str | None:
+    """The site URL (relative to ``page``) of a link written in a notebook, or None to leave it as it is."""
+    repo_path = posixpath.normpath(posixpath.join(posixpath.dirname(page.file.src_uri), target))
+    mirrored = set(_mirrored_paths())
+    modules = {p.path.relative_to(ROOT).as_posix(): p.uri for p in gen_ref_pages.public_modules()}
+    site = None if repo_path.startswith("..") else _site_path(repo_path, mirrored, modules)
+    found = files.get_file_from_path(site) if site else None
+    return None if found is None else found.url_relative_to(page.file)
+
+
+def on_page_content(content: str, page: Any, config: Any, files: Files) -> str:
+    """Notebook pages: links to other notebooks and pages rewritten to the site's pages, and a download link."""
+    if not _is_notebook(page):
+        return content
+
+    def fix(m: re.Match[str]) -> str:
+        url = _notebook_link(html.unescape(m.group(2)), page, files)
+        return m.group(0) if url is None else f"{m.group(1)}{html.escape(url)}{m.group(3) or ''}{m.group(4)}"
+
+    name = posixpath.basename(page.file.src_uri)
+    download = (
+        f'<p class="nb-download"><a href="{html.escape(name)}" download>Download this notebook ({html.escape(name)})'
+        '</a>, run it with <code>pip install -e ".[notebooks]"</code> in a clone of the repository.</p>'
+    )
+    return download + _HREF.sub(fix, content)
+
+
+# The package ships the STIX-Web fonts only (not MathJax's default TeX fonts): without this, formulas
+# that need a font file fail with "[Math Processing Error]".
+MATHJAX_FONTS = (
+    '<script type="text/x-mathjax-config">MathJax.Hub.Config({"HTML-CSS": {availableFonts: [], '
+    'preferredFont: null, webFont: "STIX-Web", imageFont: null}, SVG: {font: "STIX-Web"}, '
+    'messageStyle: "none"});</script>'
+)
+
+
+def mathjax_tags(root: str) -> str:
+    """The tags that load the site's MathJax, for a page whose way up to the site root is ``root`` ("../")."""
+    return f'{MATHJAX_FONTS}<script src="{root}{MATHJAX_DIR}/MathJax.js?config={MATHJAX_CONFIG}"></script>'
+
+
+def _mathjax_tag(page: Any) -> str:
+    here = posixpath.dirname(page.url.rstrip("/") + "/x") or "."
+    up = posixpath.relpath(".", here)
+    return mathjax_tags("" if up == "." else up + "/")
+
+
+def on_post_page(output: str, page: Any, config: Any) -> str:
+    """Load the site's own MathJax on every page that has math (see the module docstring)."""
+    if _is_notebook(page):
+        output = output.replace('class="clipboard-copy-txt"', 'class="clipboard-copy-txt tex2jax_ignore"')  # code
+        return _EMPTY_MATHJAX.sub(_mathjax_tag(page).replace("\\", "\\\\"), output, count=1)
+    if 'class="arithmatex"' in output:
+        return output.replace("</body>", _mathjax_tag(page) + "\n</body>", 1)
+    return output
+
+
+def on_post_build(config: Any) -> None:
+    """Copy MathJax into the site (from the installed package; nothing vendored in the repository)."""
+    source = mathjax_source()
+    if source is None:
+        log.warning("MathJax is not installed, so the site's math would not render: pip install -e '.[docs]'")
+        return
+    shutil.copytree(source, Path(config.site_dir) / MATHJAX_DIR, dirs_exist_ok=True)

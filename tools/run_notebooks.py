@@ -2,7 +2,10 @@
 
 Each notebook runs top to bottom with nbclient in a fresh ``python3`` kernel, in a temporary working
 directory (a notebook writes no file), with ``MPLBACKEND=Agg`` and the repository root on
-``PYTHONPATH``. Figures are inline PNGs at ``plots.NOTEBOOK_DPI`` (``plots.show``), so each notebook
+``PYTHONPATH``. Widget outputs (the sliders) are dropped: without a live kernel they show nothing, and
+the cell before each slider cell draws its static version. ``with_solutions`` appends the exercises'
+solutions as cells, which is how ``tests/test_notebooks.py`` runs and checks them (never written back).
+Figures are inline PNGs at ``plots.NOTEBOOK_DPI`` (``plots.show``), so each notebook
 stays well under the size limit of ``tools/check_notebook_size.py`` (1 MB). Execution timings are not
 recorded, so re-running on unchanged code changes only what the code computes.
 
@@ -15,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -55,6 +60,48 @@ def execute(nb, workdir: str | os.PathLike, timeout: int = CELL_TIMEOUT_S):
     return nb
 
 
+SOLUTION = re.compile(r"<details><summary>Solution</summary>(.*?)</details>", re.S)
+PYTHON_BLOCK = re.compile(r"^[ \t]*```python[ \t]*\n(.*?)^[ \t]*```[ \t]*$", re.S | re.M)
+SOLUTION_TAG = "solution"  # the metadata tag of the cells ``with_solutions`` appends
+
+
+def solutions(nb) -> list[str]:
+    """The Python code of every foldable solution (``<details><summary>Solution</summary>`` in a markdown cell),
+    in notebook order, each block dedented (they sit in indented list items)."""
+    blocks = []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for details in SOLUTION.findall(cell.source):
+                blocks += [textwrap.dedent(b) for b in PYTHON_BLOCK.findall(details)]
+    return blocks
+
+
+def with_solutions(nb):
+    """A copy of ``nb`` with each solution appended as a code cell (tagged ``SOLUTION_TAG``), to run after the
+    notebook's own cells in the same kernel: each solution's asserts then check what its text says."""
+    import nbformat
+
+    out = nbformat.from_dict(nb)
+    for code in solutions(nb):
+        cell = nbformat.v4.new_code_cell(code)
+        cell.metadata["tags"] = [SOLUTION_TAG]
+        out.cells.append(cell)
+    return out
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def strip_widgets(nb):
+    """Drop every widget output and the widget state: without a live kernel a widget shows nothing (a code
+    host prints its repr), so the committed notebook keeps the static figure drawn before the sliders."""
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
+    return nb
+
+
 def _cpu_seconds() -> float:
     """CPU time of this process and its finished children (the kernels), user + system."""
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -75,7 +122,7 @@ def run_one(path: Path, timeout: int = CELL_TIMEOUT_S) -> tuple[float, float, in
     if stray:
         raise RuntimeError(f"{path.name} wrote files into its working directory: {stray}")
     seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu0
-    nb.metadata.pop("widgets", None)
+    strip_widgets(nb)
     nbformat.validate(nb)
     tmp_path = path.with_suffix(".ipynb.tmp")
     nbformat.write(nb, tmp_path)
