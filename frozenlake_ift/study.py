@@ -267,11 +267,7 @@ def train_method(
     record_ = get_method(method)
     params = policy.clone_params(base)
     opt = make_optimizer(cfg.optimizer, params, cfg.lr, blocks)  # cfg.lr: a float, or (E,) in a batched sweep
-    schedule = None
-    if cfg.scheduler != "constant" or cfg.warmup_ratio > 0:
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: lr_factor(step, cfg.steps, cfg.scheduler, cfg.warmup_ratio)
-        )
+    scheduled = cfg.scheduler != "constant" or cfg.warmup_ratio > 0
     E, S = params["W1"].shape[:2]
     ctx = StepContext(
         config=cfg,
@@ -327,9 +323,7 @@ def train_method(
         grad = params["W1"].grad
         assert grad is not None, "loss.backward() fills the gradient of W1"
         explored |= grad.abs().sum(-1) > 0  # (E, S)
-        opt.step()
-        if schedule is not None:
-            schedule.step()
+        opt.step(lr_factor(step, cfg.steps, cfg.scheduler, cfg.warmup_ratio) if scheduled else 1.0)
         if progress is not None:
             progress.update(1)
     assert last is not None, "step 0 always evaluates"

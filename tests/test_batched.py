@@ -14,12 +14,19 @@ TORCH = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.
 
 
 def _feed(opt, params, grads, schedule=False):
-    """Step ``opt`` once per gradient dict (with the cosine schedule if asked); returns params."""
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, 40, "cosine", 0.1)) if schedule else None
-    for g in grads:
+    """Step ``opt`` once per gradient dict (with the cosine schedule if asked: LambdaLR for a torch.optim
+    optimiser, the factor given to ``step`` for ours); returns params."""
+    ours = isinstance(opt, EnsembleOptimizer)
+    sched = None
+    if schedule and not ours:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, 40, "cosine", 0.1))
+    for i, g in enumerate(grads):
         for k in params:
             params[k].grad = g[k].clone()
-        opt.step()
+        if ours:
+            opt.step(lr_factor(i, 40, "cosine", 0.1) if schedule else 1.0)
+        else:
+            opt.step()
         if sched is not None:
             sched.step()
     return params
