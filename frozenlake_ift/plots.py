@@ -8,7 +8,8 @@
     any other MDP:
     plot_policy(res)     pi*(a|s) and each method's final pi_theta(a|s) as state x action heatmaps
     plot_tmatrix(res)    T_pi(s'|s) (Eq. 2) of pi* and of each method's final policy as state x state heatmaps
-    save_figures(res, out_dir) -> [Path]   the figures of its kind (``figure_names``), each file written atomically
+    save_figures(res, out_dir) -> [Path]   the figures of its kind (``figure_names``), each file written atomically,
+                                          PNG unless ``formats`` asks for SVG too
 
 matplotlib is imported inside the functions (Agg backend), never at package import time.
 Grid conventions as in gymnasium: state = row * ncol + col; actions 0=left, 1=down, 2=right, 3=up.
@@ -504,23 +505,42 @@ def figure_names(res: dict) -> list[str]:
     return [n for n in FIGURES if n in kind and res.get(_NEEDS.get(n, n))]
 
 
-def save_figures(res: dict, out_dir, *, formats: tuple[str, ...] = ("png", "svg"), dpi: int = 120) -> list[Path]:
+FIGURE_FORMATS = ("png", "svg")  # what save_figures writes; reproduce and plot write PNG unless asked (--formats)
+
+
+def figure_formats(text: str) -> tuple[str, ...]:
+    """``--formats`` parsed: comma-separated names of FIGURE_FORMATS, in the order given, each once."""
+    names = tuple(dict.fromkeys(f.strip().lower() for f in str(text).split(",") if f.strip()))
+    bad = [f for f in names if f not in FIGURE_FORMATS]
+    if not names or bad:
+        raise ValueError(
+            f"--formats must name figure formats from {', '.join(FIGURE_FORMATS)} (comma-separated), got {text!r}"
+        )
+    return names
+
+
+def save_figures(res: dict, out_dir, *, formats: tuple[str, ...] = ("png",), dpi: int = 120) -> list[Path]:
     """Render every figure to memory first, then write each file atomically; return the paths written.
 
     Writes ``figure_names(res)`` (a lake: curves, explored, map, occupancy; any other MDP: curves, policy,
-    tmatrix), each as PNG and SVG. An error while rendering writes nothing; an error while writing
-    leaves no partial file.
+    tmatrix), each in every format of ``formats`` (FIGURE_FORMATS). The layout is computed once per
+    figure, by the first format's drawing, and kept for the others (a constrained layout is most of a
+    figure's drawing time). An error while rendering writes nothing; an error while writing leaves no
+    partial file.
     """
+    formats = figure_formats(",".join(formats))
     res = _as_dict(res)
     plt = pyplot()
     rendered: list[tuple[Path, bytes]] = []
     for name in figure_names(res):
         fig = FIGURES[name](res)
         try:
-            for ext in formats:
+            for i, ext in enumerate(formats):
                 buf = io.BytesIO()
                 with plt.rc_context({"svg.hashsalt": "frozenlake_ift"}):  # same results -> same bytes
                     fig.savefig(buf, format=ext, dpi=dpi, metadata={"svg": {"Date": None}}.get(ext))
+                if i == 0:
+                    fig.set_layout_engine("none")  # the positions the layout found stay for the other formats
                 rendered.append((Path(out_dir) / f"{name}.{ext}", buf.getvalue()))
         finally:
             plt.close(fig)

@@ -214,7 +214,7 @@ def test_synthetic_8x8_one_seed_and_method_subsets(tmp_path, monkeypatch):
 
 
 def test_save_figures_writes_valid_files(real, tmp_path):
-    paths = plots.save_figures(real, tmp_path / "figs")
+    paths = plots.save_figures(real, tmp_path / "figs", formats=("png", "svg"))
     names = {p.name for p in paths}
     for n in ("curves", "explored", "map", "occupancy"):
         assert {f"{n}.png", f"{n}.svg"} <= names
@@ -237,7 +237,7 @@ def test_interrupted_save_leaves_no_partial_file(real, tmp_path, monkeypatch):
     # 1) a figure fails to render after others rendered: nothing at all is written
     monkeypatch.setattr(plots, "FIGURES", {"map": plots.plot_map, "curves": boom})
     with pytest.raises(RuntimeError, match="boom"):
-        plots.save_figures(real, out, dpi=40)
+        plots.save_figures(real, out, formats=("png", "svg"), dpi=40)
     assert not out.exists() or os.listdir(out) == []
 
     # 2) the disk write fails half-way through the third file: the two before it are whole, nothing else
@@ -265,11 +265,30 @@ def test_interrupted_save_leaves_no_partial_file(real, tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "fdopen", flaky_fdopen)
     with pytest.raises(OSError, match="disk full"):
-        plots.save_figures(real, out, dpi=40)
+        plots.save_figures(real, out, formats=("png", "svg"), dpi=40)
     monkeypatch.setattr(os, "fdopen", real_fdopen)
     assert sorted(os.listdir(out)) == ["map.png", "map.svg"]  # no explored.png, no temporary file
     assert (out / "map.png").read_bytes().startswith(b"\x89PNG")
     assert (out / "map.svg").read_bytes().rstrip().endswith(b"</svg>")
+
+
+def test_formats_are_checked_and_each_drawn_once(real, tmp_path, monkeypatch):
+    """--formats names formats from FIGURE_FORMATS; PNG alone by default; a second format reuses the first's
+    layout (the figure's layout engine is switched off after the first drawing, so it runs once)."""
+    assert plots.figure_formats("svg, png,svg") == ("svg", "png")
+    for bad in ("", "jpg", "png,pdf"):
+        with pytest.raises(ValueError, match="--formats must name figure formats from png, svg"):
+            plots.figure_formats(bad)
+    monkeypatch.setattr(plots, "FIGURES", {"curves": plots.plot_curves})
+    assert [p.name for p in plots.save_figures(real, tmp_path / "png", dpi=30)] == ["curves.png"]
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    layouts = []
+    real_execute = ConstrainedLayoutEngine.execute
+    counted = lambda self, fig: layouts.append(1) or real_execute(self, fig)  # noqa: E731
+    monkeypatch.setattr(ConstrainedLayoutEngine, "execute", counted)
+    names = [p.name for p in plots.save_figures(real, tmp_path / "both", formats=("png", "svg"), dpi=30)]
+    assert names == ["curves.png", "curves.svg"] and len(layouts) == 1
 
 
 def test_pretty_labels():
@@ -284,8 +303,8 @@ def test_pretty_labels():
 
 def test_same_results_give_same_bytes(real, tmp_path, monkeypatch):
     monkeypatch.setattr(plots, "FIGURES", {"map": plots.plot_map})
-    a = [p.read_bytes() for p in plots.save_figures(real, tmp_path / "a", dpi=40)]
-    b = [p.read_bytes() for p in plots.save_figures(real, tmp_path / "b", dpi=40)]
+    a = [p.read_bytes() for p in plots.save_figures(real, tmp_path / "a", formats=("png", "svg"), dpi=40)]
+    b = [p.read_bytes() for p in plots.save_figures(real, tmp_path / "b", formats=("png", "svg"), dpi=40)]
     assert a == b and len(a) == 2
 
 

@@ -209,6 +209,8 @@ def test_cli_reproduce_smoke(tmp_path, capsys):
             "cpu",
             "--out",
             str(out),
+            "--formats",
+            "png,svg",
             "--json",
         ]
     )

@@ -165,12 +165,16 @@ def add_plot(sub) -> None:
     p = sub.add_parser(
         "plot",
         help="redraw the figures of a results.json",
-        description="Redraw the figures (PNG + SVG) of a saved study from its results.json. A file "
+        description="Redraw the figures (PNG; --formats png,svg adds SVG) of a saved study from its results.json. "
+        "A file "
         "that is not a frozenlake-ift results file is refused with one line.",
         formatter_class=HelpFormatter,
     )
     p.add_argument("results", help="path to results.json (or the folder holding it)")
     p.add_argument("--out", default=None, help="folder for the figures (default: beside results.json)")
+    p.add_argument(
+        "--formats", default="png", metavar="FMT[,FMT]", help="figure formats, comma-separated: png, svg (default: png)"
+    )
     p.set_defaults(func=run_plot)
 
 
@@ -179,6 +183,7 @@ def run_plot(args) -> int:
 
     from .. import plots, results, safety
 
+    formats = plots.figure_formats(args.formats)
     res = results.load(args.results)
     src = Path(args.results)
     out = Path(args.out) if args.out else (src if src.is_dir() else src.parent)
@@ -186,7 +191,7 @@ def run_plot(args) -> int:
     safety.clean_orphans(out)
     with safety.staged_run(out) as stage:
         try:
-            plots.save_figures(res, stage.path)
+            plots.save_figures(res, stage.path, formats=formats)
         except (TypeError, IndexError, KeyError) as exc:  # a layout the checks let through: still one line
             raise ValueError(f"cannot draw {str(src)!r}: {type(exc).__name__}: {exc}") from None
         paths = stage.commit(replace=False)  # figures beside a run's files: keep those

@@ -19,7 +19,8 @@ def add_reproduce(sub) -> None:
         "reproduce",
         help="run the Frozen-Lake study (SFT / IFT / DPO / ORPO) and write results + figures",
         description="Fine-tune theta_0 with each method on the default study map, all seeds batched; write "
-        "results.json, summary.csv, params.pt (the trained parameters) and figures (PNG + SVG) to "
+        "results.json, summary.csv, params.pt (the trained parameters) and figures (PNG; --formats png,svg adds "
+        "SVG) to "
         "--out and print a summary table (final and best value per method and metric, mean and 95% "
         "CI over seeds, rankings, and whether each of the paper's claims holds, judged over the "
         "paper's four methods only). `frozenlake-ift methods` lists every registered method; "
@@ -73,6 +74,12 @@ def add_reproduce(sub) -> None:
         help="torch CPU threads; 1 is fastest for these tiny networks on a busy machine",
     )
     p.add_argument("--no-figures", action="store_true", help="write results.json, summary.csv and params.pt only")
+    p.add_argument(
+        "--formats",
+        default="png",
+        metavar="FMT[,FMT]",
+        help="figure formats, comma-separated: png, svg (default: png; png,svg draws each figure's layout once)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     p.add_argument(
         "--max-memory",
@@ -170,9 +177,10 @@ def run_reproduce(args) -> int:
     import time
     from pathlib import Path
 
-    from .. import results, safety
+    from .. import plots, results, safety
 
     config = config_from_args(args)  # everything is validated before anything is computed or written
+    formats = plots.figure_formats(args.formats)
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
     if not args.max_memory > 0:
@@ -182,7 +190,6 @@ def run_reproduce(args) -> int:
     out = Path(args.out) if args.out else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
     safety.check_out_dir(out)
     safety.clean_orphans(out)
-    from .. import plots
     from ..data import build_data
     from ..study import run_study
 
@@ -201,7 +208,7 @@ def run_reproduce(args) -> int:
         print(run_header(config), flush=True)
     result = run_study(config, progress=not args.json)
     run_files = ("results.json", "summary.csv", "steps.csv", results.PARAMS_FILE) + tuple(
-        f"{n}.{e}" for n in plots.FIGURES for e in ("png", "svg")
+        f"{n}.{e}" for n in plots.FIGURES for e in plots.FIGURE_FORMATS
     )  # for folders written before RUN_LIST
     figures, problem = [], None
     with safety.staged_run(out) as stage:
@@ -214,7 +221,7 @@ def run_reproduce(args) -> int:
             ) from None
         if not args.no_figures:
             try:
-                plots.save_figures(res, stage.path)
+                plots.save_figures(res, stage.path, formats=formats)
             except OSError as exc:  # keep what can be kept: the results are staged already
                 problem = f"could not write the figures ({exc.strerror or exc}); the results were kept"
         figures = [str(p) for p in stage.commit(run_files) if p.suffix in (".png", ".svg")]
