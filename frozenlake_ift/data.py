@@ -361,7 +361,7 @@ def make_reference(config: StudyConfig, data: StudyData, base: dict, star: dict)
             star_pi=star_pi,
             star_flat=policy.flatten_params(star).double(),
             base_flat=policy.flatten_params(base).double(),
-            star_T=torch.einsum("esa,sat->est", star_pi, P)[:, ~terminal],
+            star_T=metrics.state_matrix(P, star_pi)[:, ~terminal],
             opt_T=torch.einsum("sa,sat->st", pi_star, P)[~terminal],
             solve_states=solve,
             gram=metrics.tmatrix_gram(P[~terminal]) if large else None,

@@ -22,9 +22,17 @@ def dense_transitions(mdp, device="cpu") -> torch.Tensor:
     return torch.as_tensor(mdp.dense_P(), dtype=torch.float64, device=device)
 
 
-def _state_matrix(P: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
-    """T_pi[e, s, s'] = sum_a pi[e, s, a] P[s, a, s'] (paper Eq. 2). Shape: (E, S, S)."""
-    return torch.einsum("esa,sat->est", pi, P)
+def state_matrix(P: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
+    """T_pi[e, s, s'] = sum_a pi[e, s, a] P[s, a, s'] (paper Eq. 2). Shape: P (S, A, S'), pi (..., S, A) -> (..., S, S').
+
+    Summed action by action, elementwise: each member's T is the same, bit for bit, however many members
+    are evaluated with it (a batched matmul's rounding depends on the batch's size), so a study's metrics
+    do not depend on what else is evaluated beside it (its methods side by side, a batched sweep's cells).
+    """
+    T = pi[..., 0, None] * P[:, 0]  # (..., S, S')
+    for a in range(1, P.shape[1]):
+        T = T + pi[..., a, None] * P[:, a]
+    return T
 
 
 def value_and_success(
@@ -48,7 +56,7 @@ def value_and_success(
     (``data.reachable``) give the same values, since no other state enters the start's equations.
     """
     pi = pi.to(P.dtype)
-    T = _state_matrix(P, pi) if T is None else T  # (E, S, S)
+    T = state_matrix(P, pi) if T is None else T  # (E, S, S)
     n = ~terminal if states is None else states  # (S,)
     T_n = T[:, n]  # (E, N, S): rows of the non-terminal states
     T_nn = T_n[:, :, n]  # (E, N, N)
@@ -94,7 +102,7 @@ def model_value_and_success(model: SolveModel, pi: torch.Tensor, gamma: float) -
     """``value_and_success`` from a ``SolveModel``: the same two linear systems, formed from the cut model
     without the (E, S, S) state matrix (large MDPs). Shape: pi (E, S, A) -> (E,), (E,)."""
     pi_n = pi[:, model.states].to(model.P_nn.dtype)  # (E, N, A)
-    T_nn = torch.einsum("ena,nam->enm", pi_n, model.P_nn)  # (E, N, N)
+    T_nn = state_matrix(model.P_nn, pi_n)  # (E, N, N)
     eye = torch.eye(T_nn.shape[-1], dtype=T_nn.dtype, device=T_nn.device)
     r = (pi_n * model.R_n).sum(-1)  # (E, N)
     V = torch.linalg.solve(eye - gamma * T_nn, r.unsqueeze(-1)).squeeze(-1)  # (E, N)
@@ -112,7 +120,7 @@ def state_values(
     Shapes: P (S, A, S), R (S, A) or (E, S, A) (a per-member reward), terminal (S,), pi (E, S, A) -> (E, S).
     """
     pi = pi.to(P.dtype)
-    T = _state_matrix(P, pi)  # (E, S, S)
+    T = state_matrix(P, pi)  # (E, S, S)
     n = ~terminal  # (S,)
     T_nn = T[:, n][:, :, n]  # (E, N, N)
     eye = torch.eye(int(n.sum()), dtype=P.dtype, device=P.device)
@@ -127,7 +135,7 @@ def discounted_occupancy(P: torch.Tensor, rho0: torch.Tensor, pi: torch.Tensor, 
 
     Shape: pi (E, S, A) -> (E, S); each row sums to 1.
     """
-    T = _state_matrix(P, pi.to(P.dtype))  # (E, S, S)
+    T = state_matrix(P, pi.to(P.dtype))  # (E, S, S)
     eye = torch.eye(T.shape[-1], dtype=P.dtype, device=P.device)
     # d^T (I - gamma T) = (1 - gamma) rho0^T  <=>  (I - gamma T)^T d = (1 - gamma) rho0
     rhs = ((1 - gamma) * rho0).expand(T.shape[0], -1).unsqueeze(-1)  # (E, S, 1)
@@ -170,7 +178,7 @@ def tmatrix_mse(pi: torch.Tensor, ref_pi: torch.Tensor, gram: torch.Tensor, n_st
     Shape: pi (E, N, A), ref_pi (E, N, A) or (N, A), gram (N, A, A) of the same N rows -> (E,).
     """
     d = (pi - ref_pi).to(gram.dtype)  # (E, N, A)
-    quad = torch.einsum("ena,nab,enb->en", d, gram, d)  # (E, N): ||T_pi[s] - T_ref[s]||^2
+    quad = (d * (gram * d[..., None, :]).sum(-1)).sum(-1)  # (E, N): ||T_pi[s] - T_ref[s]||^2, member by member
     return quad.sum(-1) / (quad.shape[-1] * n_states)
 
 

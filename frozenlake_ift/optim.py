@@ -122,12 +122,14 @@ def _check_name(name: str) -> None:
 def make_optimizer(name: str, params: dict, lr, blocks=None) -> EnsembleOptimizer:
     """The optimiser of ``params`` ({name: leaf Tensor (E, ...)}): lr a float, or a Tensor (E,), one per member."""
     _check_name(name)
-    return EnsembleOptimizer(params, name, _member_lr(params, lr), blocks)
+    return EnsembleOptimizer(params, name, lr, blocks)
 
 
-def _member_lr(params: dict, lr) -> torch.Tensor:
-    E = next(iter(params.values())).shape[0]
-    return lr if isinstance(lr, torch.Tensor) else torch.full((E,), float(lr), dtype=torch.float64)
+def _member_lr(params: dict, lr):
+    """lr as one value per member: a Tensor (E,) or a sequence as given; a number repeated E times (float64)."""
+    if isinstance(lr, (int, float)) and not isinstance(lr, bool):
+        return torch.full((next(iter(params.values())).shape[0],), float(lr), dtype=torch.float64)
+    return lr
 
 
 LANES = 64  # elements: a multiple of every CPU vector width a fused kernel uses (16 floats with AVX-512)
@@ -171,12 +173,13 @@ class EnsembleOptimizer:
         self.add(params, lr, blocks)
 
     def add(self, params: dict, lr, blocks=None) -> None:
-        """Step another ensemble ({name: leaf Tensor (E', ...)}, lr (E',), blocks) with this one (before any step)."""
+        """Step another ensemble ({name: leaf Tensor (E', ...)}, lr a float or (E',), blocks) with this one
+        (before any step)."""
         if self._states:
             raise RuntimeError("add ensembles to an optimiser before its first step")
         tensors = list(params.values())
         E = tensors[0].shape[0]
-        lr = torch.as_tensor(lr, dtype=torch.float64)
+        lr = torch.as_tensor(_member_lr(params, lr), dtype=torch.float64)
         if tuple(lr.shape) != (E,) or not bool((lr > 0).all()) or not bool(torch.isfinite(lr).all()):
             raise ValueError(f"lr must be one positive finite value per member, Shape ({E},), got {lr.tolist()}")
         values = lr.tolist()

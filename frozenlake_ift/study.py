@@ -12,6 +12,7 @@ module only runs the loop. ``run_study(StudyConfig(...)) -> StudyResult``; no gl
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import zlib
@@ -195,7 +196,7 @@ def evaluate(params, data: StudyData, cfg: StudyConfig, ref: Reference) -> Evalu
         pi = policy_probs(params, data, cfg.activation)  # (E, S, A)
         flat = policy.flatten_params(params).double()  # (E, D)
         if ref.gram is None or ref.solve_model is None:  # the paper's maps: dense (E, S, S) state matrices
-            T = torch.einsum("esa,sat->est", pi.to(ref.P.dtype), ref.P)  # (E, S, S): T_pi(s'|s), Eq. 2
+            T = metrics.state_matrix(ref.P, pi.to(ref.P.dtype))  # (E, S, S): T_pi(s'|s), Eq. 2
             value, success = metrics.value_and_success(
                 ref.P, ref.R, ref.terminal, ref.goal, ref.rho0, pi, cfg.gamma, T=T, states=ref.solve_states
             )
@@ -246,6 +247,21 @@ def method_generator(config: StudyConfig, method: str, device) -> torch.Generato
     return torch.Generator(device=device).manual_seed(seed)
 
 
+@dataclass
+class Job:
+    """One method's run in a training loop (``train_methods``): the method, theta_0 (E members), the config
+    it reads (a StudyConfig, or a batched sweep's per-member view), its Reference, its optimiser blocks
+    (None: one block) and step-0 metrics (``evaluate(base, ...)`` when the caller has them)."""
+
+    method: str
+    base: dict
+    cfg: StudyConfig
+    ref: Reference
+    blocks: list | None = None
+    initial: Evaluation | None = None
+    keep_policies: bool = False
+
+
 def train_method(
     method: str,
     base: dict,
@@ -264,79 +280,139 @@ def train_method(
     batched sweep's runs, each shaped as a per-cell ensemble; None: the whole ensemble as one.
     initial: ``evaluate(base, data, cfg, ref)`` when the caller has it (the step-0 metrics; not recomputed).
     """
-    record_ = get_method(method)
-    params = policy.clone_params(base)
-    opt = make_optimizer(cfg.optimizer, params, cfg.lr, blocks)  # cfg.lr: a float, or (E,) in a batched sweep
-    scheduled = cfg.scheduler != "constant" or cfg.warmup_ratio > 0
-    E, S = params["W1"].shape[:2]
-    ctx = StepContext(
-        config=cfg,
-        data=data,
-        reference=ref,
-        method=record_,
-        generator=method_generator(cfg, method, params["W1"].device),
+    return train_methods([Job(method, base, cfg, ref, blocks, initial, keep_policies)], data, progress)[0]
+
+
+def _joint(refs: list[Reference]) -> Reference:
+    """The Reference of several runs' members side by side (their per-member fields concatenated)."""
+    if len(refs) == 1:
+        return refs[0]
+    cat = torch.cat
+    truly = [r.truly_pi for r in refs]
+    return dataclasses.replace(
+        refs[0],
+        base={k: cat([r.base[k] for r in refs]) for k in refs[0].base},
+        star={k: cat([r.star[k] for r in refs]) for k in refs[0].star},
+        star_pi=cat([r.star_pi for r in refs]),
+        star_flat=cat([r.star_flat for r in refs]),
+        base_flat=cat([r.base_flat for r in refs]),
+        star_T=cat([r.star_T for r in refs]),
+        truly_pi=None if any(t is None for t in truly) else cat(truly),  # type: ignore[arg-type]
     )
-    explored = torch.zeros(E, S, dtype=torch.bool, device=params["W1"].device)
-    curves: dict[str, list] = {}
-    stats: dict[str, list] = {}
+
+
+def train_methods(jobs: list[Job], data: StudyData, progress=None) -> list[MethodRun]:
+    """Train several runs side by side, one step of each per loop step, each exactly as ``train_method``
+    trains it alone: the same batches (each run has its own context and generator), its own loss, one
+    backward pass over the summed losses (runs share no parameter), one optimiser whose blocks keep each
+    run's tensors apart (``optim``), and the metrics of every run's members from one ``evaluate`` call.
+
+    The jobs must agree on the loop's fields (steps, eval_every, the optimiser and its schedule) and the
+    metrics' (gamma, activation). Returns one MethodRun per job, in order.
+    """
+    cfg = jobs[0].cfg
+    loop = ("steps", "eval_every", "optimizer", "scheduler", "warmup_ratio", "gamma", "activation")
+    for job in jobs[1:]:
+        differ = [f for f in loop if getattr(job.cfg, f) != getattr(cfg, f)]
+        if differ:
+            raise ValueError(f"train_methods: the jobs must agree on {', '.join(differ)}")
+    records = [get_method(job.method) for job in jobs]
+    params = [policy.clone_params(job.base) for job in jobs]
+    opt = make_optimizer(cfg.optimizer, params[0], jobs[0].cfg.lr, jobs[0].blocks)  # lr: a float, or (E,) per member
+    for job, p in zip(jobs[1:], params[1:], strict=True):
+        opt.add(p, job.cfg.lr, job.blocks)
+    scheduled = cfg.scheduler != "constant" or cfg.warmup_ratio > 0
+    device = params[0]["W1"].device
+    sizes = [p["W1"].shape[0] for p in params]
+    bounds = np.cumsum([0] + sizes).tolist()
+    S = params[0]["W1"].shape[1]
+    ctxs = [
+        StepContext(
+            config=job.cfg, data=data, reference=job.ref, method=rec, generator=method_generator(job.cfg, job.method, device)
+        )
+        for job, rec in zip(jobs, records, strict=True)
+    ]
+    ref = _joint([job.ref for job in jobs])
+    initial = None
+    if all(job.initial is not None for job in jobs):
+        firsts = [job.initial for job in jobs]
+        initial = Evaluation(
+            {k: torch.cat([f.values[k] for f in firsts]) for k in firsts[0].values},  # type: ignore[union-attr]
+            torch.cat([f.pi for f in firsts]),  # type: ignore[union-attr]
+        )
+    explored = [torch.zeros(E, S, dtype=torch.bool, device=device) for E in sizes]
+    curves: list[dict[str, list]] = [{} for _ in jobs]
+    stats: list[dict[str, list]] = [{} for _ in jobs]
     steps: list[int] = []
-    policies: list[torch.Tensor] = []
+    policies: list[list[torch.Tensor]] = [[] for _ in jobs]
     last = None
     for step in range(cfg.steps + 1):
-        ctx.logging = step % cfg.eval_every == 0 or step == cfg.steps
-        with torch.no_grad():
-            batch = record_.batch_fn(params, ctx, step)
-        out = record_.loss_fn(params, batch, ctx)
-        out = out if isinstance(out, LossOutput) else LossOutput(out)
-        loss = out.loss
-        if not isinstance(loss, torch.Tensor) or tuple(loss.shape) != (E,):
-            raise ValueError(
-                f"method {method!r}: loss must return a Tensor of Shape (E,) = ({E},), one loss per "
-                f"member, got {getattr(loss, 'shape', type(loss).__name__)}"
-            )
-        if ctx.logging:
-            clash = sorted(set(out.stats) & set(metrics.METRICS))
-            if clash:
+        logging = step % cfg.eval_every == 0 or step == cfg.steps
+        outs = []
+        for job, rec, ctx, p in zip(jobs, records, ctxs, params, strict=True):
+            ctx.logging = logging
+            with torch.no_grad():
+                batch = rec.batch_fn(p, ctx, step)
+            out = rec.loss_fn(p, batch, ctx)
+            out = out if isinstance(out, LossOutput) else LossOutput(out)
+            E = p["W1"].shape[0]
+            if not isinstance(out.loss, torch.Tensor) or tuple(out.loss.shape) != (E,):
                 raise ValueError(
-                    f"method {method!r} logs statistics named {clash}, which are metric names: its values would "
-                    f"overwrite the metrics; rename them"
+                    f"method {job.method!r}: loss must return a Tensor of Shape (E,) = ({E},), one loss per "
+                    f"member, got {getattr(out.loss, 'shape', type(out.loss).__name__)}"
                 )
-            last = initial if step == 0 and initial is not None else evaluate(params, data, cfg, ref)
-            values = {
-                **last.values,
-                "explored": explored.sum(-1).double(),
-                "loss": loss.detach().double(),
-                "explored_alignment": metrics.explored_alignment(explored, ref.preferred),
-            }
-            for name in metrics.METRICS:
-                if name in values:
-                    curves.setdefault(name, []).append(values[name].cpu().numpy())
-            for name, v in out.stats.items():
-                stats.setdefault(name, []).append(torch.as_tensor(v).detach().double().cpu().numpy())
+            if logging:
+                clash = sorted(set(out.stats) & set(metrics.METRICS))
+                if clash:
+                    raise ValueError(
+                        f"method {job.method!r} logs statistics named {clash}, which are metric names: its values "
+                        f"would overwrite the metrics; rename them"
+                    )
+            outs.append(out)
+        if logging:
+            whole = {k: torch.cat([p[k] for p in params]) for k in params[0]} if len(params) > 1 else params[0]
+            last = initial if step == 0 and initial is not None else evaluate(whole, data, cfg, ref)
             steps.append(step)
-            if keep_policies:
-                policies.append(last.pi)
+            for j, (job, out) in enumerate(zip(jobs, outs, strict=True)):
+                lo, hi = bounds[j], bounds[j + 1]
+                values = {
+                    **{k: v[lo:hi] for k, v in last.values.items()},
+                    "explored": explored[j].sum(-1).double(),
+                    "loss": out.loss.detach().double(),
+                    "explored_alignment": metrics.explored_alignment(explored[j], ref.preferred),
+                }
+                for name in metrics.METRICS:
+                    if name in values:
+                        curves[j].setdefault(name, []).append(values[name].cpu().numpy())
+                for name, v in out.stats.items():
+                    stats[j].setdefault(name, []).append(torch.as_tensor(v).detach().double().cpu().numpy())
+                if job.keep_policies:
+                    policies[j].append(last.pi[lo:hi])
         if step == cfg.steps:
             break
         opt.zero_grad()
-        loss.sum().backward()  # members are independent: d(sum)/d(theta_e) = d(loss_e)/d(theta_e)
-        grad = params["W1"].grad
-        assert grad is not None, "loss.backward() fills the gradient of W1"
-        explored |= grad.abs().sum(-1) > 0  # (E, S)
+        torch.autograd.backward([out.loss.sum() for out in outs])  # d(sum)/d(theta_e) = d(loss_e)/d(theta_e)
+        for j, p in enumerate(params):
+            grad = p["W1"].grad
+            assert grad is not None, "loss.backward() fills the gradient of W1"
+            explored[j] |= grad.abs().sum(-1) > 0  # (E, S)
         opt.step(lr_factor(step, cfg.steps, cfg.scheduler, cfg.warmup_ratio) if scheduled else 1.0)
         if progress is not None:
-            progress.update(1)
+            progress.update(len(jobs))
     assert last is not None, "step 0 always evaluates"
-    occupancy = metrics.discounted_occupancy(ref.P, ref.rho0, last.pi, min(cfg.gamma, 0.999))
-    return MethodRun(
-        steps,
-        {k: np.stack(v) for k, v in curves.items()},
-        {k: np.stack(v) for k, v in stats.items()},
-        occupancy.cpu().numpy(),
-        explored.cpu().numpy(),
-        policy.clone_params(params, requires_grad=False),
-        torch.stack(policies) if keep_policies else None,
-    )
+    occupancy = metrics.discounted_occupancy(ref.P, ref.rho0, last.pi, min(cfg.gamma, 0.999)).cpu().numpy()
+    return [
+        MethodRun(
+            steps,
+            {k: np.stack(v) for k, v in curves[j].items()},
+            {k: np.stack(v) for k, v in stats[j].items()},
+            occupancy[bounds[j] : bounds[j + 1]],
+            explored[j].cpu().numpy(),
+            policy.clone_params(params[j], requires_grad=False),
+            torch.stack(policies[j]) if job.keep_policies else None,
+        )
+        for j, job in enumerate(jobs)
+    ]
 
 
 def method_loss(method: str, params: dict, data: StudyData, cfg: StudyConfig, base: dict, step: int = 0) -> LossOutput:
@@ -384,23 +460,28 @@ def run_study(config: StudyConfig, progress: bool = False, mdp: TabularMDP | Non
         base, pi_star_t, nonterminal, config.activation, config.fit_steps, config.fit_lr, config.fit_tol
     )
     ref = reference(config, data, base, star)
-    base_success, base_ratio = evaluate(base, data, config, ref).scores()
+    first = evaluate(base, data, config, ref)  # theta_0's metrics: every method's step 0 (unless truly runs)
+    base_success, base_ratio = first.scores()
     star_success, star_ratio = evaluate(star, data, config, ref).scores()
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=config.steps * len(config.methods), desc="fine-tuning", unit="step")
-    order = sorted(config.methods, key=lambda m: m != TRULY)  # truly first
     runs: dict[str, MethodRun] = {}
-    for method in order:
+    if TRULY in config.methods:  # truly first: every other method is measured against its final policy
         if bar is not None:
-            bar.set_postfix_str(method)
-        runs[method] = train_method(method, base, data, config, ref, bar, keep_policies=method == TRULY)
-        if method == TRULY:
-            truly_policies = runs[method].policies
-            assert truly_policies is not None, "keep_policies=True"
-            ref.truly_pi = truly_policies[-1]  # (E, S, A): its final policy
+            bar.set_postfix_str(TRULY)
+        runs[TRULY] = train_method(TRULY, base, data, config, ref, bar, keep_policies=True)
+        truly_policies = runs[TRULY].policies
+        assert truly_policies is not None, "keep_policies=True"
+        ref.truly_pi = truly_policies[-1]  # (E, S, A): its final policy
+    others = [m for m in config.methods if m != TRULY]
+    if others:  # the other methods side by side, each as it trains alone (train_methods)
+        if bar is not None:
+            bar.set_postfix_str(",".join(others))
+        jobs = [Job(m, base, config, ref, initial=None if TRULY in runs else first) for m in others]
+        runs.update(zip(others, train_methods(jobs, data, bar), strict=True))
     if bar is not None:
         bar.close()
     if TRULY in runs:  # truly trained before its final policy existed: measure its own curve now
