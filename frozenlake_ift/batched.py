@@ -31,6 +31,7 @@ distinct run), so their results equal the per-cell engine's exactly as well.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import time
 
@@ -43,6 +44,7 @@ from .methods import get_method
 from .methods.registry import ROUTE_PAIR_BATCH
 from .study import (
     Evaluation,
+    Job,
     MethodRun,
     Reference,
     StudyResult,
@@ -51,7 +53,7 @@ from .study import (
     evaluate,
     fit_to,
     reference,
-    train_method,
+    train_methods,
 )
 
 MEMBER_FIELDS = ("lr", "lam", "dpo_beta", "orpo_beta", "ipo_beta", "simpo_beta", "simpo_margin")
@@ -159,6 +161,32 @@ def run_key(method: str, config: StudyConfig) -> tuple:
     )
 
 
+def _member_job(method, cells, sts, firsts, cfg0, data, keep: bool) -> Job:
+    """One job for the runs of ``cells`` (in that order) side by side: a per-member config view, the starts'
+    theta_0 and Reference concatenated, one optimiser block per run, the starts' own step-0 metrics."""
+    device = data.P.device
+    members = {
+        f: torch.tensor(
+            [float(getattr(c, f)) for c in cells for _ in range(c.seeds)], dtype=torch.float64, device=device
+        )
+        for f in MEMBER_FIELDS
+    }
+    base, star = _cat([s.base for s in sts]), _cat([s.star for s in sts])
+    ref = reference(cfg0, data, base, star)
+    initial = None  # the starts' own step-0 metrics, unless they lack truly's (it trains first)
+    if all(t is not None for t in firsts):
+        ref.truly_pi = torch.cat([t for t in firsts if t is not None])
+    else:
+        initial = Evaluation(
+            {k: torch.cat([s.initial.values[k] for s in sts]) for k in sts[0].initial.values},
+            torch.cat([s.initial.pi for s in sts]),
+        )
+    bounds = np.cumsum([0] + [c.seeds for c in cells]).tolist()
+    blocks = list(itertools.pairwise(bounds))  # one optimiser block per run
+    view = MemberConfig(cfg0, members)
+    return Job(method, base, view, ref, blocks, initial, keep)  # type: ignore[arg-type]
+
+
 def run_group(configs: list[StudyConfig]) -> list[StudyResult]:
     """Run cells that share GROUP_FIELDS in one batched pass; one StudyResult per config, as ``run_study``'s."""
     t0 = time.perf_counter()
@@ -180,48 +208,45 @@ def run_group(configs: list[StudyConfig]) -> list[StudyResult]:
     n = len(configs)
     runs: dict[str, list[MethodRun]] = {}
     truly_pi: list[torch.Tensor | None] = [None] * n
-    for method in sorted(cfg0.methods, key=lambda m: m != TRULY):  # truly first, as run_study
-        keep = method == TRULY
-        reps: dict[tuple, int] = {}
-        for i, c in enumerate(configs):
-            reps.setdefault(run_key(method, c), i)
-        of_cell = [reps[run_key(method, c)] for c in configs]  # representative cell of each cell's run
-        done: dict[int, MethodRun] = {}
-        if draws_samples(method, cfg0):
-            for r in reps.values():
-                st = starts[start_of[r]]
-                ref = dataclasses.replace(st.ref, truly_pi=truly_pi[r])  # the truly policy of that cell
-                done[r] = train_method(method, st.base, data, configs[r], ref, keep_policies=keep)
-        else:
-            order = sorted(reps.values(), key=lambda r: configs[r].lr)  # equal lr side by side: fewer optimiser spans
-            sts = [starts[start_of[r]] for r in order]
-            bounds = np.cumsum([0] + [configs[r].seeds for r in order])
-            members = {
-                f: torch.tensor(
-                    [float(getattr(configs[r], f)) for r in order for _ in range(configs[r].seeds)],
-                    dtype=torch.float64,
-                    device=device,
-                )
-                for f in MEMBER_FIELDS
-            }
-            view = MemberConfig(cfg0, members)
-            base, star = _cat([s.base for s in sts]), _cat([s.star for s in sts])
-            ref = reference(cfg0, data, base, star)
-            firsts = [truly_pi[r] for r in order]
-            initial = None  # the starts' own step-0 metrics, unless they lack truly's (it trains first)
-            if all(t is not None for t in firsts):
-                ref.truly_pi = torch.cat([t for t in firsts if t is not None])
+    phases = [[m for m in cfg0.methods if m == TRULY], [m for m in cfg0.methods if m != TRULY]]  # truly first
+    for phase in phases:
+        jobs: list[Job] = []
+        places: list[tuple[str, dict[int, tuple[int, int, int]]]] = []  # method -> {run's cell: (job, lo, hi)}
+        for method in phase:
+            keep = method == TRULY
+            reps: dict[tuple, int] = {}
+            for i, c in enumerate(configs):
+                reps.setdefault(run_key(method, c), i)
+            where: dict[int, tuple[int, int, int]] = {}
+            if draws_samples(method, cfg0):  # its own job per run: the run's own generator, as per cell
+                for r in reps.values():
+                    st = starts[start_of[r]]
+                    ref = dataclasses.replace(st.ref, truly_pi=truly_pi[r])  # the truly policy of that cell
+                    where[r] = (len(jobs), 0, configs[r].seeds)
+                    jobs.append(Job(method, st.base, configs[r], ref, keep_policies=keep))
             else:
-                initial = Evaluation(
-                    {k: torch.cat([s.initial.values[k] for s in sts]) for k in sts[0].initial.values},
-                    torch.cat([s.initial.pi for s in sts]),
+                order = sorted(reps.values(), key=lambda r: configs[r].lr)  # equal lr side by side: fewer spans
+                jobs.append(
+                    _member_job(
+                        method,
+                        [configs[r] for r in order],
+                        [starts[start_of[r]] for r in order],
+                        [truly_pi[r] for r in order],
+                        cfg0,
+                        data,
+                        keep,
+                    )
                 )
-            blocks = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))  # one optimiser block per run
-            whole = train_method(method, base, data, view, ref, keep_policies=keep, blocks=blocks, initial=initial)  # type: ignore[arg-type]
-            done = {r: _slice_run(whole, int(bounds[j]), int(bounds[j + 1])) for j, r in enumerate(order)}
-        runs[method] = [done[of_cell[i]] for i in range(n)]
-        if keep:
-            truly_pi = [None if run.policies is None else run.policies[-1] for run in runs[method]]
+                bounds = np.cumsum([0] + [configs[r].seeds for r in order])
+                where = {r: (len(jobs) - 1, int(bounds[j]), int(bounds[j + 1])) for j, r in enumerate(order)}
+            places.append((method, {i: where[reps[run_key(method, c)]] for i, c in enumerate(configs)}))
+        if not jobs:
+            continue
+        done = train_methods(jobs, data)
+        for method, at in places:
+            runs[method] = [_slice_run(done[j], lo, hi) for j, lo, hi in (at[i] for i in range(n))]
+            if method == TRULY:
+                truly_pi = [None if run.policies is None else run.policies[-1] for run in runs[method]]
     seconds = (time.perf_counter() - t0) / n
     out = []
     nt = torch.as_tensor(~data.mdp.terminal, device=device)

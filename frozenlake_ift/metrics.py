@@ -23,7 +23,9 @@ def dense_transitions(mdp, device="cpu") -> torch.Tensor:
 
 
 def state_matrix(P: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
-    """T_pi[e, s, s'] = sum_a pi[e, s, a] P[s, a, s'] (paper Eq. 2). Shape: P (S, A, S'), pi (..., S, A) -> (..., S, S').
+    """T_pi[e, s, s'] = sum_a pi[e, s, a] P[s, a, s'] (paper Eq. 2).
+
+    Shape: P (S, A, S'), pi (..., S, A) -> (..., S, S').
 
     Summed action by action, elementwise: each member's T is the same, bit for bit, however many members
     are evaluated with it (a batched matmul's rounding depends on the batch's size), so a study's metrics

@@ -327,9 +327,7 @@ def train_methods(jobs: list[Job], data: StudyData, progress=None) -> list[Metho
     bounds = np.cumsum([0] + sizes).tolist()
     S = params[0]["W1"].shape[1]
     ctxs = [
-        StepContext(
-            config=job.cfg, data=data, reference=job.ref, method=rec, generator=method_generator(job.cfg, job.method, device)
-        )
+        StepContext(job.cfg, data, job.ref, method_generator(job.cfg, job.method, device), rec)
         for job, rec in zip(jobs, records, strict=True)
     ]
     ref = _joint([job.ref for job in jobs])
