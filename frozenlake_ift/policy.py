@@ -143,15 +143,18 @@ def table_logits(params: dict[str, torch.Tensor], activation: str = "tanh") -> t
 
 def state_logits(params: dict[str, torch.Tensor], states: torch.Tensor, activation: str = "tanh") -> torch.Tensor:
     """Action logits of one-hot states given by index: ``logits(params, onehot(states))`` with W1's rows
-    gathered instead of multiplied (one rounding, W1 + b1, as ``table_logits``). Shape: states (E, ...) int64
-    -> (E, ..., A)."""
+    gathered instead of multiplied (one rounding, W1 + b1, as ``table_logits``). Shape: states (E, ...) int64,
+    or (1, ...): the same states for every member (their rows selected once) -> (E, ..., A)."""
     check_activation(activation)
     E, _, H, A = check_params(params)
-    if states.dim() < 1 or states.shape[0] != E:
-        raise ValueError(f"states must have shape (E={E}, ...), got {tuple(states.shape)}")
-    flat = states.reshape(E, -1, 1).expand(-1, -1, H)  # (E, M, H)
-    out = _head(params, params["W1"].gather(1, flat) + params["b1"][:, None, :], activation)  # (E, M, A)
-    return out.reshape(*states.shape, A)
+    if states.dim() < 1 or states.shape[0] not in (1, E):
+        raise ValueError(f"states must have shape (E={E}, ...) or (1, ...), got {tuple(states.shape)}")
+    if states.shape[0] == 1:
+        rows = params["W1"].index_select(1, states.reshape(-1))  # (E, M, H)
+    else:
+        rows = params["W1"].gather(1, states.reshape(E, -1, 1).expand(-1, -1, H))  # (E, M, H)
+    out = _head(params, rows + params["b1"][:, None, :], activation)  # (E, M, A)
+    return out.reshape(E, *states.shape[1:], A)
 
 
 def mixture_logits(

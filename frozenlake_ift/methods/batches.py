@@ -52,22 +52,33 @@ def path_logps(params: dict, paths: Paths, data: StudyData, activation: str, lam
     x_t = onehot(s_t); with lam > 0 the input is IFT's temporal residual (Eq. 17, grid form):
         x_t = (1 - lam) onehot(s_t) + lam P(. | s_{t-1}, argmax_a pi_theta(a | s_{t-1}))   (t >= 1),
     the argmax taken in a no-grad pass on the states' rows of W1 (``policy.state_logits``, equal bit for
-    bit to the one-hot product); x_0 = onehot(s_0) (rho0).
+    bit to the one-hot product); x_0 = onehot(s_0) (rho0). Paths every member shares (``Paths.shared``:
+    the route pair, the chosen routes) without Eq. 17's mix select W1's rows once for all members (the
+    same bits as the one-hot product, forward and backward, tested); per-member paths and the mix use the
+    dense one-hot product on maps of at most ``policy.SPARSE_STATES`` states and the rows gathered and
+    weighted (``_sparse_path_logps``) above.
     """
     E, S = params["W1"].shape[:2]
-    if S > policy.SPARSE_STATES:
+    shared = paths.shared()
+    if not any_positive(lam) and (shared.shape[0] == 1 or S > policy.SPARSE_STATES):
+        lg = policy.state_logits(params, shared.states[..., :-1], activation)  # (E, N, T, A)
+        actions = shared.actions  # (E or 1, N, T)
+    elif S > policy.SPARSE_STATES:
         return _sparse_path_logps(params, paths, data, activation, lam)
-    shared = paths.shared().states[..., :-1]  # (E or 1, N, T): the one-hot of paths all members share is built once
-    x = data.eye[shared].expand(E, *shared.shape[1:], -1)  # (E, N, T, S), a view when shared
-    paths = paths.expand(E)
-    states = paths.states[..., :-1]  # (E, N, T) the states actions are taken in
-    if any_positive(lam):
-        with torch.no_grad():
-            prev = states[..., :-1]  # (E, N, T-1)
-            a_hat = torch.log_softmax(policy.state_logits(params, prev, activation), dim=-1).argmax(-1)  # (E, N, T-1)
-            predicted = data.P[prev, a_hat]  # (E, N, T-1, S)
-        x = temporal_residual(x, predicted, lam)  # (E, N, T, S)
-    return policy.step_logps(params, x, paths.actions, activation)  # (E, N, T)
+    else:  # per-member paths or Eq. 17's mix on a small MDP: the dense one-hot product
+        x = data.eye[shared.states[..., :-1]].expand(E, *shared.shape[1:], -1)  # (E, N, T, S), a view when shared
+        paths = paths.expand(E)
+        actions = paths.actions
+        if any_positive(lam):
+            with torch.no_grad():
+                prev = paths.states[..., :-2]  # (E, N, T-1)
+                lg_prev = policy.state_logits(params, prev, activation)  # (E, N, T-1, A)
+                a_hat = torch.log_softmax(lg_prev, dim=-1).argmax(-1)  # (E, N, T-1)
+                predicted = data.P[prev, a_hat]  # (E, N, T-1, S)
+            x = temporal_residual(x, predicted, lam)  # (E, N, T, S)
+        lg = policy.logits(params, x, activation)  # (E, N, T, A)
+    lp = torch.log_softmax(lg, dim=-1)  # (E, N, T, A)
+    return lp.gather(-1, actions.unsqueeze(-1).expand(*lp.shape[:-1], 1)).squeeze(-1)  # (E, N, T)
 
 
 def _sparse_path_logps(params: dict, paths: Paths, data: StudyData, activation: str, lam) -> torch.Tensor:
