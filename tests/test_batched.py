@@ -234,3 +234,44 @@ def test_batched_on_cuda_matches_cpu():
         [StudyConfig(**{**c.to_dict(), "map": c.map, "methods": c.methods, "device": "cuda"}) for c in cfgs]
     )
     _assert_same(gpu, [run_study(c) for c in cfgs], 1e-6)
+
+
+def test_one_optimiser_over_several_ensembles_moves_each_as_its_own():
+    """EnsembleOptimizer.add: a second ensemble (another method's) stepped by the same calls moves exactly as
+    under its own optimiser; a tensor without a gradient is skipped, its step count too (as torch does)."""
+    g = torch.Generator().manual_seed(3)
+    P0 = [{"W": torch.randn(4, 5, 3, generator=g), "b": torch.randn(4, 3, generator=g)} for _ in range(2)]
+    grads = [[{k: torch.randn(v.shape, generator=g) for k, v in p.items()} for _ in range(6)] for p in P0]
+    joint = [{k: v.clone().requires_grad_() for k, v in p.items()} for p in P0]
+    opt = make_optimizer("adam", joint[0], 0.01)
+    opt.add(joint[1], 0.03)
+    for i in range(6):
+        for p, gr in zip(joint, grads, strict=True):
+            for k in p:
+                p[k].grad = None if (k == "b" and i == 2) else gr[i][k].clone()
+        opt.step()
+    for p0, gr, lr, got in zip(P0, grads, (0.01, 0.03), joint, strict=True):
+        alone = {k: v.clone().requires_grad_() for k, v in p0.items()}
+        ref = torch.optim.Adam(alone.values(), lr=lr, fused=True)
+        for i in range(6):
+            for k in alone:
+                alone[k].grad = None if (k == "b" and i == 2) else gr[i][k].clone()
+            ref.step()
+        assert all(torch.equal(got[k], alone[k]) for k in alone)
+    with pytest.raises(RuntimeError, match="before its first step"):
+        opt.add({"W": torch.zeros(2, 3, requires_grad=True)}, 0.1)
+
+
+def test_the_study_imports_no_compiler():
+    """No torch.optim optimiser on the default path: a study leaves torch._dynamo unimported (it costs about
+    a second of a fresh process)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from frozenlake_ift.study import StudyConfig, run_study; "
+        "run_study(StudyConfig(seeds=2, steps=2, eval_every=1, fit_steps=5, device='cpu', "
+        "scheduler='cosine', warmup_ratio=0.5)); print('torch._dynamo' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -8,8 +8,10 @@ import torch
 
 from frozenlake_ift import cli, metrics, policy, results, solve
 from frozenlake_ift.data import Paths
+from frozenlake_ift.methods import StepContext, get_method
 from frozenlake_ift.methods.batches import path_logps
 from frozenlake_ift.study import (
+    Job,
     StudyConfig,
     base_params,
     build_data,
@@ -19,6 +21,7 @@ from frozenlake_ift.study import (
     reference,
     run_study,
     train_method,
+    train_methods,
 )
 
 TINY = dict(seeds=3, steps=12, eval_every=4, fit_steps=400, device="cpu")
@@ -277,8 +280,73 @@ def test_state_logits_equal_the_one_hot_product_bit_for_bit(dtype, E):
     states = torch.randint(0, 37, (E, 2, 15), generator=torch.Generator().manual_seed(E))
     onehot = torch.eye(37, dtype=dtype)[states]  # (E, 2, 15, 37)
     assert torch.equal(policy.state_logits(params, states), policy.logits(params, onehot))
+    shared = policy.state_logits(params, states[:1])  # the same states for every member: rows selected once
+    assert torch.equal(shared, policy.logits(params, onehot[:1].expand(E, -1, -1, -1)))
     with pytest.raises(ValueError, match="states must have shape"):
-        policy.state_logits(params, states[:1])
+        policy.state_logits(params, states[:2])
+
+
+@pytest.mark.parametrize("method", ["sft", "dpo"])
+def test_shared_paths_rows_give_the_one_hot_products_gradients_bit_for_bit(method):
+    """path_logps selects W1's rows for paths every member shares: the loss and every gradient equal those
+    of the dense one-hot product (its former form), bit for bit."""
+    from frozenlake_ift.methods.batches import pair_batch
+
+    cfg = StudyConfig(seeds=4, device="cpu", methods=(method,))
+    data = build_data(cfg, "cpu")
+    base = base_params(cfg, data, "cpu")
+    ctx = StepContext(cfg, data, reference(cfg, data, base, base), None, get_method(method))
+    paths = pair_batch(base, ctx, 0)
+    pair = paths.chosen.cat(paths.rejected)
+
+    def grads(lp):
+        loss = (lp * pair.expand(4).mask).sum()
+        return [g.clone() for g in torch.autograd.grad(loss, list(base.values()))]
+
+    rows = path_logps(base, pair, data, cfg.activation)  # (E, N, T), shared paths: rows selected
+    x = data.eye[pair.states[..., :-1]].expand(4, -1, -1, -1)  # (E, N, T, S): the one-hot product
+    dense = policy.step_logps(base, x, pair.actions.expand(4, -1, -1), cfg.activation)
+    assert torch.equal(rows, dense)
+    assert all(torch.equal(a, b) for a, b in zip(grads(rows), grads(dense), strict=True))
+
+
+def test_methods_side_by_side_train_as_each_alone():
+    """train_methods: runs in one loop (one backward, one optimiser, one evaluate) give each run's numbers,
+    bit for bit, as train_method gives them alone; on a slippery map, with a schedule and per-run lr."""
+    cfg = StudyConfig(map="4x4", slippery=True, seeds=3, steps=9, eval_every=3, scheduler="cosine", device="cpu")
+    data = build_data(cfg, "cpu")
+    base = base_params(cfg, data, "cpu")
+    ref = reference(cfg, data, base, base)
+    jobs = [
+        Job("sft", base, cfg, ref),
+        Job("ift", base, cfg, ref),
+        Job(
+            "dpo",
+            base,
+            StudyConfig(
+                **{
+                    **TINY,
+                    "lr": 0.03,
+                    "map": "4x4",
+                    "slippery": True,
+                    "scheduler": "cosine",
+                    "steps": 9,
+                    "eval_every": 3,
+                }
+            ),
+            ref,
+        ),
+    ]
+    together = train_methods(jobs, data)
+    for job, run in zip(jobs, together, strict=True):
+        alone = train_method(job.method, base, data, job.cfg, ref)
+        assert run.steps == alone.steps and set(run.curves) == set(alone.curves)
+        for k, v in alone.curves.items():
+            np.testing.assert_array_equal(run.curves[k], v, err_msg=f"{job.method} {k}")
+        assert all(torch.equal(run.params[k], alone.params[k]) for k in alone.params)
+        np.testing.assert_array_equal(run.occupancy, alone.occupancy)
+    with pytest.raises(ValueError, match="must agree on steps"):
+        train_methods([jobs[0], Job("sft", base, StudyConfig(**{**TINY, "steps": 5}), ref)], data)
 
 
 def test_shared_paths_are_built_once_and_broadcast():
