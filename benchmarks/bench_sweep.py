@@ -1,7 +1,9 @@
 """Both sweep engines on the same cells of the default sweep, in one run: the ratio and the projection.
 
-    python benchmarks/bench_sweep.py [--maps two-route] [--set FIELD=V1,V2] [--workers 2] [--repeats 1] [--full]
-                                     [--device cpu]
+    python benchmarks/bench_sweep.py [--maps two-route] [--set FIELD=V1,V2] [--fix FIELD=V] [--workers 2]
+                                     [--repeats 1] [--full] [--device cpu]
+    python benchmarks/bench_sweep.py --set slippery=false --set base=random --set dpo_beta=0.1 \
+        --fix seeds=8 --fix steps=150          # the 9-cell sweep (lam x lr on the two-route map)
 
 Runs the default sweep's cells whose map is in --maps (default: the two-route map, 108 of the 324
 cells: both slippery values, every base, lambda, lr and beta) through ``sweep.run_sweep`` with
@@ -78,6 +80,13 @@ def main() -> None:
         metavar="FIELD=V1,V2",
         help="restrict a grid axis further (e.g. slippery=false), as `sweep --set`",
     )
+    ap.add_argument(
+        "--fix",
+        action="append",
+        default=[],
+        metavar="FIELD=V",
+        help="set a field for every cell (e.g. seeds=8), as `sweep --fix`",
+    )
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="the study's device (cpu, cuda, auto)")
@@ -91,7 +100,7 @@ def main() -> None:
         maps = [m.strip() for m in args.maps.split(",") if m.strip()]
         spec = sweep.override(spec, grid={"map": maps})
     spec = sweep.override(spec, grid=sweep.parse_assignments(args.set, True))
-    spec = sweep.override(spec, fixed={"device": args.device})
+    spec = sweep.override(spec, fixed={**sweep.parse_assignments(args.fix, False), "device": args.device})
     cells = sweep.expand(spec)
     walls: dict[str, list[float]] = {"per-cell": [], "batched": []}
     for r in range(args.repeats):  # alternate, so drifting load hits both engines alike
