@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .registry import BUILTIN_NAMES, Method, register_method
+from .registry import METHODS, Method, register_method
 
 _OFF = "frozenlake_ift.methods.offline"
 _ON = "frozenlake_ift.methods.online"
@@ -121,4 +121,4 @@ BUILTIN_METHODS = (
 
 for _method in BUILTIN_METHODS:
     register_method(_method, replace=True)
-BUILTIN_NAMES.update(m.name for m in BUILTIN_METHODS)
+METHODS.seal_builtins()
