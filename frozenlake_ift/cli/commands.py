@@ -108,7 +108,7 @@ def run_solve(args) -> int:
         return 0
     how = "value iteration" if args.horizon is None else f"backward induction, horizon {args.horizon}"
     assert mdp.shape is not None  # make_lake always records the grid's shape
-    print(f"map {record['map']} ({mdp.shape[0]}x{mdp.shape[1]}, {mdp.n_states} states), gamma {args.gamma:g}, {how}")
+    print(f"map {record['map']} ({mdp.shape[0]}x{mdp.shape[1]}, {mdp.n_states} states), gamma {args.gamma:.15g}, {how}")
     rows = [
         ("V(start)", f"{record['V_start']:.6g}"),
         ("success probability", f"{record['success_probability']:.6g}"),
