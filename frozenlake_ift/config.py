@@ -21,6 +21,7 @@ ROUTE_PAIRS = ("auto", "two-route")
 CHOSEN = ("route", "sampled")
 SCHEDULERS = ("constant", "cosine")
 NEGATIVES = ("fixed", "policy", "base")
+MAX_SEED = 2**63 - 1  # the members' seeds are seed, seed + 1, ..., seed + seeds - 1
 
 
 def __getattr__(name: str):
@@ -137,6 +138,8 @@ class StudyConfig:
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.seed + self.seeds - 1 > MAX_SEED:  # torch seeds generators with 64-bit integers
+            raise ValueError(f"seed + seeds - 1 must be at most {MAX_SEED} (2**63 - 1), got seed {self.seed}")
         if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
 

@@ -5,6 +5,7 @@
     check_results_layout(res, where)      refuse a results dict of another layout (``results.load``)
     check_sweep_layout(obj, where, kind)  refuse a sweep manifest or cell record of another layout
                                           (``report``)
+    check_params_layout(d, where, fmt)    refuse a params.pt payload of another layout (``results.load_params``)
 
 Each refusal is a ValueError of one line naming the file and what is wrong with it.
 """
@@ -89,6 +90,7 @@ def _results_layout(res) -> None:
     _mapping(res, "the file's top level")
     missing = [k for k in ("config", "steps", "curves", "summary", "map") if k not in res]
     _need(not missing, f"missing keys {missing} (another version's or another tool's file?)")
+    _need(res.get("run_id") is None or isinstance(res["run_id"], str), "'run_id' must be a string")
     cfg = _mapping(res["config"], "'config'")
     for k in ("gamma", "temperature"):
         _need(k not in cfg or (_num(cfg[k]) and cfg[k] is not None), f"'config.{k}' must be a number")
@@ -205,3 +207,50 @@ def _cell_layout(rec, fields) -> None:
         ),
         "'claims' must be a list of {claim, metric, holds} records",
     )
+
+
+PARAM_SHAPES = {"W1": ("E", "S", "H"), "b1": ("E", "H"), "W2": ("E", "H", "A"), "b2": ("E", "A")}
+
+
+def check_params_layout(d, where: str, fmt: int) -> None:
+    """Refuse (ValueError naming ``where``) a params.pt payload that is not ``results.params_bytes``'s
+    layout: format, activation, sizes, seeds, run id, and every parameter dict's tensors and shapes."""
+    try:
+        _params_layout(d, fmt)
+    except LayoutError as exc:
+        raise ValueError(f"{where!r} is not a frozenlake-ift params.pt: {exc}") from None
+
+
+def _params_layout(d, fmt: int) -> None:
+    import torch
+
+    from .policy import ACTIVATIONS
+
+    _mapping(d, "the file's top level")
+    _need(d.get("format") == fmt, f"'format' must be {fmt}, got {_kind(d.get('format'))}")
+    missing = [k for k in ("activation", "n_states", "n_actions", "seeds", "methods", "base", "star") if k not in d]
+    _need(not missing, f"missing keys {missing}")
+    _need(d["activation"] in ACTIVATIONS, f"'activation' must be one of {sorted(ACTIVATIONS)}")
+    for k in ("n_states", "n_actions"):
+        _need(isinstance(d[k], int) and not isinstance(d[k], bool) and d[k] >= 1, f"'{k}' must be an integer >= 1")
+    seeds = d["seeds"]
+    _need(
+        isinstance(seeds, list) and bool(seeds) and all(isinstance(x, int) and not isinstance(x, bool) for x in seeds),
+        "'seeds' must be a non-empty list of integers",
+    )
+    _need(d.get("run_id") is None or isinstance(d["run_id"], str), "'run_id' must be a string")
+    size = {"E": len(seeds), "S": d["n_states"], "A": d["n_actions"]}
+    groups = {f"methods.{m}": p for m, p in _mapping(d["methods"], "'methods'", empty_ok=True).items()}
+    groups.update(base=d["base"], star=d["star"])
+    for name, params in groups.items():
+        _mapping(params, f"'{name}'")
+        _need(set(params) == set(PARAM_SHAPES), f"'{name}' must hold exactly {sorted(PARAM_SHAPES)}")
+        dims = dict(size)
+        for k, axes in PARAM_SHAPES.items():
+            t = params[k]
+            _need(
+                isinstance(t, torch.Tensor) and t.is_floating_point() and t.dim() == len(axes),
+                f"'{name}.{k}' must be a floating-point tensor of {len(axes)} dimensions",
+            )
+            for axis, n in zip(axes, t.shape, strict=True):
+                _need(dims.setdefault(axis, n) == n, f"'{name}.{k}' has shape {tuple(t.shape)}, expected {axes}")

@@ -68,7 +68,15 @@ def _n_seeds(res: dict) -> int:
 
 def _subtitle(res: dict) -> str:
     base = res.get("config", {}).get("base", "?")
-    return f"Frozen Lake {_map_name(res)} · base policy {base} · {_n_seeds(res)} seeds"
+    values = res.get("values")  # a sweep cell's swept values (``sweep.compact``)
+    swept = "".join(f" · {k}={_label(v)}" for k, v in values.items()) if isinstance(values, dict) else ""
+    return f"Frozen Lake {_map_name(res)} · base policy {base} · {_n_seeds(res)} seeds{swept}"
+
+
+def _label(value) -> str:
+    from .sweep_spec import label
+
+    return label(value)
 
 
 def plot_curves(res: dict, metrics: tuple[str, ...] | list[str] | None = None, *, ncols: int = 3):
@@ -361,6 +369,10 @@ def save_figures(res: dict, out_dir, *, formats: tuple[str, ...] = ("png", "svg"
     """
     res = _as_dict(res)
     plt = pyplot()
+    rid = res.get(results.RUN_ID)  # the run's id in each file's metadata (none for older results)
+    meta = {"png": {} if rid is None else {"Source": f"frozenlake-ift run {rid}"}, "svg": {"Date": None}}
+    if rid is not None:
+        meta["svg"]["Identifier"] = rid
     rendered: list[tuple[Path, bytes]] = []
     for name in [n for n in FIGURES if res.get(_NEEDS.get(n, n))]:  # e.g. no occupancy in old results
         fig = FIGURES[name](res)
@@ -368,7 +380,7 @@ def save_figures(res: dict, out_dir, *, formats: tuple[str, ...] = ("png", "svg"
             for ext in formats:
                 buf = io.BytesIO()
                 with plt.rc_context({"svg.hashsalt": "frozenlake_ift"}):  # same results -> same bytes
-                    fig.savefig(buf, format=ext, dpi=dpi, metadata={"svg": {"Date": None}}.get(ext))
+                    fig.savefig(buf, format=ext, dpi=dpi, metadata=meta.get(ext))
                 rendered.append((Path(out_dir) / f"{name}.{ext}", buf.getvalue()))
         finally:
             plt.close(fig)

@@ -151,21 +151,58 @@ def _info(rec: dict) -> dict:
     }
 
 
-def make_tasks(cells: list[Cell], engine: str, max_cells: int = 0) -> list[Task]:
-    """The units of work: under "batched", the groups of cells that share shapes (``batched.group_configs``),
-    each split into chunks of at most ``max_cells`` (0: whole groups); under "per-cell", one task per cell."""
-    from . import batched
+TASKS_PER_WORKER = 2  # the batched engine splits its largest groups until there are this many tasks per worker
+
+
+def make_tasks(
+    cells: list[Cell], engine: str, max_cells: int = 0, workers: int = 1, max_bytes: float | None = None
+) -> list[Task]:
+    """The units of work: under "per-cell", one task per cell; under "batched", the groups of cells that share
+    shapes (``batched.group_configs``), each split into equal chunks (cells in grid order, so that runs shared
+    within a group stay together) so that
+
+    * no chunk holds more than ``max_cells`` cells (0: no such bound);
+    * no chunk's estimated memory (``safety.config_bytes`` with all its cells' members at once), times the
+      tasks that run at once, exceeds ``max_bytes`` (None: no bound);
+    * there are at least ``TASKS_PER_WORKER`` x ``workers`` tasks where the cells allow it, the largest
+      groups split first: every worker has work, and an interrupt loses only the tasks in flight, not a
+      whole group's finished members.
+
+    Tasks are ordered largest first (cells x states), so that workers finish together."""
+    from . import batched, safety
 
     if engine not in ENGINES:
         raise ValueError(f"--engine must be one of {list(ENGINES)}, got {engine!r}")
     if engine == "per-cell":
         return [Task((c,), engine) for c in cells]
+    groups = [[cells[i] for i in idx] for idx in batched.group_configs([c.config for c in cells])]
+    at_once = max(1, int(workers))
+    parts = []  # [group, number of chunks]
+    for g in groups:
+        k = 1 if max_cells < 1 else -(-len(g) // max_cells)
+        if max_bytes is not None:
+            while k < len(g) and at_once * _chunk_bytes(g, k, safety) > max_bytes:
+                k += 1
+        parts.append([g, k])
+    want = TASKS_PER_WORKER * at_once
+    while sum(k for _, k in parts) < want:
+        splittable = [p for p in parts if p[1] < len(p[0])]
+        if not splittable:
+            break
+        largest = max(splittable, key=lambda p: -(-len(p[0]) // p[1]) * _n_states(p[0][0].config))
+        largest[1] += 1
     tasks = []
-    for idx in batched.group_configs([c.config for c in cells]):
-        size = len(idx) if max_cells < 1 else max_cells
-        tasks += [Task(tuple(cells[i] for i in idx[j : j + size]), engine) for j in range(0, len(idx), size)]
-    # largest first (cells x states), so that workers finish together: the longest-processing-time rule
+    for g, k in parts:
+        bounds = [round(i * len(g) / k) for i in range(k + 1)]
+        tasks += [Task(tuple(g[a:b]), engine) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     return sorted(tasks, key=lambda t: -len(t.cells) * _n_states(t.cells[0].config))
+
+
+def _chunk_bytes(group: list[Cell], k: int, safety) -> float:
+    """The estimated memory of the largest of k chunks of a group (all its cells' members at once)."""
+    size = -(-len(group) // k)
+    need = safety.config_bytes(group[0].config, members=size * max(c.config.seeds for c in group))
+    return 0.0 if need is None else float(need)
 
 
 def _n_states(config: StudyConfig) -> int:
@@ -184,21 +221,49 @@ def _manifest(spec: dict, cells: list[Cell]) -> dict:
     }
 
 
+def check_folder(out, spec: dict, cells: list[Cell]) -> None:
+    """Refuse (ValueError) a sweep folder that holds another sweep: its cells would drop out of the report.
+
+    A folder whose sweep.json cannot be read (truncated, not JSON) is this sweep's when every cell file in it
+    is one of this sweep's cells (its manifest is then rewritten); else the refusal says what is wrong."""
+    _check_folder(Path(out), _manifest(spec, cells))
+
+
 def _check_folder(out: Path, man: dict) -> None:
-    """Refuse a folder that holds another sweep (other cells or fields): its cells would drop out of the report."""
     path = out / "sweep.json"
     if not path.is_file():
         return
     try:
         old = json.loads(path.read_text())
-        same = old.get("cells") == man["cells"] and old.get("fields") == man["fields"]
-    except (OSError, ValueError, AttributeError):
-        same = not any((out / "cells").glob("*.json"))  # an unreadable manifest over no cells: rewrite it
+        same = isinstance(old, dict) and old.get("cells") == man["cells"] and old.get("fields") == man["fields"]
+    except (OSError, ValueError, RecursionError):
+        stray = sorted(p.stem for p in (out / "cells").glob("*.json") if p.stem not in man["cells"])
+        if stray:
+            raise ValueError(
+                f"{str(path)!r} cannot be read (truncated or not JSON) and {str(out / 'cells')!r} holds "
+                f"{len(stray)} cell(s) that are not this sweep's (e.g. {stray[0]}.json): use another --out, or "
+                "rerun the spec that made them"
+            ) from None
+        return  # only this sweep's cells (or none): the manifest is rewritten
     if not same:
         raise ValueError(
             f"{str(out)!r} holds a sweep of other cells (its sweep.json differs in cells or swept "
             f"fields); sweeping another spec into it would drop them from its manifest and report: "
             f"use another --out, or rerun that sweep's own spec"
+        )
+
+
+def check_cell_sizes(cells: list[Cell], max_bytes: float, safety=None) -> None:
+    """Refuse (ValueError) a sweep one of whose cells alone is estimated to need more than ``max_bytes``."""
+    if safety is None:
+        from . import safety
+    sizes = [(safety.config_bytes(c.config) or 0, c) for c in cells]
+    need, cell = max(sizes, key=lambda x: x[0], default=(0, None))
+    if cell is not None and need > max_bytes:
+        where = ", ".join(f"{k}={label(v)}" for k, v in cell.values.items()) or "every cell"
+        raise ValueError(
+            f"cell {where} needs about {need / 1e9:.3g} GB of memory, more than --max-memory "
+            f"{max_bytes / 1e9:g} GB; use smaller maps or fewer seeds, or pass --force (or a larger --max-memory)"
         )
 
 
@@ -220,6 +285,7 @@ def run_sweep(
     executor: str = "local",
     address: str | None = None,
     max_cells: int = 0,
+    max_memory: float | None = None,
 ) -> dict:
     """Run the cells of spec (or of one shard) not yet saved in out_dir; return a summary dict.
 
@@ -232,8 +298,10 @@ def run_sweep(
     each task returns. ``on_cell(record)`` is called per finished or failed cell. KeyboardInterrupt
     stops the sweep: finished tasks' cells stay saved; those in flight are lost and rerun next time.
     A failed cell is saved as {key, values, error} (the report names it) and retried on a rerun.
+    Tasks (``make_tasks``): groups split so that each worker has work and, with ``max_memory`` (GB; None:
+    no bound), so that the tasks running at once fit it; a cell that alone does not fit is refused.
     """
-    from . import executors
+    from . import executors, safety
 
     if int(workers) < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
@@ -243,17 +311,22 @@ def run_sweep(
         raise ValueError(f"--executor must be one of {list(executors.EXECUTOR_NAMES)}, got {executor!r}")
     if address and executor != "ray":
         raise ValueError(f"--address {address!r} needs --executor ray")
+    if address:
+        executors.check_ray_address(address)
     cells = expand(spec)
     mine = shard_cells(cells, *shard) if shard else cells
     out = Path(out_dir)
     man = _manifest(spec, cells)
     _check_folder(out, man)
+    max_bytes = None if max_memory is None else float(max_memory) * 1e9
+    if max_bytes is not None:
+        check_cell_sizes(mine, max_bytes, safety)
     todo = [c for c in mine if not cell_done(out / "cells" / f"{c.key}.json", c.key)]
     text = json.dumps(man, indent=1)
     if not (out / "sweep.json").is_file() or (out / "sweep.json").read_text() != text:
         results.atomic_write(out / "sweep.json", text)
     (out / "cells").mkdir(parents=True, exist_ok=True)
-    tasks = make_tasks(todo, engine, max_cells)
+    tasks = make_tasks(todo, engine, max_cells, workers, max_bytes)
     t0, ran, failed = time.perf_counter(), [], []
     from tqdm.auto import tqdm
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,12 @@ from .study import StudyConfig, build_data, coerce_field
 SPEC_KEYS = ("name", "description", "grid", "fixed")
 DEFAULT_SPEC = Path(__file__).with_name("sweeps") / "default.json"
 DEFAULTS = StudyConfig()
+# Bounds checked before anything is expanded (a spec is small; these stop alias bombs and typos early)
+MAX_SPEC_BYTES = 1 << 20  # a spec file's size
+MAX_SPEC_DEPTH = 16  # nesting of lists and mappings (a custom map in a grid is 3 deep)
+MAX_SPEC_NODES = 100_000  # values, lists and mappings in all, YAML aliases counted as often as they are used
+MAX_CELLS = 100_000  # cells of one sweep (the product of the grid's lengths)
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a spec name: part of the default folder's name
 
 
 @dataclass(frozen=True)
@@ -70,9 +77,16 @@ def make_spec(raw, source: str = "spec") -> dict:
         raise ValueError(  # noqa: TRY004  (a bad spec file is a user error: one line, exit 2, as every other)
             f"{source}: a sweep spec must be a mapping with keys {list(SPEC_KEYS)}, got {type(raw).__name__}"
         )
+    check_bounds(raw, source)
     unknown = [k for k in raw if k not in SPEC_KEYS]
     if unknown:
-        raise ValueError(f"{source}: unknown key(s) {unknown}; a sweep spec has {list(SPEC_KEYS)}")
+        raise ValueError(f"{source}: unknown key(s) {_brief(unknown)}; a sweep spec has {list(SPEC_KEYS)}")
+    name = raw.get("name", "")
+    if name not in ("", None) and not (isinstance(name, str) and NAME_RE.fullmatch(name)):
+        raise ValueError(
+            f"{source}: 'name' must be up to 64 letters, digits, '.', '_' or '-' (not starting with '.', '_' or '-'), "
+            f"got {_brief(name)}: it names the default sweep folder runs/sweep-NAME-HASH"
+        )
     grid, fixed = raw.get("grid") or {}, raw.get("fixed") or {}
     if not isinstance(grid, dict) or not isinstance(fixed, dict):
         raise ValueError(f"{source}: 'grid' and 'fixed' must be mappings of StudyConfig fields")  # noqa: TRY004  (user error in a spec file)
@@ -87,19 +101,89 @@ def make_spec(raw, source: str = "spec") -> dict:
         out_grid[name] = [_value(name, v, f"{source}: grid {name}") for v in values]
     out_fixed = {name: _value(name, v, f"{source}: fixed {name}") for name, v in fixed.items()}
     return {
-        "name": str(raw.get("name", "")),
+        "name": name or "",
         "description": str(raw.get("description", "")),
         "grid": out_grid,
         "fixed": out_fixed,
     }
 
 
+def _brief(value, limit: int = 80) -> str:
+    """repr(value), cut to ``limit`` characters (a bad value is named, not echoed whole)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 20]}...({len(text)} characters)"
+
+
+def check_bounds(raw, source: str = "spec") -> None:
+    """Refuse (ValueError) a parsed spec nested deeper than ``MAX_SPEC_DEPTH`` or holding more than
+    ``MAX_SPEC_NODES`` values, lists and mappings. Walks without recursion and stops at the first excess,
+    so a shared sub-tree (a YAML alias) used a billion times costs no more than the bound."""
+    stack, count = [(raw, 1)], 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_SPEC_NODES:
+            raise ValueError(f"{source}: the spec holds more than {MAX_SPEC_NODES:,} values (with YAML aliases expanded)")
+        if depth > MAX_SPEC_DEPTH:
+            raise ValueError(f"{source}: the spec is nested more than {MAX_SPEC_DEPTH} levels deep")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+            count += len(node)  # the keys
+        elif isinstance(node, (list, tuple)):
+            stack.extend((v, depth + 1) for v in node)
+
+
+def _yaml_parser(path: Path):
+    """pyyaml's safe loader with the spec's bounds applied to the composed node graph, before any value is built."""
+    import yaml
+
+    def parse(text: str):
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        stack, count = [(root, 1)], 0
+        while stack:
+            node, depth = stack.pop()
+            count += 1
+            if count > MAX_SPEC_NODES or depth > MAX_SPEC_DEPTH:
+                raise ValueError(
+                    f"{str(path)!r}: the spec holds more than {MAX_SPEC_NODES:,} values or is nested more than "
+                    f"{MAX_SPEC_DEPTH} levels deep (YAML aliases expanded)"
+                )
+            if isinstance(node, yaml.MappingNode):
+                stack.extend((n, depth + 1) for pair in node.value for n in pair)
+            elif isinstance(node, yaml.SequenceNode):
+                stack.extend((n, depth + 1) for n in node.value)
+        return yaml.safe_load(text)
+
+    return parse
+
+
+def _yaml_message(exc) -> str:
+    """One line for a YAML error: the problem and where (pyyaml's own message spans several lines)."""
+    mark = getattr(exc, "problem_mark", None)
+    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{what} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else what
+
+
 def load_spec(path) -> dict:
-    """Read a JSON / TOML / YAML spec file (by suffix; JSON otherwise) and check it (``make_spec``)."""
+    """Read a JSON / TOML / YAML spec file (by suffix; JSON otherwise) and check it (``make_spec``).
+
+    Refused with one line naming the file: a file over ``MAX_SPEC_BYTES``, not UTF-8 text, not parseable,
+    nested or sized beyond ``check_bounds`` (YAML aliases are counted on the composed graph, before the
+    values are built).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no sweep spec at {str(path)!r}")
-    suffix, text = path.suffix.lower(), path.read_text()
+    size = path.stat().st_size
+    if size > MAX_SPEC_BYTES:
+        raise ValueError(f"sweep spec {str(path)!r} has {size:,} bytes, more than a spec may ({MAX_SPEC_BYTES:,})")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"sweep spec {str(path)!r} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
+    suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
         try:
             import yaml
@@ -107,7 +191,7 @@ def load_spec(path) -> dict:
             raise ValueError(
                 f"{str(path)!r}: YAML specs need pyyaml (pip install pyyaml); or use JSON / TOML"
             ) from None
-        parse, errors, kind = yaml.safe_load, (yaml.YAMLError,), "YAML"
+        parse, errors, kind = _yaml_parser(path), (yaml.YAMLError,), "YAML"
     elif suffix == ".toml":
         try:
             import tomllib  # type: ignore[import-not-found, unused-ignore]  # Python 3.11+
@@ -124,7 +208,10 @@ def load_spec(path) -> dict:
     try:
         raw = parse(text)
     except errors as exc:
-        raise ValueError(f"sweep spec {str(path)!r} is not valid {kind}: {exc}") from None
+        message = _yaml_message(exc) if kind == "YAML" else str(exc)
+        raise ValueError(f"sweep spec {str(path)!r} is not valid {kind}: {message}") from None
+    except RecursionError:
+        raise ValueError(f"sweep spec {str(path)!r} is nested more than {MAX_SPEC_DEPTH} levels deep") from None
     return make_spec(raw, source=str(path))
 
 
@@ -173,6 +260,14 @@ def label(value) -> str:
 def expand(spec: dict, check_maps: bool = True) -> list[Cell]:
     """Every cell of the grid, validated (StudyConfig, and each distinct map's data), in product order."""
     names = list(spec["grid"])
+    sizes = [len(spec["grid"][n]) for n in names]
+    total = math.prod(sizes)
+    if total > MAX_CELLS:
+        shape = " x ".join(f"{k} {n}" for k, n in zip(sizes, names, strict=True))
+        raise ValueError(
+            f"the grid has {total:,} cells ({shape}), more than a sweep may hold ({MAX_CELLS:,}); "
+            "fix some fields (--fix) or split it into several sweeps"
+        )
     cells, seen = [], set()
     for combo in itertools.product(*(spec["grid"][n] for n in names)):
         values = dict(zip(names, combo, strict=True))

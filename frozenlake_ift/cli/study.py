@@ -101,22 +101,13 @@ def config_from_args(args):
 
 
 def check_size(config, max_gb: float) -> int:
-    """The estimated peak memory of a study (bytes); ValueError beyond ``max_gb`` gigabytes."""
-    from ..safety import map_states, study_bytes
+    """The estimated peak memory of a study (bytes, ``safety.config_bytes``); ValueError beyond ``max_gb`` gigabytes."""
+    from ..safety import config_bytes, map_states
 
-    S = map_states(config.map)
-    if S is None:
+    need = config_bytes(config)
+    if need is None:
         return 0
-    need = study_bytes(S, config.seeds, config.hidden)
-    n_evals = config.steps // config.eval_every + 2
-    need += (
-        8
-        * config.seeds
-        * (
-            n_evals * 16 * len(config.methods)  # curves and statistics
-            + 4 * max(config.pairs, config.ppo_episodes, config.grpo_group) * (config.horizon + 1)
-        )
-    )
+    S = map_states(config.map)
     if need > max_gb * 1e9:
         raise ValueError(
             f"this study needs about {need / 1e9:.3g} GB of memory ({S} states, {config.seeds} seeds, "
@@ -182,6 +173,7 @@ def run_reproduce(args) -> int:
         print_json(
             {
                 "out": str(out),
+                "run_id": res[results.RUN_ID],
                 "seconds": res["seconds"],
                 "device": res["device"],
                 "summary": res["summary"],
@@ -203,6 +195,7 @@ def run_reproduce(args) -> int:
         print(
             f"wrote {out / 'results.json'}, {out / 'summary.csv'}, {out / 'params.pt'}"
             + (f" and {len(figures)} figure files" if figures else "")
+            + f" (run {res[results.RUN_ID]})"
         )
     if problem:
         raise OSError(errno.EIO, problem)
