@@ -48,6 +48,7 @@ from .study import (
     StudyResult,
     base_params,
     build_data,
+    check_config,
     evaluate,
     fit_to,
     reference,
@@ -165,7 +166,7 @@ def run_key(method: str, config: StudyConfig) -> tuple:
 def run_group(configs: list[StudyConfig]) -> list[StudyResult]:
     """Run cells that share GROUP_FIELDS in one batched pass; one StudyResult per config, as ``run_study``'s."""
     t0 = time.perf_counter()
-    configs = list(configs)
+    configs = [check_config(c, "configs[i]") for c in configs]
     if not configs:
         return []
     keys = {group_key(c) for c in configs}

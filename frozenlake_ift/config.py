@@ -85,7 +85,10 @@ class StudyConfig:
         if not self.methods:
             raise ValueError(f"methods must name at least one registered method: {', '.join(method_names())}")
         for m in self.methods:
-            get_method(m)  # an unknown name lists the registered ones
+            try:
+                get_method(m)  # an unknown name lists the registered ones
+            except ValueError as exc:
+                raise ValueError(f"methods: {exc}") from None
         if len(set(self.methods)) != len(self.methods):
             raise ValueError(f"methods must not repeat a name, got {list(self.methods)}")
         choices = {

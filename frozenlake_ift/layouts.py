@@ -1,7 +1,7 @@
 """Input files: read a JSON file and check the layout of a results.json or a sweep file, naming the problem.
 
     read_json_file(path)                  the parsed JSON; ValueError naming the file if it cannot be
-                                          read, is binary or is not JSON
+                                          read, is binary or is not strict JSON (no NaN / Infinity token)
     check_results_layout(res, where)      refuse a results dict of another layout (``results.load``)
     check_sweep_layout(obj, where, kind)  refuse a sweep manifest or cell record of another layout
                                           (``report``)
@@ -30,11 +30,24 @@ def read_json_file(path: Path):
     except UnicodeDecodeError:
         raise ValueError(f"{str(path)!r} is not a text file (binary data); expected JSON") from None
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_non_strict)
+    except _NonStrict as exc:
+        raise ValueError(
+            f"{str(path)!r} is not strict JSON: it holds the token {exc.args[0]} (frozenlake-ift writes a "
+            "non-finite value as null)"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{str(path)!r} is not valid JSON: {exc}") from None
     except RecursionError:
         raise ValueError(f"{str(path)!r} is nested too deeply to be a frozenlake-ift file") from None
+
+
+class _NonStrict(Exception):
+    """A NaN / Infinity / -Infinity token: valid for Python's json, not JSON."""
+
+
+def _non_strict(token: str):
+    raise _NonStrict(token)
 
 
 class LayoutError(ValueError):

@@ -460,7 +460,7 @@ def load_params(run_dir: str | os.PathLike, against: dict | None = None) -> Save
 
     from .layouts import check_params_layout
 
-    path = Path(run_dir)
+    path = _as_path(run_dir, "run_dir")
     if path.is_dir():
         path = path / PARAMS_FILE
     if not path.is_file():
@@ -507,6 +507,12 @@ def check_same_run(res: dict, saved: SavedParams, res_path: str, params_path: st
         )
 
 
+def _as_path(value, name: str) -> Path:
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (a str or os.PathLike), got {type(value).__name__}")
+    return Path(value)
+
+
 def _two_runs(a: str, id_a, b: str, id_b) -> str:
     return (
         f"{a!r} (run {id_a or 'without an id'}) and {b!r} (run {id_b or 'without an id'}) come from two different "
@@ -520,7 +526,7 @@ def load(path: str | os.PathLike) -> dict:
     another layout, lists whose lengths disagree) raises ValueError naming the file and the problem."""
     from .layouts import check_results_layout, read_json_file
 
-    path = Path(path)
+    path = _as_path(path, "path")
     if path.is_dir():
         path = path / "results.json"
     if not path.exists():

@@ -172,6 +172,12 @@ def check_stall(mdp: TabularMDP, gamma: float, V: np.ndarray, policy: np.ndarray
         )
 
 
+def _check_mdp(mdp) -> TabularMDP:
+    if not isinstance(mdp, TabularMDP):
+        raise TypeError(f"mdp must be a TabularMDP (e.g. lakes.make_lake('4x4')), got {type(mdp).__name__}")
+    return mdp
+
+
 def _check_count(name: str, value, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -204,15 +210,21 @@ def _progress_bar(enabled: bool, desc: str, total: int | None, unit: str):
 
 def as_policy(mdp: TabularMDP, pi) -> np.ndarray:
     """A policy as action probabilities, Shape (S, A): pi of Shape (S, A), or actions of Shape (S,)."""
-    pi = np.asarray(pi)
+    _check_mdp(mdp)
+    try:
+        pi = np.asarray(pi)
+    except ValueError:  # ragged nested lists
+        raise ValueError("pi must be an array of actions, Shape (S,), or of probabilities, Shape (S, A)") from None
+    if pi.dtype == object or not (np.issubdtype(pi.dtype, np.number) or pi.dtype == bool):
+        raise TypeError(f"pi must be an array of numbers (actions or probabilities), got dtype {pi.dtype}")
     if pi.ndim == 1:
         if pi.shape != (mdp.n_states,) or not np.issubdtype(pi.dtype, np.integer):
             raise ValueError(
-                f"a deterministic policy must be integer actions of shape ({mdp.n_states},), "
+                f"pi: a deterministic policy must be integer actions of shape ({mdp.n_states},), "
                 f"got dtype {pi.dtype} and shape {tuple(pi.shape)}"
             )
         if pi.min() < 0 or pi.max() >= mdp.n_actions:
-            raise ValueError(f"actions must lie in [0, {mdp.n_actions - 1}], got range [{pi.min()}, {pi.max()}]")
+            raise ValueError(f"pi: actions must lie in [0, {mdp.n_actions - 1}], got range [{pi.min()}, {pi.max()}]")
         return np.eye(mdp.n_actions)[pi]
     return mdp.check_policy(pi)
 
@@ -333,8 +345,11 @@ def value_iteration(
         progress: show a tqdm bar of the sweeps.
     Returns: Solution with V Shape (S,), Q Shape (S, A), policy Shape (S,).
     """
+    _check_mdp(mdp)
     gamma, tol = _check_gamma(gamma), _check_nonneg("tol", tol)
     max_iter = _check_count("max_iter", max_iter, 1)
+    if not isinstance(method, str) or method not in ("gauss-seidel", "jacobi"):
+        raise ValueError(f"method must be 'gauss-seidel' or 'jacobi', got {method!r}")
     if 1 - GAMMA_GAP < gamma < 1:
         raise ValueError(
             f"gamma {gamma!r} is too close to 1 for float64: one step of discount (1 - gamma = {1 - gamma:.2g}) "
@@ -381,6 +396,7 @@ def finite_horizon(
     Memory: H * S * (A + 2) float64 / int64 numbers; refused (ValueError) above ``max_bytes``, and
     horizons above ``max_horizon``. progress: show a tqdm bar of the steps.
     """
+    _check_mdp(mdp)
     horizon, gamma = _check_horizon(mdp, horizon, max_horizon, 1), _check_gamma(gamma)
     check_underflow(mdp, gamma, horizon)
     S, A = mdp.n_states, mdp.n_actions
@@ -443,7 +459,8 @@ def success_probability(mdp: TabularMDP, pi, horizon: int | None = None, *, max_
     the absorption probability: a direct linear solve for S <= DENSE_MAX_STATES, else the
     accelerated sweeps to residual 1e-13. A stationary pi's horizon is refused above max_horizon.
     """
-    arr = np.asarray(pi)
+    _check_mdp(mdp)
+    arr = as_policy(mdp, pi) if np.ndim(pi) < 2 or isinstance(pi, str) else np.asarray(pi)
     if arr.ndim == 3 or (arr.ndim == 2 and np.issubdtype(arr.dtype, np.integer)):
         if horizon is not None and horizon != len(arr):
             raise ValueError(

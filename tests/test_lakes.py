@@ -92,7 +92,7 @@ def test_big_map_uses_numpy_builder_fast():
         (
             ["SXF", "FFG"],
             (
-                r"unknown tile letter 'X' at row 0, column 1; allowed letters are S \(start\), F \(frozen\), "
+                r"unknown tile letter 'X' at row 0, column 1 of the map; allowed letters are S \(start\), F \(frozen\), "
                 r"H \(hole\), G \(goal\)"
             ),
         ),
