@@ -65,25 +65,25 @@ def check_out_dir(path: str | os.PathLike, what: str = "--out") -> Path:
     Creates nothing: a probe file is written into the nearest existing folder and removed again.
     """
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{what} {str(path)!r} is an existing file, not a folder; give a folder path")
     probe = path
-    while not probe.exists():
-        if probe.is_symlink():
+    while not _exists(probe):  # the nearest existing folder (a name too long to exist counts as missing)
+        if _exists_link(probe):
             raise ValueError(f"{what} {str(path)!r}: {str(probe)!r} is a broken symbolic link")
         probe = probe.parent
-    if not probe.is_dir():
-        raise ValueError(f"{what} {str(path)!r} lies under {str(probe)!r}, which is a file, not a folder")
     try:
         name_max = os.pathconf(probe, "PC_NAME_MAX")
     except (OSError, ValueError):
         name_max = 255
-    long = [p.name for p in [path, *path.parents] if p != probe and probe in p.parents and len(os.fsencode(p.name)) > name_max]
-    if long:
-        raise ValueError(
-            f"{what}: the folder name {long[0][:40]!r}... has {len(os.fsencode(long[0]))} bytes, more than the "
-            f"{name_max} this file system allows in a name; give a shorter folder name"
-        )
+    for part in [path, *path.parents]:
+        if probe in part.parents and len(os.fsencode(part.name)) > name_max:
+            raise ValueError(
+                f"{what}: the name {part.name[:40]!r}... has {len(os.fsencode(part.name))} bytes, more than the "
+                f"{name_max} this file system allows; give a shorter folder name"
+            )
+    if probe == path and not path.is_dir():
+        raise ValueError(f"{what} {str(path)!r} is an existing file, not a folder; give a folder path")
+    if not probe.is_dir():
+        raise ValueError(f"{what} {str(path)!r} lies under {str(probe)!r}, which is a file, not a folder")
     try:
         fd, tmp = tempfile.mkstemp(dir=probe, prefix=f".probe.{os.getpid()}.", suffix=".tmp")
         os.close(fd)
@@ -93,6 +93,18 @@ def check_out_dir(path: str | os.PathLike, what: str = "--out") -> Path:
             f"{what} {str(path)!r} cannot be written ({str(probe)!r}: {exc.strerror or exc}); give a writable folder"
         ) from None
     return path
+
+
+def _exists(path: Path, follow: bool = True) -> bool:
+    try:
+        os.stat(path, follow_symlinks=follow)
+    except (OSError, ValueError):  # missing, a name too long, a NUL byte
+        return False
+    return True
+
+
+def _exists_link(path: Path) -> bool:
+    return _exists(path, follow=False)
 
 
 def clean_orphans(folder: str | os.PathLike) -> list[str]:

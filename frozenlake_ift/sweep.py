@@ -169,7 +169,7 @@ def make_tasks(
       whole group's finished members.
 
     Tasks are ordered largest first (cells x states), so that workers finish together."""
-    from . import batched, safety
+    from . import batched
 
     if engine not in ENGINES:
         raise ValueError(f"--engine must be one of {list(ENGINES)}, got {engine!r}")
@@ -181,7 +181,7 @@ def make_tasks(
     for g in groups:
         k = 1 if max_cells < 1 else -(-len(g) // max_cells)
         if max_bytes is not None:
-            while k < len(g) and at_once * _chunk_bytes(g, k, safety) > max_bytes:
+            while k < len(g) and at_once * _chunk_bytes(g, k) > max_bytes:
                 k += 1
         parts.append([g, k])
     want = TASKS_PER_WORKER * at_once
@@ -198,8 +198,10 @@ def make_tasks(
     return sorted(tasks, key=lambda t: -len(t.cells) * _n_states(t.cells[0].config))
 
 
-def _chunk_bytes(group: list[Cell], k: int, safety) -> float:
+def _chunk_bytes(group: list[Cell], k: int) -> float:
     """The estimated memory of the largest of k chunks of a group (all its cells' members at once)."""
+    from . import safety
+
     size = -(-len(group) // k)
     need = safety.config_bytes(group[0].config, members=size * max(c.config.seeds for c in group))
     return 0.0 if need is None else float(need)
@@ -253,20 +255,6 @@ def _check_folder(out: Path, man: dict) -> None:
         )
 
 
-def check_cell_sizes(cells: list[Cell], max_bytes: float, safety=None) -> None:
-    """Refuse (ValueError) a sweep one of whose cells alone is estimated to need more than ``max_bytes``."""
-    if safety is None:
-        from . import safety
-    sizes = [(safety.config_bytes(c.config) or 0, c) for c in cells]
-    need, cell = max(sizes, key=lambda x: x[0], default=(0, None))
-    if cell is not None and need > max_bytes:
-        where = ", ".join(f"{k}={label(v)}" for k, v in cell.values.items()) or "every cell"
-        raise ValueError(
-            f"cell {where} needs about {need / 1e9:.3g} GB of memory, more than --max-memory "
-            f"{max_bytes / 1e9:g} GB; use smaller maps or fewer seeds, or pass --force (or a larger --max-memory)"
-        )
-
-
 def torch_cuda_available() -> bool:
     import torch
 
@@ -301,7 +289,7 @@ def run_sweep(
     Tasks (``make_tasks``): groups split so that each worker has work and, with ``max_memory`` (GB; None:
     no bound), so that the tasks running at once fit it; a cell that alone does not fit is refused.
     """
-    from . import executors, safety
+    from . import executors
 
     if int(workers) < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
@@ -313,14 +301,12 @@ def run_sweep(
         raise ValueError(f"--address {address!r} needs --executor ray")
     if address:
         executors.check_ray_address(address)
-    cells = expand(spec)
+    max_bytes = None if max_memory is None else float(max_memory) * 1e9
+    cells = expand(spec, max_bytes=max_bytes)  # a cell that alone does not fit is refused here
     mine = shard_cells(cells, *shard) if shard else cells
     out = Path(out_dir)
     man = _manifest(spec, cells)
     _check_folder(out, man)
-    max_bytes = None if max_memory is None else float(max_memory) * 1e9
-    if max_bytes is not None:
-        check_cell_sizes(mine, max_bytes, safety)
     todo = [c for c in mine if not cell_done(out / "cells" / f"{c.key}.json", c.key)]
     text = json.dumps(man, indent=1)
     if not (out / "sweep.json").is_file() or (out / "sweep.json").read_text() != text:

@@ -257,8 +257,11 @@ def label(value) -> str:
     return str(value)
 
 
-def expand(spec: dict, check_maps: bool = True) -> list[Cell]:
-    """Every cell of the grid, validated (StudyConfig, and each distinct map's data), in product order."""
+def expand(spec: dict, check_maps: bool = True, max_bytes: float | None = None) -> list[Cell]:
+    """Every cell of the grid, validated (StudyConfig, and each distinct map's data), in product order.
+
+    max_bytes: refuse (ValueError) a cell estimated to need more memory (``safety.config_bytes``), before
+    any map's data is built (a large map's dense model alone may not fit)."""
     names = list(spec["grid"])
     sizes = [len(spec["grid"][n]) for n in names]
     total = math.prod(sizes)
@@ -280,6 +283,17 @@ def expand(spec: dict, check_maps: bool = True) -> list[Cell]:
         if key not in seen:
             seen.add(key)
             cells.append(Cell(key, config, {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}))
+    if max_bytes is not None:
+        from .safety import config_bytes
+
+        for c in cells:
+            need = config_bytes(c.config)
+            if need is not None and need > max_bytes:
+                where = ", ".join(f"{k}={label(v)}" for k, v in c.values.items()) or "every cell"
+                raise ValueError(
+                    f"cell {where} needs about {need / 1e9:.3g} GB of memory, more than --max-memory "
+                    f"{max_bytes / 1e9:g} GB; use smaller maps or fewer seeds, or pass --force (or a larger --max-memory)"
+                )
     if check_maps:  # bad maps / route pairs fail now, before anything is written
         data_fields = ("map", "slippery", "route_pair", "gamma", "temperature")
         for config in {tuple(getattr(c.config, f) for f in data_fields): c.config for c in cells}.values():

@@ -297,15 +297,13 @@ def run_sweep(args) -> int:
     options = sweep_options(args, sweep.run_sweep)
     if "max_memory" in inspect.signature(sweep.run_sweep).parameters:
         options["max_memory"] = max_memory
-    cells = sweep.expand(spec)  # validates everything before any file is written
+    cells = sweep.expand(spec, max_bytes=None if max_memory is None else max_memory * 1e9)  # before any file is written
     digest = hashlib.sha256(" ".join(sorted(c.key for c in cells)).encode()).hexdigest()[:8]  # of the configs
     out = Path(args.out) if args.out else Path("runs") / f"sweep-{spec['name'] or 'grid'}-{digest}"
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} is an existing file, not a folder; give a folder path")
     mine = sweep.shard_cells(cells, *shard) if shard else cells
     sweep.check_folder(out, spec, cells)  # another sweep's folder is refused before anything is printed
-    if max_memory is not None:
-        sweep.check_cell_sizes(mine, max_memory * 1e9)
     if not args.dry_run:
         for folder in (out, out / "cells"):
             safety.check_out_dir(folder)
