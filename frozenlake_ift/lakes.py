@@ -161,7 +161,7 @@ def random_map(size: int, p: float = 0.8, seed: int | None = None, name: str = "
         board = rng.choice(["F", "H"], (size, size), p=[p, 1 - p])
         board[0][0] = "S"
         board[-1][-1] = "G"
-        if is_valid(board, size):
+        if is_valid(cast("list[list[str]]", board), size):  # gymnasium's own test, on its own board type
             return ["".join(x) for x in board]
     raise ValueError(
         f"random map {name or f'random:{size}:{seed}:{p:g}'!r}: none of {tries:,} boards of {size}x{size} "
@@ -194,7 +194,8 @@ def make_lake(
     if not isinstance(slippery, (bool, np.bool_)):
         raise TypeError(f"slippery must be True or False, got {type(slippery).__name__} {slippery!r}")
     if success_rate is not None and (
-        isinstance(success_rate, (bool, np.bool_)) or not isinstance(success_rate, (int, float, np.integer, np.floating))
+        isinstance(success_rate, (bool, np.bool_))
+        or not isinstance(success_rate, (int, float, np.integer, np.floating))
     ):
         raise TypeError(f"success_rate must be a number in [0, 1] or None, got {type(success_rate).__name__}")
     desc, name = _parse_map(map_name_or_desc, bool(slippery), max_states)

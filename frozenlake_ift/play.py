@@ -173,7 +173,11 @@ def save_gif(
     if not roll.frames:
         raise ValueError("the rollout has no frames: make it with rollout(..., render=True)")
     fps = check_fps(fps)
-    if isinstance(last_frame_hold, bool) or not isinstance(last_frame_hold, (int, float)) or not 0 <= last_frame_hold <= MAX_HOLD:
+    if (
+        isinstance(last_frame_hold, bool)
+        or not isinstance(last_frame_hold, (int, float))
+        or not 0 <= last_frame_hold <= MAX_HOLD
+    ):
         raise ValueError(f"last_frame_hold must be a number of seconds in [0, {MAX_HOLD:g}], got {last_frame_hold!r}")
     imgs = [
         _captioned(f, c).quantize(colors=255, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)

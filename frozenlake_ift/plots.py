@@ -370,9 +370,9 @@ def save_figures(res: dict, out_dir, *, formats: tuple[str, ...] = ("png", "svg"
     res = _as_dict(res)
     plt = pyplot()
     rid = res.get(results.RUN_ID)  # the run's id in each file's metadata (none for older results)
-    meta = {"png": {} if rid is None else {"Source": f"frozenlake-ift run {rid}"}, "svg": {"Date": None}}
+    meta: dict[str, dict[str, str | None]] = {"png": {}, "svg": {"Date": None}}
     if rid is not None:
-        meta["svg"]["Identifier"] = rid
+        meta["png"]["Source"], meta["svg"]["Identifier"] = f"frozenlake-ift run {rid}", rid
     rendered: list[tuple[Path, bytes]] = []
     for name in [n for n in FIGURES if res.get(_NEEDS.get(n, n))]:  # e.g. no occupancy in old results
         fig = FIGURES[name](res)

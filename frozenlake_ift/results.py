@@ -470,7 +470,8 @@ def load_params(run_dir: str | os.PathLike, against: dict | None = None) -> Save
     except Exception as exc:  # a truncated or foreign file: one clear line, without torch's advice
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(
-            f"{str(path)!r} is not a frozenlake-ift {PARAMS_FILE} (torch cannot read it as plain tensors: {first[:200]})"
+            f"{str(path)!r} is not a frozenlake-ift {PARAMS_FILE} "
+            f"(torch cannot read it as plain tensors: {first[:200]})"
         ) from None
     check_params_layout(d, str(path), PARAMS_FORMAT)
     saved = SavedParams(

@@ -57,7 +57,9 @@ NUMBA_MIN_STATES = 16_384
 MAX_HORIZON = 1_000_000  # steps of a finite horizon (each a Python-level backup over all states)
 FINITE_HORIZON_MAX_BYTES = 4 * 2**30  # memory of finite_horizon's (H, S, A) Q, (H + 1, S) V, (H, S) policy
 STALL_FLOOR = 1e10 * TIE_ATOL  # check_stall: values this small may have lost their path to the flush
-GAMMA_GAP = 1e-8  # value_iteration refuses 1 - GAMMA_GAP < gamma < 1: ten times TIE_RTOL, so one step of discount is no tie
+GAMMA_GAP = (
+    1e-8  # value_iteration refuses 1 - GAMMA_GAP < gamma < 1: ten times TIE_RTOL, so one step of discount is no tie
+)
 
 
 @dataclass
@@ -340,7 +342,8 @@ def value_iteration(
 
     Args:
         gamma: discount in (0, 1], not in (1 - GAMMA_GAP, 1) (a ValueError also when values must underflow,
-        ``check_underflow``, or the greedy policy stalls, ``check_stall``). tol: stop when the Bellman residual max |T V - V| <= tol.
+        ``check_underflow``, or the greedy policy stalls, ``check_stall``).
+        tol: stop when the Bellman residual max |T V - V| <= tol.
         max_iter: most sweeps. method: "gauss-seidel" (accelerated, default) or "jacobi" (textbook).
         progress: show a tqdm bar of the sweeps.
     Returns: Solution with V Shape (S,), Q Shape (S, A), policy Shape (S,).

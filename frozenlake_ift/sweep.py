@@ -24,6 +24,7 @@ on the config only: after changing the study's code, sweep into a new folder.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from dataclasses import dataclass
@@ -177,24 +178,24 @@ def make_tasks(
         return [Task((c,), engine) for c in cells]
     groups = [[cells[i] for i in idx] for idx in batched.group_configs([c.config for c in cells])]
     at_once = max(1, int(workers))
-    parts = []  # [group, number of chunks]
+    chunks: list[int] = []  # the number of chunks of each group
     for g in groups:
         k = 1 if max_cells < 1 else -(-len(g) // max_cells)
         if max_bytes is not None:
             while k < len(g) and at_once * _chunk_bytes(g, k) > max_bytes:
                 k += 1
-        parts.append([g, k])
+        chunks.append(k)
     want = TASKS_PER_WORKER * at_once
-    while sum(k for _, k in parts) < want:
-        splittable = [p for p in parts if p[1] < len(p[0])]
+    while sum(chunks) < want:
+        splittable = [i for i, g in enumerate(groups) if chunks[i] < len(g)]
         if not splittable:
             break
-        largest = max(splittable, key=lambda p: -(-len(p[0]) // p[1]) * _n_states(p[0][0].config))
-        largest[1] += 1
+        largest = max(splittable, key=lambda i: -(-len(groups[i]) // chunks[i]) * _n_states(groups[i][0].config))
+        chunks[largest] += 1
     tasks = []
-    for g, k in parts:
+    for g, k in zip(groups, chunks, strict=True):
         bounds = [round(i * len(g) / k) for i in range(k + 1)]
-        tasks += [Task(tuple(g[a:b]), engine) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        tasks += [Task(tuple(g[a:b]), engine) for a, b in itertools.pairwise(bounds)]
     return sorted(tasks, key=lambda t: -len(t.cells) * _n_states(t.cells[0].config))
 
 

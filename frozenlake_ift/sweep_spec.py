@@ -123,7 +123,9 @@ def check_bounds(raw, source: str = "spec") -> None:
         node, depth = stack.pop()
         count += 1
         if count > MAX_SPEC_NODES:
-            raise ValueError(f"{source}: the spec holds more than {MAX_SPEC_NODES:,} values (with YAML aliases expanded)")
+            raise ValueError(
+                f"{source}: the spec holds more than {MAX_SPEC_NODES:,} values (with YAML aliases expanded)"
+            )
         if depth > MAX_SPEC_DEPTH:
             raise ValueError(f"{source}: the spec is nested more than {MAX_SPEC_DEPTH} levels deep")
         if isinstance(node, dict):
@@ -156,9 +158,7 @@ def load_spec(path) -> dict:
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(
-            f"sweep spec {str(path)!r} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
-        ) from None
+        raise ValueError(f"sweep spec {str(path)!r} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
         try:
@@ -268,7 +268,8 @@ def expand(spec: dict, check_maps: bool = True, max_bytes: float | None = None) 
                 where = ", ".join(f"{k}={label(v)}" for k, v in c.values.items()) or "every cell"
                 raise ValueError(
                     f"cell {where} needs about {need / 1e9:.3g} GB of memory, more than --max-memory "
-                    f"{max_bytes / 1e9:g} GB; use smaller maps or fewer seeds, or pass --force (or a larger --max-memory)"
+                    f"{max_bytes / 1e9:g} GB; use smaller maps or fewer seeds, or pass --force "
+                    "(or a larger --max-memory)"
                 )
     if check_maps:  # bad maps / route pairs fail now, before anything is written
         data_fields = ("map", "slippery", "route_pair", "gamma", "temperature")

@@ -154,7 +154,10 @@ def test_ray_dead_address_is_refused_at_once(capsys):
 
 def test_a_million_cells_are_refused_before_expanding(capsys, tmp_path):
     t0 = time.perf_counter()
-    grid = [f"--set=lam={','.join(str(i / 1000) for i in range(1000))}", "--set=lr=" + ",".join(f"0.00{i + 1}" for i in range(9))]
+    grid = [
+        f"--set=lam={','.join(str(i / 1000) for i in range(1000))}",
+        "--set=lr=" + ",".join(f"0.00{i + 1}" for i in range(9)),
+    ]
     grid += ["--set=seed=" + ",".join(str(i) for i in range(200))]
     _refused(capsys, ["sweep", *grid, "--dry-run"], "the grid has 1,800,000 cells")
     assert time.perf_counter() - t0 < 5
@@ -189,7 +192,9 @@ def test_groups_are_split_so_workers_have_work_and_memory_fits():
 # ------------------------------------------------------------ class 7: accepted silently before
 def test_nan_token_in_results_refused(tmp_path, capsys):
     (tmp_path / "results.json").write_text('{"config": {}, "steps": [NaN]}')
-    _refused(capsys, ["plot", str(tmp_path), "--out", str(tmp_path / "f")], "is not strict JSON: it holds the token NaN")
+    _refused(
+        capsys, ["plot", str(tmp_path), "--out", str(tmp_path / "f")], "is not strict JSON: it holds the token NaN"
+    )
     assert not (tmp_path / "f").exists()
 
 

@@ -35,7 +35,11 @@ def _plant(folder: Path, outside: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     plans = [
         {"stage": f"../{outside.name}", "files": ["v.txt"], "remove": []},  # a stage outside
-        {"stage": f".staging-{DEAD + 1}-a", "files": ["../escape.txt"], "remove": ["../victim.txt", str(outside / "v.txt")]},
+        {
+            "stage": f".staging-{DEAD + 1}-a",
+            "files": ["../escape.txt"],
+            "remove": ["../victim.txt", str(outside / "v.txt")],
+        },
         {"stage": f".staging-{DEAD + 2}-l", "files": ["v.txt"], "remove": [".."]},  # a stage that is a link
         {"stage": f".staging-{DEAD}-z", "files": [], "remove": []},  # another pid's stage
     ]
@@ -216,6 +220,7 @@ def test_play_refuses_two_runs_in_one_line(tmp_path, capsys, tiny):
 # ------------------------------------------------------------ classes 8, 9: params.pt that is not ours
 class _Foreign:
     """An object torch.load(weights_only=True) will not unpickle."""
+
 
 def _payload(tiny) -> dict:
     import io

@@ -140,7 +140,8 @@ def add_plot(sub) -> None:
     p.add_argument(
         "--out",
         default=None,
-        help="folder for the figures (default: beside results.json; for a sweep's cells/KEY.json, the sweep's plots/KEY)",
+        help="folder for the figures (default: beside results.json; for a sweep's cells/KEY.json, "
+        "the sweep's plots/KEY)",
     )
     p.set_defaults(func=run_plot)
 
