@@ -341,8 +341,8 @@ def value_iteration(
     """Optimal V*, Q* and greedy policy by value iteration (see the module docstring).
 
     Args:
-        gamma: discount in (0, 1], not in (1 - GAMMA_GAP, 1) (a ValueError also when values must underflow,
-        ``check_underflow``, or the greedy policy stalls, ``check_stall``).
+        gamma: discount in (0, 1], not in (1 - GAMMA_GAP, 1); ValueError also where values must
+            underflow (``check_underflow``) or the greedy policy stalls (``check_stall``).
         tol: stop when the Bellman residual max |T V - V| <= tol.
         max_iter: most sweeps. method: "gauss-seidel" (accelerated, default) or "jacobi" (textbook).
         progress: show a tqdm bar of the sweeps.
