@@ -159,8 +159,8 @@ def make_tasks(
     cells: list[Cell], engine: str, max_cells: int = 0, workers: int = 1, max_bytes: float | None = None
 ) -> list[Task]:
     """The units of work: under "per-cell", one task per cell; under "batched", the groups of cells that share
-    shapes (``batched.group_configs``), each split into equal chunks (cells in grid order, so that runs shared
-    within a group stay together) so that
+    shapes (``batched.group_configs``), each split into chunks (``split_group``: cut between cells of
+    different starts where it can, since a run never spans two starts) so that
 
     * no chunk holds more than ``max_cells`` cells (0: no such bound);
     * no chunk's estimated memory (``safety.config_bytes`` with all its cells' members at once), times the
@@ -181,9 +181,8 @@ def make_tasks(
     chunks: list[int] = []  # the number of chunks of each group
     for g in groups:
         k = 1 if max_cells < 1 else -(-len(g) // max_cells)
-        if max_bytes is not None:
-            while k < len(g) and at_once * _chunk_bytes(g, k) > max_bytes:
-                k += 1
+        while k < len(g) and max_bytes is not None and at_once * _chunks_bytes(split_group(g, k)) > max_bytes:
+            k += 1
         chunks.append(k)
     want = TASKS_PER_WORKER * at_once
     while sum(chunks) < want:
@@ -192,20 +191,45 @@ def make_tasks(
             break
         largest = max(splittable, key=lambda i: -(-len(groups[i]) // chunks[i]) * _n_states(groups[i][0].config))
         chunks[largest] += 1
-    tasks = []
-    for g, k in zip(groups, chunks, strict=True):
-        bounds = [round(i * len(g) / k) for i in range(k + 1)]
-        tasks += [Task(tuple(g[a:b]), engine) for a, b in itertools.pairwise(bounds)]
+    tasks = [Task(part, engine) for g, k in zip(groups, chunks, strict=True) for part in split_group(g, k)]
     return sorted(tasks, key=lambda t: -len(t.cells) * _n_states(t.cells[0].config))
 
 
-def _chunk_bytes(group: list[Cell], k: int) -> float:
-    """The estimated memory of the largest of k chunks of a group (all its cells' members at once)."""
+def split_group(group: list[Cell], k: int) -> list[tuple[Cell, ...]]:
+    """A group's cells in k chunks of sizes as equal as allowed. Cells are ordered by their start (theta_0 and
+    theta*: ``batched.START_FIELDS``), in order of first appearance; with at least k starts the cuts fall
+    between starts (nearest the equal cuts), so that no run is trained twice (a method's run never spans
+    two starts, ``batched.run_key``); with fewer, the chunks are equal."""
+    first: dict[tuple, int] = {}
+    for c in group:
+        first.setdefault(_start(c), len(first))
+    cells = sorted(group, key=lambda c: first[_start(c)])
+    n = len(cells)
+    edges = [i for i in range(1, n) if _start(cells[i]) != _start(cells[i - 1])]
+    if len(edges) >= k - 1:
+        cuts: list[int] = []
+        for j in range(1, k):
+            left = [e for e in edges if not cuts or e > cuts[-1]]
+            room = left[: len(left) - (k - 1 - j)]  # leave a cut for each chunk still to come
+            cuts.append(min(room, key=lambda e: abs(e - j * n / k)))
+    else:
+        cuts = [round(j * n / k) for j in range(1, k)]
+    return [tuple(cells[a:b]) for a, b in itertools.pairwise([0, *cuts, n])]
+
+
+def _start(cell: Cell) -> tuple:
+    """A cell's start: the fields of its theta_0 and theta* (``batched.START_FIELDS``)."""
+    from . import batched
+
+    return tuple(getattr(cell.config, f) for f in batched.START_FIELDS)
+
+
+def _chunks_bytes(parts: list[tuple[Cell, ...]]) -> float:
+    """The estimated memory of the largest chunk (all its cells' members at once)."""
     from . import safety
 
-    size = -(-len(group) // k)
-    need = safety.config_bytes(group[0].config, members=size * max(c.config.seeds for c in group))
-    return 0.0 if need is None else float(need)
+    need = [safety.config_bytes(p[0].config, members=sum(c.config.seeds for c in p)) for p in parts]
+    return max(float(x) for x in need if x is not None) if any(x is not None for x in need) else 0.0
 
 
 def _n_states(config: StudyConfig) -> int:

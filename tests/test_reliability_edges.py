@@ -187,6 +187,10 @@ def test_groups_are_split_so_workers_have_work_and_memory_fits():
     tasks = sweep.make_tasks(cells, "batched", workers=1, max_bytes=need)  # two cells' members at most
     assert max(len(t.cells) for t in tasks) <= 2
     assert sum(len(t.cells) for t in tasks) == 4
+    grid = {"lam": [0.0, 0.1], "base": ["random", "uniform"]}  # base varies fastest: starts interleave
+    cells = sweep.expand(sweep.make_spec({"grid": grid, "fixed": TINY}), check_maps=False)
+    parts = sweep.split_group(cells, 2)  # cut between the two starts: no run is trained in both chunks
+    assert [sorted({c.config.base for c in p}) for p in parts] == [["random"], ["uniform"]]
 
 
 # ------------------------------------------------------------ class 7: accepted silently before
