@@ -45,7 +45,8 @@ def main() -> None:
                     runs[per_worker].append((_cpu() - c0, time.perf_counter() - t0))
                 cpu, wall = runs[per_worker][-1]
                 print(
-                    f"repeat {r + 1}: {per_worker} task(s) per worker, {out['tasks']} tasks: cpu {cpu:.1f} s, wall {wall:.1f} s"
+                    f"repeat {r + 1}: {per_worker} task(s) per worker, {out['tasks']} tasks: "
+                    f"cpu {cpu:.1f} s, wall {wall:.1f} s"
                 )
     finally:
         sweep.TASKS_PER_WORKER = default
