@@ -89,9 +89,11 @@ def _check_tensor(name: str, value) -> None:
 def _check_logps(name: str, values: torch.Tensor, mask: torch.Tensor | None = None) -> None:
     """Log-probabilities are <= 0: refuse one above ``LOGP_ATOL`` (at an unmasked step). NaN passes (a
     diverged run's values are kept and recorded, not refused)."""
-    v = values.detach() if mask is None else _masked(values.detach(), mask)
-    if bool((v > LOGP_ATOL).any()):
-        raise ValueError(f"{name} must be log-probabilities (<= 0), got {v.max().item():.6g}")
+    above = values.detach() > LOGP_ATOL
+    if mask is not None:
+        above &= mask
+    if bool(above.any()):
+        raise ValueError(f"{name} must be log-probabilities (<= 0), got {values.detach()[above].max().item():.6g}")
 
 
 def _check_steps(logps: torch.Tensor, mask: torch.Tensor, name: str = "logps", logp: bool = False):

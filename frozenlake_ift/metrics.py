@@ -86,24 +86,26 @@ def solve_absorbing(T_nn: torch.Tensor, b: torch.Tensor, gamma: float = 1.0) -> 
     (a diverged network), or whose leak is below float64's resolution (still singular), gets NaN, which
     results record as null. Shapes: T_nn (E, N, N), b (E, N) -> (E, N).
     """
-    finite = torch.isfinite(T_nn).all(-1).all(-1) & torch.isfinite(b).all(-1)  # (E,)
-    T_nn = torch.where(finite[:, None, None], T_nn, 0.0)
-    b = torch.where(finite[:, None], b, 0.0)
     eye = torch.eye(T_nn.shape[-1], dtype=T_nn.dtype, device=T_nn.device)
-    x, info = torch.linalg.solve_ex(eye - gamma * T_nn, b.unsqueeze(-1))  # (E, N, 1), (E,)
+    x, info = torch.linalg.solve_ex(eye - gamma * T_nn, b.unsqueeze(-1))  # (E, N, 1), (E,); never raises
     x = x.squeeze(-1)
-    bad = (info != 0) | ~torch.isfinite(x).all(-1)  # (E,): singular (a closed loop inside N)
-    if bool(bad.any()):
-        edges = (T_nn[bad] > 0).to(T_nn.dtype)  # (B, N, N)
-        reach = b[bad] != 0  # (B, N): states that reach a state with b != 0 ...
+    bad = (info != 0) | ~torch.isfinite(x).all(-1)  # (E,): singular (a closed loop inside N) or not finite
+    if not bool(bad.any()):
+        return x
+    finite = torch.isfinite(T_nn).all(-1).all(-1) & torch.isfinite(b).all(-1)  # (E,)
+    redo = bad & finite
+    if bool(redo.any()):
+        T_r, b_r = T_nn[redo], b[redo]  # (B, N, N), (B, N)
+        edges = (T_r > 0).to(T_nn.dtype)
+        reach = b_r != 0  # (B, N): states that reach a state with b != 0 ...
         for _ in range(T_nn.shape[-1]):  # ... in at most N steps
             more = reach | ((edges @ reach.to(T_nn.dtype).unsqueeze(-1)).squeeze(-1) > 0)
             if bool((more == reach).all()):
                 break
             reach = more
-        M = torch.where(reach.unsqueeze(-1), eye - gamma * T_nn[bad], eye)  # unreachable rows: x = 0
-        least, still = torch.linalg.solve_ex(M, torch.where(reach, b[bad], 0.0).unsqueeze(-1))
-        x[bad] = torch.where((still != 0)[:, None], torch.nan, least.squeeze(-1))  # a leak below float64: NaN
+        M = torch.where(reach.unsqueeze(-1), eye - gamma * T_r, eye)  # unreachable rows: x = 0
+        least, still = torch.linalg.solve_ex(M, torch.where(reach, b_r, 0.0).unsqueeze(-1))
+        x[redo] = torch.where((still != 0)[:, None], torch.nan, least.squeeze(-1))  # a leak below float64: NaN
     return torch.where(finite[:, None], x, torch.nan)
 
 
