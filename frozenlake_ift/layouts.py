@@ -2,6 +2,7 @@
 
     read_json_file(path)                  the parsed JSON; ValueError naming the file if it cannot be
                                           read, is binary or is not strict JSON (no NaN / Infinity token)
+    loads_strict(text)                    json.loads without NaN / Infinity tokens
     check_results_layout(res, where)      refuse a results dict of another layout (``results.load``)
     check_sweep_layout(obj, where, kind)  refuse a sweep manifest or cell record of another layout
                                           (``report``)
@@ -30,8 +31,8 @@ def read_json_file(path: Path):
     except UnicodeDecodeError:
         raise ValueError(f"{str(path)!r} is not a text file (binary data); expected JSON") from None
     try:
-        return json.loads(text, parse_constant=_non_strict)
-    except _NonStrict as exc:
+        return loads_strict(text)
+    except NonStrictJSON as exc:
         raise ValueError(
             f"{str(path)!r} is not strict JSON: it holds the token {exc.args[0]} (frozenlake-ift writes a "
             "non-finite value as null)"
@@ -42,12 +43,17 @@ def read_json_file(path: Path):
         raise ValueError(f"{str(path)!r} is nested too deeply to be a frozenlake-ift file") from None
 
 
-class _NonStrict(Exception):
-    """A NaN / Infinity / -Infinity token: valid for Python's json, not JSON."""
+class NonStrictJSON(ValueError):
+    """A NaN / Infinity / -Infinity token: Python's json reads it, JSON has none (``loads_strict``)."""
 
 
-def _non_strict(token: str):
-    raise _NonStrict(token)
+def _refuse(token: str):
+    raise NonStrictJSON(token)
+
+
+def loads_strict(text: str):
+    """``json.loads`` that refuses NaN, Infinity and -Infinity tokens (NonStrictJSON, a ValueError)."""
+    return json.loads(text, parse_constant=_refuse)
 
 
 class LayoutError(ValueError):

@@ -36,7 +36,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .layouts import LayoutError, check_results_layout, check_sweep_layout, read_json_file  # noqa: F401  (re-exported)
+from .layouts import LayoutError, check_results_layout, check_sweep_layout, loads_strict, read_json_file  # noqa: F401  (re-exported)
 
 TMP_RE = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$")  # results.atomic_write: .<name>.<pid>.<random>.tmp
 STAGE_RE = re.compile(r"^\.staging-(\d+)-[^/]+$")
@@ -164,7 +164,7 @@ def read_journal(folder: Path, journal: Path) -> Journal | None:
         st = journal.lstat()
         if not m or not stat.S_ISREG(st.st_mode) or st.st_size > MAX_JOURNAL_BYTES:
             return None
-        plan = json.loads(journal.read_bytes().decode("utf-8"), parse_constant=_refuse_constant)
+        plan = loads_strict(journal.read_bytes().decode("utf-8"))
     except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(plan, dict) or set(plan) != {"stage", "files", "remove"}:
@@ -182,10 +182,6 @@ def read_journal(folder: Path, journal: Path) -> Journal | None:
     if not all(isinstance(x, list) and len(x) <= MAX_JOURNAL_NAMES and all(map(plain_name, x)) for x in names):
         return None
     return Journal(folder / stage, tuple(files), tuple(remove))
-
-
-def _refuse_constant(token: str):
-    raise ValueError(f"non-strict JSON token {token}")
 
 
 def _finish(folder: Path, journal: Path) -> None:

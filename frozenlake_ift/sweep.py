@@ -218,10 +218,9 @@ def split_group(group: list[Cell], k: int) -> list[tuple[Cell, ...]]:
 
 
 def _start(cell: Cell) -> tuple:
-    """A cell's start: the fields of its theta_0 and theta* (``batched.START_FIELDS``)."""
     from . import batched
 
-    return tuple(getattr(cell.config, f) for f in batched.START_FIELDS)
+    return batched.start_key(cell.config)
 
 
 def _chunks_bytes(parts: list[tuple[Cell, ...]]) -> float:
