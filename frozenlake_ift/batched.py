@@ -163,9 +163,7 @@ def start_key(config: StudyConfig) -> tuple:
 def run_key(method: str, config: StudyConfig) -> tuple:
     """Cells with equal run keys train the same run of ``method``: the start and the fields it reads."""
     read = set(get_method(method).fields) | {"lr"}
-    return start_key(config) + tuple(
-        (f, getattr(config, f)) for f in MEMBER_FIELDS if f in read
-    )
+    return start_key(config) + tuple((f, getattr(config, f)) for f in MEMBER_FIELDS if f in read)
 
 
 def run_group(configs: list[StudyConfig]) -> list[StudyResult]:
