@@ -24,6 +24,7 @@ ROUTE_PAIRS = ("auto", "two-route")
 CHOSEN = ("route", "sampled")
 SCHEDULERS = ("constant", "cosine")
 LAKE = "lake"  # the default MDP source: the Frozen Lake of map and slippery
+MAX_SEED = 2**63 - 1  # the members' seeds are seed, seed + 1, ..., seed + seeds - 1
 
 
 def __getattr__(name: str):
@@ -91,7 +92,10 @@ class StudyConfig:
         if not self.methods:
             raise ValueError(f"methods must name at least one registered method: {', '.join(method_names())}")
         for m in self.methods:
-            get_method(m)  # an unknown name lists the registered ones
+            try:
+                get_method(m)  # an unknown name lists the registered ones
+            except ValueError as exc:
+                raise ValueError(f"methods: {exc}") from None
         if len(set(self.methods)) != len(self.methods):
             raise ValueError(f"methods must not repeat a name, got {list(self.methods)}")
         check_env(self.env)  # a registered source, its spec's syntax (the MDP is built by the study)
@@ -151,6 +155,8 @@ class StudyConfig:
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.seed + self.seeds - 1 > MAX_SEED:  # torch seeds generators with 64-bit integers
+            raise ValueError(f"seed + seeds - 1 must be at most {MAX_SEED} (2**63 - 1), got seed {self.seed}")
         if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
 

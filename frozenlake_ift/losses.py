@@ -27,11 +27,14 @@ SimPO = Meng et al., arXiv 2405.14734.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
 
 _REDUCTIONS = ("mean", "sum", "none")
+LOGP_ATOL = 1e-4  # a log-prob above this is refused: log-probabilities are <= 0 (up to rounding)
+MAX_CLIP = 1e30  # clip ranges (PPO's epsilon) beyond float32's range cannot be formed
 
 
 # --------------------------------------------------------------------------- checks / helpers
@@ -41,6 +44,8 @@ def _check_range(name: str, value, lo: float, hi: float, lo_open: bool = False):
     """A hyper-parameter in [lo, hi] (or (lo, hi]): a number -> float, or per-row values, a Tensor of Shape
     (B,) (e.g. one beta per ensemble member, expanded to its rows) -> float64 Tensor (B,), every entry checked."""
     allowed = f"{'(' if lo_open else '['}{lo}, {hi}]"
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, torch.Tensor)):
+        raise TypeError(f"{name} must be a number in {allowed} (or a Tensor of Shape (B,)), got {type(value).__name__}")
     if isinstance(value, torch.Tensor) and value.dim() > 0:
         if value.dim() != 1:
             raise ValueError(f"{name}: per-row values must have Shape (B,), got {tuple(value.shape)}")
@@ -71,8 +76,32 @@ def _per_row(value, like: torch.Tensor, name: str = "value"):
     return value.to(device=like.device, dtype=like.dtype).view(-1, *([1] * (like.dim() - 1)))
 
 
-def _check_steps(logps: torch.Tensor, mask: torch.Tensor, name: str = "logps"):
-    """Validate a (B, T) tensor and its mask; return (bool mask, n) with n Shape (B,)."""
+def _check_flag(name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+
+
+def _check_tensor(name: str, value) -> None:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+
+
+def _check_logps(name: str, values: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+    """Log-probabilities are <= 0: refuse one above ``LOGP_ATOL`` (at an unmasked step). NaN passes (a
+    diverged run's values are kept and recorded, not refused)."""
+    above = values.detach() > LOGP_ATOL
+    if mask is not None:
+        above &= mask
+    if bool(above.any()):
+        raise ValueError(f"{name} must be log-probabilities (<= 0), got {values.detach()[above].max().item():.6g}")
+
+
+def _check_steps(logps: torch.Tensor, mask: torch.Tensor, name: str = "logps", logp: bool = False):
+    """Validate a (B, T) tensor and its mask; return (bool mask, n) with n Shape (B,).
+
+    logp: the tensor holds log-probabilities, so unmasked values above ``LOGP_ATOL`` are refused."""
+    _check_tensor(name, logps)
+    _check_tensor("mask", mask)
     if logps.dim() != 2:
         raise ValueError(f"{name}: expected Shape (B, T), got {tuple(logps.shape)}")
     if not logps.is_floating_point():
@@ -86,12 +115,16 @@ def _check_steps(logps: torch.Tensor, mask: torch.Tensor, name: str = "logps"):
     n = mask.sum(-1)
     if (n == 0).any():
         rows = torch.nonzero(n == 0).flatten().tolist()
-        raise ValueError(f"mask: every sequence needs at least one unmasked step; rows {rows} have none")
+        raise ValueError(f"mask: every sequence needs at least one unmasked step; rows {rows[:10]} have none")
+    if logp:
+        _check_logps(name, logps, mask)
     return mask, n.to(logps.dtype)
 
 
 def _check_vectors(**tensors: torch.Tensor) -> None:
     """All arguments must be 1-D with one common Shape (B,)."""
+    for name, t in tensors.items():
+        _check_tensor(name, t)
     first_name, first = next(iter(tensors.items()))
     if first.dim() != 1:
         raise ValueError(f"{first_name}: expected Shape (B,), got {tuple(first.shape)}")
@@ -101,7 +134,7 @@ def _check_vectors(**tensors: torch.Tensor) -> None:
 
 
 def _reduce(losses: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction not in _REDUCTIONS:
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     return losses.mean() if reduction == "mean" else losses.sum() if reduction == "sum" else losses
 
@@ -121,7 +154,7 @@ def sequence_logps(logps: torch.Tensor, mask: torch.Tensor, average: bool = Fals
     logps: Shape (B, T). mask: Shape (B, T). Returns Shape (B,).
     Summed log-probs feed DPO/IPO (log pi(y|x)); averaged ones feed ORPO/SimPO.
     """
-    mask, n = _check_steps(logps, mask)
+    mask, n = _check_steps(logps, mask, logp=True)
     total = _masked(logps, mask).sum(-1)
     return total / n if average else total
 
@@ -195,6 +228,8 @@ def relation_weights(
     """
     mask, n = _check_steps(step_losses, mask, name="step_losses")
     gamma = _check_range("gamma", gamma, 0.0, 1.0)
+    _check_flag("detach", detach)
+    _check_flag("rescale", rescale)
     if detach:
         step_losses = step_losses.detach()
     losses = _masked(step_losses, mask)
@@ -232,7 +267,8 @@ def ift_loss(
     detach_weights: False keeps the weights in the graph, as in the authors' code.
     Returns a scalar, or Shape (B,) for "none". gamma = 0 gives ``sft_loss`` exactly.
     """
-    mask, n = _check_steps(logps, mask)
+    mask, n = _check_steps(logps, mask, logp=True)
+    _check_flag("detach_weights", detach_weights)
     losses = -_masked(logps, mask)  # l_i = -log p_theta(a*_i | delta(s*_i))
     weights = relation_weights(losses, mask, gamma, detach=detach_weights)
     return _reduce((weights * losses).sum(-1) / n, reduction)
@@ -245,6 +281,8 @@ def mix_inputs(target: torch.Tensor, predicted: torch.Tensor, lam: float) -> tor
     lam: mixing weight in [0, 1] (paper default 0.2), or one per row, Shape (B,). Returns the common Shape. The caller
     decides whether ``predicted`` carries gradient (the authors compute it without).
     """
+    _check_tensor("target", target)
+    _check_tensor("predicted", predicted)
     if tuple(target.shape) != tuple(predicted.shape):
         raise ValueError(f"predicted: expected Shape {tuple(target.shape)} (as target), got {tuple(predicted.shape)}")
     lam = _check_range("lam", lam, 0.0, 1.0)
@@ -344,6 +382,8 @@ def orpo_loss(
     detached (for logging). At a = 0 exactly, see ``log1mexp``: the odds are capped, not inf.
     """
     _check_vectors(chosen_avg_logps=chosen_avg_logps, rejected_avg_logps=rejected_avg_logps, chosen_nll=chosen_nll)
+    _check_logps("chosen_avg_logps", chosen_avg_logps)
+    _check_logps("rejected_avg_logps", rejected_avg_logps)
     beta = _check_range("beta", beta, 0.0, math.inf)
     # log odds(y) = log P - log(1 - P) = a - log(1 - exp(a))      (ORPO Eq. 4, in log space)
     log_odds = (chosen_avg_logps - log1mexp(chosen_avg_logps)) - (rejected_avg_logps - log1mexp(rejected_avg_logps))
@@ -395,14 +435,15 @@ def clipped_surrogate_loss(
     each row's loss is the mean of l_t over its unmasked steps, Shape (B,), then ``reduction``.
     epsilon >= 0.
     """
-    mask, n = _check_steps(logps, mask)
-    _check_steps(old_logps, mask, "old_logps")
+    mask, n = _check_steps(logps, mask, logp=True)
+    _check_steps(old_logps, mask, "old_logps", logp=True)
+    _check_tensor("advantages", advantages)
     if advantages.dim() == 1:
         _check_vectors(advantages=advantages, rows=logps[:, 0])
         advantages = advantages[:, None].expand_as(logps)
     else:
         _check_steps(advantages, mask, "advantages")
-    epsilon = _check_range("epsilon", epsilon, 0.0, math.inf)
+    epsilon = _check_range("epsilon", epsilon, 0.0, MAX_CLIP)
     ratio = torch.exp(_masked(logps, mask) - _masked(old_logps.detach(), mask))  # (B, T), 1 on masked steps
     adv = _masked(advantages.detach(), mask)  # (B, T)
     surrogate = torch.minimum(ratio * adv, ratio.clamp(1.0 - epsilon, 1.0 + epsilon) * adv)  # (B, T)
@@ -438,7 +479,7 @@ def grpo_loss(
         if ref_logps is None:
             raise ValueError("grpo_loss with beta > 0 needs ref_logps, Shape (B, T)")
         mask, n = _check_steps(logps, mask)
-        _check_steps(ref_logps, mask, "ref_logps")
+        _check_steps(ref_logps, mask, "ref_logps", logp=True)
         kl = _masked(kl_k3(logps, ref_logps.detach()), mask).sum(-1) / n  # (B,)
         loss = loss + beta * kl
     return _reduce(loss, reduction)

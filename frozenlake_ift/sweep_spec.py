@@ -18,16 +18,20 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .layouts import check_bounds, read_mapping_file
 from .study import StudyConfig, build_data, coerce_field
 
 SPEC_KEYS = ("name", "description", "grid", "fixed")
 SEMICOLON_FIELDS = ("env",)  # --set FIELD=V1;V2: values that may hold commas themselves
 DEFAULT_SPEC = Path(__file__).with_name("sweeps") / "default.json"
 DEFAULTS = StudyConfig()
+MAX_CELLS = 100_000  # cells of one sweep (the product of the grid's lengths)
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a spec name: part of the default folder's name
 
 
 @dataclass(frozen=True)
@@ -71,9 +75,16 @@ def make_spec(raw, source: str = "spec") -> dict:
         raise ValueError(  # noqa: TRY004  (a bad spec file is a user error: one line, exit 2, as every other)
             f"{source}: a sweep spec must be a mapping with keys {list(SPEC_KEYS)}, got {type(raw).__name__}"
         )
+    check_bounds(raw, source)
     unknown = [k for k in raw if k not in SPEC_KEYS]
     if unknown:
-        raise ValueError(f"{source}: unknown key(s) {unknown}; a sweep spec has {list(SPEC_KEYS)}")
+        raise ValueError(f"{source}: unknown key(s) {_brief(unknown)}; a sweep spec has {list(SPEC_KEYS)}")
+    name = raw.get("name", "")
+    if name not in ("", None) and not (isinstance(name, str) and NAME_RE.fullmatch(name)):
+        raise ValueError(
+            f"{source}: 'name' must be up to 64 letters, digits, '.', '_' or '-' (not starting with '.', '_' or '-'), "
+            f"got {_brief(name)}: it names the default sweep folder runs/sweep-NAME-HASH"
+        )
     grid, fixed = raw.get("grid") or {}, raw.get("fixed") or {}
     if not isinstance(grid, dict) or not isinstance(fixed, dict):
         raise ValueError(f"{source}: 'grid' and 'fixed' must be mappings of StudyConfig fields")  # noqa: TRY004  (user error in a spec file)
@@ -88,45 +99,27 @@ def make_spec(raw, source: str = "spec") -> dict:
         out_grid[name] = [_value(name, v, f"{source}: grid {name}") for v in values]
     out_fixed = {name: _value(name, v, f"{source}: fixed {name}") for name, v in fixed.items()}
     return {
-        "name": str(raw.get("name", "")),
+        "name": name or "",
         "description": str(raw.get("description", "")),
         "grid": out_grid,
         "fixed": out_fixed,
     }
 
 
+def _brief(value, limit: int = 80) -> str:
+    """repr(value), cut to ``limit`` characters (a bad value is named, not echoed whole)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 20]}...({len(text)} characters)"
+
+
 def load_spec(path) -> dict:
-    """Read a JSON / TOML / YAML spec file (by suffix; JSON otherwise) and check it (``make_spec``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no sweep spec at {str(path)!r}")
-    suffix, text = path.suffix.lower(), path.read_text()
-    if suffix in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise ValueError(
-                f"{str(path)!r}: YAML specs need pyyaml (pip install pyyaml); or use JSON / TOML"
-            ) from None
-        parse, errors, kind = yaml.safe_load, (yaml.YAMLError,), "YAML"
-    elif suffix == ".toml":
-        try:
-            import tomllib  # type: ignore[import-not-found, unused-ignore]  # Python 3.11+
-        except ImportError:  # Python 3.10: the same parser as the tomli package
-            try:
-                import tomli as tomllib  # type: ignore[no-redef, import-not-found, unused-ignore]  # Python 3.10
-            except ImportError:
-                raise ValueError(
-                    f"{str(path)!r}: TOML specs need Python 3.11 or the tomli package (pip install tomli); or use JSON"
-                ) from None
-        parse, errors, kind = tomllib.loads, (tomllib.TOMLDecodeError,), "TOML"
-    else:
-        parse, errors, kind = json.loads, (json.JSONDecodeError,), "JSON"
-    try:
-        raw = parse(text)
-    except errors as exc:
-        raise ValueError(f"sweep spec {str(path)!r} is not valid {kind}: {exc}") from None
-    return make_spec(raw, source=str(path))
+    """Read a JSON / TOML / YAML spec file (by suffix; JSON otherwise) and check it (``make_spec``).
+
+    The file is read by ``layouts.read_mapping_file``, which refuses with one line naming the file one
+    that is too large, not UTF-8 text, not parseable, nested or sized beyond its bounds (YAML alias bombs
+    included); ``make_spec`` then names what a spec must hold.
+    """
+    return make_spec(read_mapping_file(path, "sweep spec", mapping=False), source=str(path))
 
 
 def parse_assignments(items, many: bool) -> dict:
@@ -174,9 +167,20 @@ def label(value) -> str:
     return str(value)
 
 
-def expand(spec: dict, check_maps: bool = True) -> list[Cell]:
-    """Every cell of the grid, validated (StudyConfig, and each distinct map's data), in product order."""
+def expand(spec: dict, check_maps: bool = True, max_bytes: float | None = None) -> list[Cell]:
+    """Every cell of the grid, validated (StudyConfig, and each distinct map's data), in product order.
+
+    max_bytes: refuse (ValueError) a cell estimated to need more memory (``safety.config_bytes``), before
+    any map's data is built (a large map's dense model alone may not fit)."""
     names = list(spec["grid"])
+    sizes = [len(spec["grid"][n]) for n in names]
+    total = math.prod(sizes)
+    if total > MAX_CELLS:
+        shape = " x ".join(f"{k} {n}" for k, n in zip(sizes, names, strict=True))
+        raise ValueError(
+            f"the grid has {total:,} cells ({shape}), more than a sweep may hold ({MAX_CELLS:,}); "
+            "fix some fields (--fix) or split it into several sweeps"
+        )
     cells, seen = [], set()
     for combo in itertools.product(*(spec["grid"][n] for n in names)):
         values = dict(zip(names, combo, strict=True))
@@ -189,6 +193,18 @@ def expand(spec: dict, check_maps: bool = True) -> list[Cell]:
         if key not in seen:
             seen.add(key)
             cells.append(Cell(key, config, {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}))
+    if max_bytes is not None:
+        from .safety import config_bytes
+
+        for c in cells:
+            need = config_bytes(c.config)
+            if need is not None and need > max_bytes:
+                where = ", ".join(f"{k}={label(v)}" for k, v in c.values.items()) or "every cell"
+                raise ValueError(
+                    f"cell {where} needs about {need / 1e9:.3g} GB of memory, more than --max-memory "
+                    f"{max_bytes / 1e9:g} GB; use smaller maps or fewer seeds, or pass --force "
+                    "(or a larger --max-memory)"
+                )
     if check_maps:  # bad maps / route pairs fail now, before anything is written
         data_fields = (
             "env",

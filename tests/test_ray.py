@@ -30,9 +30,25 @@ def local(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ray_instance():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from frozenlake_ift import executors
+
+    executors.RayExecutor(None, num_cpus=2)  # the local instance a sweep without --address starts
     yield
     ray.shutdown()
+
+
+def test_local_ray_listens_on_loopback_only(ray_instance):
+    """Issue 25: without --address, every Ray service started here listens on the loopback interface."""
+    psutil = pytest.importorskip("psutil")
+    me = psutil.Process()
+    bound = set()
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            bound |= {c.laddr.ip for c in proc.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+        except psutil.Error:  # a worker that ended meanwhile
+            pass
+    assert bound and bound <= {"127.0.0.1", "::1", "::ffff:127.0.0.1"}, bound
+    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
 
 
 def test_ray_executor_gives_the_local_cells(local, ray_instance, tmp_path):
