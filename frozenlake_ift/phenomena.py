@@ -3,7 +3,7 @@
     Scenario        one phenomenon: the studies it trains (``Run``: StudyConfig fields), what its source says
                     happens (``Expectation``: one quantity against another, or against a number) and the
                     citation; a scenario may also judge the paper's claims by name (``claims.judge_claim``)
-    register_scenario, get_scenario, scenario_names       the registry; the built-in scenarios are below
+    register_scenario, get_scenario, scenario_names       the registry (unregister_scenario); the built-ins below
     run_scenarios(names, budget, ...) -> [ScenarioResult]  train every run (local processes or Ray), judge
     QUANTITIES      what an expectation compares besides the metrics (``metric_table.METRICS``) and the loss
                     statistics (TRL's names: ``logps/chosen``, ``rewards/margins``, ...): where the mass goes
@@ -275,6 +275,12 @@ def register_scenario(scenario: Scenario, replace: bool = False) -> Scenario:
         raise ValueError(f"scenario {scenario.name!r} is already registered (replace=True to replace it)")
     _REGISTRY[scenario.name] = scenario
     return scenario
+
+
+def unregister_scenario(name: str) -> None:
+    """Remove a registered scenario (a plugin's, or a built-in one for a test)."""
+    get_scenario(name)
+    del _REGISTRY[name]
 
 
 def scenario_names() -> tuple[str, ...]:

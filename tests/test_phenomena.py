@@ -113,7 +113,7 @@ def test_a_plugin_scenario_runs_and_an_unknown_quantity_is_named():
         with pytest.raises(ValueError, match="has no quantity 'nothing'"):
             phenomena.judge(Scenario("t2", "t", "c", "story", s.runs, (bad,)), res.budget, res.runs)
     finally:
-        phenomena._REGISTRY.pop("tiny")
+        phenomena.unregister_scenario("tiny")
 
 
 def test_cli_writes_the_tables_and_refuses_bad_input(tmp_path, capsys):
@@ -137,3 +137,16 @@ def test_cli_writes_the_tables_and_refuses_bad_input(tmp_path, capsys):
         assert needle in err and len(err.splitlines()) == 1 and not fresh.exists()
     assert cli.main(["phenomena", "--list"]) == 0
     assert "dpo-vs-ipo" in capsys.readouterr().out
+
+
+def test_the_docs_example_scenario_runs():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "phenomena.md").read_text()
+    code = text.split("```python\n")[1].split("```")[0]
+    exec(code, {})
+    try:
+        (res,) = phenomena.run_scenarios(["orpo-keeps-the-chosen"], "small", seeds=2)
+        assert res.verdicts[0].holds is True
+    finally:
+        phenomena.unregister_scenario("orpo-keeps-the-chosen")
