@@ -47,6 +47,7 @@ from .sweep_spec import (  # noqa: F401  (re-exported: the stable API)
     parse_assignments,
     parse_shard,
     shard_cells,
+    swept_fields,
 )
 
 FORMAT = 2  # cell files: 2 = results.json layout (curves kept, rounded); 1 = final values only
@@ -249,7 +250,7 @@ def _manifest(spec: dict, cells: list[Cell]) -> dict:
     return {
         "format": FORMAT,
         "spec": spec,
-        "fields": list(spec["grid"]),
+        "fields": swept_fields(spec),
         "n_cells": len(cells),
         "cells": {c.key: c.values for c in cells},
     }

@@ -8,6 +8,9 @@ overrides (field -> value) of ``StudyConfig``, as JSON, TOML ([grid] / [fixed] t
      "fixed": {"seeds": 20, "device": "cpu"}}
 
 In a grid a custom map (a list of rows) is one value, so it is nested: "map": ["4x4", ["SFF", "FFG"]].
+``"grids": [{FIELD: [values]}, ...]`` adds further grids: the cells are the union of every grid's cells
+(a field a grid does not name takes its fixed or default value), so a spec can sweep some fields only
+where they matter without multiplying the whole grid; ``swept_fields`` is the union of their fields.
 Each cell (``Cell``) is one StudyConfig with a stable key (``cell_key``: the first 16 hex digits of
 sha256 of the config as sorted JSON) and its swept values; ``shard_cells`` splits the cells for a
 job array. Running them and the cell store are ``sweep``'s.
@@ -26,7 +29,7 @@ from pathlib import Path
 from .layouts import check_bounds, read_mapping_file
 from .study import StudyConfig, build_data, coerce_field
 
-SPEC_KEYS = ("name", "description", "grid", "fixed")
+SPEC_KEYS = ("name", "description", "grid", "fixed", "grids")
 SEMICOLON_FIELDS = ("env",)  # --set FIELD=V1;V2: values that may hold commas themselves
 DEFAULT_SPEC = Path(__file__).with_name("sweeps") / "default.json"
 DEFAULTS = StudyConfig()
@@ -88,22 +91,42 @@ def make_spec(raw, source: str = "spec") -> dict:
     grid, fixed = raw.get("grid") or {}, raw.get("fixed") or {}
     if not isinstance(grid, dict) or not isinstance(fixed, dict):
         raise ValueError(f"{source}: 'grid' and 'fixed' must be mappings of StudyConfig fields")  # noqa: TRY004  (user error in a spec file)
+    grids = raw.get("grids") or []
+    if not isinstance(grids, list) or not all(isinstance(g, dict) and g for g in grids):
+        raise ValueError(f"{source}: 'grids' must be a list of non-empty mappings of StudyConfig fields")
+    out = {
+        "name": name or "",
+        "description": str(raw.get("description", "")),
+        "grid": _grid(grid, fixed, f"{source}: grid"),
+        "fixed": {name: _value(name, v, f"{source}: fixed {name}") for name, v in fixed.items()},
+    }
+    if grids:
+        out["grids"] = [_grid(g, fixed, f"{source}: grids[{i}]") for i, g in enumerate(grids)]
+    return out
+
+
+def _grid(grid: dict, fixed: dict, where: str) -> dict:
+    """One grid of a spec, checked: {field: [values]} (a single value is a list of one)."""
     both = sorted(set(grid) & set(fixed))
     if both:
-        raise ValueError(f"{source}: field(s) {both} are both in 'grid' and in 'fixed'")
-    out_grid = {}
+        raise ValueError(f"{where}: field(s) {both} are both in the grid and in 'fixed'")
+    out = {}
     for name, values in grid.items():
         values = values if isinstance(values, list) else [values]
         if not values:
-            raise ValueError(f"{source}: grid field {name!r} has no values")
-        out_grid[name] = [_value(name, v, f"{source}: grid {name}") for v in values]
-    out_fixed = {name: _value(name, v, f"{source}: fixed {name}") for name, v in fixed.items()}
-    return {
-        "name": name or "",
-        "description": str(raw.get("description", "")),
-        "grid": out_grid,
-        "fixed": out_fixed,
-    }
+            raise ValueError(f"{where}: field {name!r} has no values")
+        out[name] = [_value(name, v, f"{where} {name}") for v in values]
+    return out
+
+
+def all_grids(spec: dict) -> list[dict]:
+    """The spec's grids: ``grid``, then the further ``grids`` (their cells are the union of all)."""
+    return [spec["grid"], *spec.get("grids", [])]
+
+
+def swept_fields(spec: dict) -> list[str]:
+    """The fields some grid of the spec sweeps, in order of first appearance."""
+    return list(dict.fromkeys(f for g in all_grids(spec) for f in g))
 
 
 def _brief(value, limit: int = 80) -> str:
@@ -143,15 +166,24 @@ def parse_assignments(items, many: bool) -> dict:
 
 
 def override(spec: dict, grid: dict | None = None, fixed: dict | None = None) -> dict:
-    """A copy of spec with grid axes replaced/added and fixed values set (each removes the other)."""
-    g, f = dict(spec["grid"]), dict(spec["fixed"])
+    """A copy of spec with grid axes replaced/added and fixed values set (each removes the other).
+
+    An axis is replaced in every grid that sweeps it (added to ``grid`` when none does); a fixed field is
+    removed from every grid."""
+    gs, f = [dict(g) for g in all_grids(spec)], dict(spec["fixed"])
     for k, vals in (grid or {}).items():
-        g[k] = [_value(k, v, f"--set {k}") for v in vals]
+        values = [_value(k, v, f"--set {k}") for v in vals]
+        for g in [g for g in gs if k in g] or gs[:1]:
+            g[k] = values
         f.pop(k, None)
     for k, v in (fixed or {}).items():
         f[k] = _value(k, v, f"--fix {k}")
-        g.pop(k, None)
-    return {**spec, "grid": g, "fixed": f}
+        for g in gs:
+            g.pop(k, None)
+    out = {**spec, "grid": gs[0], "fixed": f}
+    if len(gs) > 1:
+        out["grids"] = [g for g in gs[1:] if g]
+    return out
 
 
 def cell_key(config: StudyConfig) -> str:
@@ -168,31 +200,35 @@ def label(value) -> str:
 
 
 def expand(spec: dict, check_maps: bool = True, max_bytes: float | None = None) -> list[Cell]:
-    """Every cell of the grid, validated (StudyConfig, and each distinct map's data), in product order.
+    """Every cell of the grids, validated (StudyConfig, and each distinct map's data), in product order (grid
+    by grid; a cell two grids share is kept once). A cell's values name every swept field (``swept_fields``):
+    a field its own grid does not sweep shows the cell's config value.
 
     max_bytes: refuse (ValueError) a cell estimated to need more memory (``safety.config_bytes``), before
     any map's data is built (a large map's dense model alone may not fit)."""
-    names = list(spec["grid"])
-    sizes = [len(spec["grid"][n]) for n in names]
-    total = math.prod(sizes)
-    if total > MAX_CELLS:
-        shape = " x ".join(f"{k} {n}" for k, n in zip(sizes, names, strict=True))
+    sizes = [math.prod(len(v) for v in g.values()) for g in all_grids(spec)]
+    if sum(sizes) > MAX_CELLS:
+        shape = " + ".join(" x ".join(f"{k} {len(v)}" for k, v in g.items()) or "1" for g in all_grids(spec))
         raise ValueError(
-            f"the grid has {total:,} cells ({shape}), more than a sweep may hold ({MAX_CELLS:,}); "
+            f"the grid has {sum(sizes):,} cells ({shape}), more than a sweep may hold ({MAX_CELLS:,}); "
             "fix some fields (--fix) or split it into several sweeps"
         )
+    swept = swept_fields(spec)
     cells, seen = [], set()
-    for combo in itertools.product(*(spec["grid"][n] for n in names)):
-        values = dict(zip(names, combo, strict=True))
-        try:
-            config = StudyConfig(**{**spec["fixed"], **values})
-        except (ValueError, TypeError) as exc:
-            where = ", ".join(f"{k}={label(v)}" for k, v in values.items()) or "fixed values"
-            raise ValueError(f"invalid cell ({where}): {exc}") from None
-        key = cell_key(config)
-        if key not in seen:
-            seen.add(key)
-            cells.append(Cell(key, config, {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}))
+    for grid in all_grids(spec):
+        names = list(grid)
+        for combo in itertools.product(*(grid[n] for n in names)):
+            values = dict(zip(names, combo, strict=True))
+            try:
+                config = StudyConfig(**{**spec["fixed"], **values})
+            except (ValueError, TypeError) as exc:
+                where = ", ".join(f"{k}={label(v)}" for k, v in values.items()) or "fixed values"
+                raise ValueError(f"invalid cell ({where}): {exc}") from None
+            key = cell_key(config)
+            if key not in seen:
+                seen.add(key)
+                shown = {f: values[f] if f in values else getattr(config, f) for f in swept}
+                cells.append(Cell(key, config, {k: list(v) if isinstance(v, tuple) else v for k, v in shown.items()}))
     if max_bytes is not None:
         from .safety import config_bytes
 

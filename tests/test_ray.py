@@ -88,3 +88,12 @@ def test_rerun_after_a_killed_ray_driver_finishes_the_rest(local, tmp_path):
     summary = sweep.run_sweep(SPEC, out)  # resume (here with the local executor: the store is the same)
     assert summary["skipped"] == len(saved) and summary["ran"] == 4 - len(saved)
     assert saved_cells(out) == saved_cells(local)
+
+
+def test_search_trials_run_on_ray(ray_instance):
+    pytest.importorskip("optuna")
+    from frozenlake_ift import search
+
+    space = {"lr": {"low": 0.001, "high": 0.03, "log": True}, "negatives": ["fixed", "policy"]}
+    out = search.run_search("dpo-beats-sft:param_mse", 2, space, TINY, storage="memory", executor="ray", workers=2)
+    assert out.ran == 2 and all(t["state"] == "COMPLETE" and t["holds"] is not None for t in out.trials)

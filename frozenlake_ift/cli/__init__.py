@@ -1,4 +1,5 @@
-"""The ``frozenlake-ift`` console script: solve, reproduce, plot, sweep, report, methods, envs, fields, play.
+"""The ``frozenlake-ift`` console script: solve, reproduce, plot, sweep, report, methods, envs, fields, play,
+phenomena, search.
 
 Each sub-command is a pair ``add_<cmd>(subparsers)`` / ``run_<cmd>(args) -> int``: ``commands`` holds
 solve, plot, sweep, report and methods, ``study`` reproduce and fields, ``common`` what they share. ``main`` keeps
@@ -15,7 +16,7 @@ import errno
 import os
 import sys
 
-from . import commands, study
+from . import commands, lab, study
 from .common import (
     EXIT_FAULT,
     EXIT_INTERRUPT,
@@ -89,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_methods(sub)
     commands.add_envs(sub)
     study.add_fields(sub)
+    lab.add_phenomena(sub)
+    lab.add_search(sub)
     from ..play import add_parser as add_play
 
     add_play(sub)

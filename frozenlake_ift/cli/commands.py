@@ -352,7 +352,7 @@ def run_sweep(args) -> int:
     done = sum((out / "cells" / f"{c.key}.json").exists() for c in mine)
     verb = "would run" if args.dry_run else "running"
     header = (
-        f"{len(cells)} cells over {', '.join(spec['grid']) or 'no field'}"
+        f"{len(cells)} cells over {', '.join(sweep.swept_fields(spec)) or 'no field'}"
         + (f"; shard {args.shard}: {len(mine)} cells" if shard else "")
         + f"; {done} already done; "
         f"{verb} {len(mine) - done} with {args.workers} worker(s) -> {out}"
