@@ -11,6 +11,7 @@ import math
 import numbers
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
+from .loss_types import GRPO_LOSS_TYPES
 from .methods import get_method, method_names, paper_method_names
 
 BASES = ("random", "uniform", "suboptimal")
@@ -70,6 +71,14 @@ class StudyConfig:
     grpo_beta: float = 0.0  # TRL's default: no reference model, no KL term
     grpo_clip: float = 0.2
     grpo_iterations: int = 1  # TRL's num_iterations: optimiser steps per sample
+    # KTO, RLOO and GRPO's averaging (TRL's names; TRL's defaults unless said)
+    grpo_loss_type: str = "grpo"  # loss_types.GRPO_LOSS_TYPES; TRL 1.16's default is "dapo"
+    kto_beta: float = 0.1
+    kto_desirable_weight: float = 1.0
+    kto_undesirable_weight: float = 1.0
+    rloo_k: int = 2  # TRL's num_generations: samples per start, >= 2 (leave-one-out baseline)
+    rloo_beta: float = 0.05  # KL penalty (summed log-ratio to theta_0) subtracted from each sample's reward
+    rloo_clip: float = 0.2
     fit_steps: int = 3000  # theta* (and the suboptimal base) fit: Adam steps at most
     fit_lr: float = 0.02
     fit_tol: float = 1e-3  # theta* fit stops when every member's mean KL(pi* || pi_theta) <= fit_tol
@@ -137,6 +146,7 @@ class StudyConfig:
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        _check_kto_rloo_grpo(self)
         if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
 
@@ -168,6 +178,19 @@ PRESETS: dict[str, dict] = {
 }
 
 _DEFAULTS: dict = {}
+
+
+def _check_kto_rloo_grpo(config: StudyConfig) -> None:
+    """The KTO / RLOO / GRPO-loss-type fields: one clear line naming the value and what is allowed."""
+    if config.grpo_loss_type not in GRPO_LOSS_TYPES:
+        raise ValueError(f"grpo_loss_type must be one of {list(GRPO_LOSS_TYPES)}, got {config.grpo_loss_type!r}")
+    if config.rloo_k < 2:
+        raise ValueError(f"rloo_k must be >= 2 (the leave-one-out baseline needs another sample), got {config.rloo_k}")
+    if not config.kto_beta > 0:
+        raise ValueError(f"kto_beta must be > 0, got {config.kto_beta}")
+    for name in ("kto_desirable_weight", "kto_undesirable_weight", "rloo_beta", "rloo_clip"):
+        if getattr(config, name) < 0:
+            raise ValueError(f"{name} must be >= 0, got {getattr(config, name)}")
 
 
 def field_default(name: str):

@@ -112,10 +112,31 @@ BUILTIN_METHODS = (
         f"{_ON}:grpo",
         f"{_ON}:grpo_batch",
         on_policy=True,
-        fields=("grpo_group", "grpo_beta", "grpo_clip", "grpo_iterations", "horizon"),
+        fields=("grpo_group", "grpo_beta", "grpo_clip", "grpo_iterations", "grpo_loss_type", "horizon"),
         color="#882255",
         marker="P",
-        description="GRPO: group-relative advantages of G rollouts (TRL's GRPOTrainer defaults)",
+        description="GRPO: group-relative advantages of G rollouts, averaged as TRL's loss_type='grpo' "
+        "(grpo_loss_type; TRL 1.16's own default is 'dapo')",
+    ),
+    Method(
+        "kto",
+        f"{_OFF}:kto",
+        needs_reference=True,
+        fields=("kto_beta", "kto_desirable_weight", "kto_undesirable_weight") + _PAIR_FIELDS,
+        color="#AA4499",
+        marker="h",
+        description="KTO: chosen desirable, rejected undesirable, unpaired, against the batch's KL estimate",
+    ),
+    Method(
+        "rloo",
+        f"{_ON}:rloo",
+        f"{_ON}:rloo_batch",
+        needs_reference=True,
+        on_policy=True,
+        fields=("rloo_k", "rloo_beta", "rloo_clip", "horizon"),
+        color="#661100",
+        marker="p",
+        description="RLOO: k rollouts per start, leave-one-out baseline, KL penalty in the reward (TRL's RLOOTrainer)",
     ),
 )
 
