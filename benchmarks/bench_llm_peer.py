@@ -15,8 +15,10 @@ neither builds a reference: RLOO's KL penalty lives in the rewards, computed bef
 (method, side) runs in a fresh process: build, one warm-up step, ``--steps`` timed steps; reported
 are the median step time and the peak resident memory during the steps above the resident size just
 before them (weights and the built trainer excluded; gradients, activations, logits included),
-sampled every 2 ms. ``--repeats`` alternates the sides; the ratios ours / TRL are medians over the
-repeats, with their range. Target: <= 1.1x both.
+sampled every 2 ms. Time is measured twice: wall clock and the process's CPU time (user + system; with
+one thread, the work done, much less sensitive to other processes on a shared machine, which stretch
+the wall clock). ``--repeats`` alternates the sides; the ratios ours / TRL are medians over the
+repeats, with their range. Target: <= 1.1x time and memory.
 
     python benchmarks/bench_llm_peer.py [--methods dpo,kto] [--repeats 3] [--steps 2] [--threads 1] [--json]
 """
@@ -252,22 +254,24 @@ def child(method: str, side: str, steps: int, threads: int, B: int, T: int) -> d
             def step():
                 return llm.lm_loss(method, run_model, ours_batch, **hp).loss
 
-        times, before = [], None
+        times, cpu, before = [], [], None
         for i in range(steps + 1):
             run_model.zero_grad(set_to_none=True)
             if i == 1:
                 before = rss_bytes()
                 meter = PeakRSS().__enter__()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             loss = step()
             loss.backward()
             if i:
                 times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
         meter.__exit__(None, None, None)
     return {
         "method": method,
         "side": side,
         "step_s": statistics.median(times),
+        "cpu_s": statistics.median(cpu),
         "peak_extra_gib": (meter.peak - before) / 2**30,
         "loss": float(loss),
     }
@@ -317,8 +321,13 @@ def main(argv: list[str] | None = None) -> dict:
             got = {s: run_child(method, s, args) for s in sides}
             runs.append(got)
         t = [g["ours"]["step_s"] / g["trl"]["step_s"] for g in runs]
+        c = [g["ours"]["cpu_s"] / g["trl"]["cpu_s"] for g in runs]
         m = [g["ours"]["peak_extra_gib"] / g["trl"]["peak_extra_gib"] for g in runs]
         res[method] = {
+            "cpu_ratio": statistics.median(c),
+            "cpu_range": [min(c), max(c)],
+            "ours_cpu_s": statistics.median(g["ours"]["cpu_s"] for g in runs),
+            "trl_cpu_s": statistics.median(g["trl"]["cpu_s"] for g in runs),
             "time_ratio": statistics.median(t),
             "time_range": [min(t), max(t)],
             "memory_ratio": statistics.median(m),
@@ -332,11 +341,13 @@ def main(argv: list[str] | None = None) -> dict:
         if not args.json:
             x = res[method]
             print(
-                f"{method:6s} time {x['ours_s']:6.2f} s vs TRL {x['trl_s']:6.2f} s: {x['time_ratio']:.2f}x "
-                f"[{x['time_range'][0]:.2f}, {x['time_range'][1]:.2f}] | peak extra memory {x['ours_gib']:.2f} GiB "
+                f"{method:6s} CPU time {x['ours_cpu_s']:6.2f} s vs TRL {x['trl_cpu_s']:6.2f} s: {x['cpu_ratio']:.2f}x "
+                f"[{x['cpu_range'][0]:.2f}, {x['cpu_range'][1]:.2f}] | wall {x['ours_s']:6.2f} s vs "
+                f"{x['trl_s']:6.2f} s: {x['time_ratio']:.2f}x [{x['time_range'][0]:.2f}, {x['time_range'][1]:.2f}] "
+                f"| peak extra memory {x['ours_gib']:.2f} GiB "
                 f"vs {x['trl_gib']:.2f} GiB: {x['memory_ratio']:.2f}x "
                 f"[{x['memory_range'][0]:.2f}, {x['memory_range'][1]:.2f}]"
-                f" | target <= {TARGET}x: {'ok' if max(x['time_ratio'], x['memory_ratio']) <= TARGET else 'MISSED'}",
+                f" | target <= {TARGET}x: {'ok' if max(x['cpu_ratio'], x['memory_ratio']) <= TARGET else 'MISSED'}",
                 flush=True,
             )
     if args.json:

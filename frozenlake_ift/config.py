@@ -73,6 +73,7 @@ class StudyConfig:
     grpo_iterations: int = 1  # TRL's num_iterations: optimiser steps per sample
     # KTO, RLOO and GRPO's averaging (TRL's names; TRL's defaults unless said)
     grpo_loss_type: str = "grpo"  # loss_types.GRPO_LOSS_TYPES; TRL 1.16's default is "dapo"
+    grpo_kl_correction: bool = True  # grpo_beta > 0: k3 times the ratio (TRL 1.16's use_bias_correction_kl)
     kto_beta: float = 0.1
     kto_desirable_weight: float = 1.0
     kto_undesirable_weight: float = 1.0

@@ -572,13 +572,15 @@ def clipped_token_losses(
     epsilon_high: float | None = None,
     ref_logps: torch.Tensor | None = None,
     beta=0.0,
+    kl_correction: bool = False,
 ) -> torch.Tensor:
     """GRPO's per-token loss before averaging, as TRL's GRPOTrainer builds it: Shape (B, T), 0 at masked steps.
 
     logps, old_logps, mask: Shape (B, T); advantages: Shape (B,) (one per sequence) or (B, T). Per step,
     r = exp(logps - old_logps), l_t = -min(r A, clip(r, 1 - epsilon, 1 + epsilon_high) A) + beta * k3_t
     (``kl_k3`` against ``ref_logps``, needed when beta > 0). Average with ``aggregate_token_losses``.
-    beta: a number, or one per row, Shape (B,).
+    beta: a number, or one per row, Shape (B,). kl_correction: multiply k3_t by r (in the graph, so even at
+    r = 1 its gradient changes: the unbiased reverse-KL gradient, TRL 1.16's ``use_bias_correction_kl``).
     """
     mask, _ = _check_steps(logps, mask)
     _check_steps(old_logps, mask, "old_logps")
@@ -598,6 +600,8 @@ def clipped_token_losses(
             raise ValueError("clipped_token_losses with beta > 0 needs ref_logps, Shape (B, T)")
         _check_steps(ref_logps, mask, "ref_logps")
         kl = kl_k3(_masked(logps, mask), _masked(ref_logps.detach(), mask))  # (B, T), 0 on masked steps
+        if kl_correction:
+            kl = kl * ratio
         per_token = per_token + _per_row(beta, per_token, "beta") * kl
     return _masked(per_token, mask)
 

@@ -44,12 +44,16 @@ def setup(tmp_path_factory):
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
     )
-    model = transformers.GPT2LMHeadModel(cfg)
+    ref = transformers.GPT2LMHeadModel(cfg)
     path = tmp_path_factory.mktemp("tiny")
-    model.save_pretrained(path)
-    model.config._name_or_path = str(path)  # GRPO / RLOO build their reference from the policy's path
+    ref.save_pretrained(path)
+    model = copy.deepcopy(ref)  # the policy: the reference moved a little, so every KL term and ratio is live
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    model.config._name_or_path = str(path)  # GRPO / RLOO build their reference from this path: ref
     (task,) = llm.grid_tasks(StudyConfig(horizon=12))
-    return tok, model, task, path
+    return tok, model, task, path, ref
 
 
 def common(path, **kw) -> dict:
@@ -73,7 +77,9 @@ def rows(task) -> list[dict]:
 
 
 def compare(trl_loss, trl_model, ours, our_model) -> None:
-    assert abs(trl_loss.item() - ours.item()) <= TOL, (trl_loss.item(), ours.item())
+    """Loss and every parameter's gradient within TOL; prints the largest differences (``pytest -s``)."""
+    gap = abs(trl_loss.item() - ours.item())
+    assert gap <= TOL, (trl_loss.item(), ours.item())
     trl_loss.backward()
     ours.backward()
     theirs = dict(trl_model.named_parameters())
@@ -83,6 +89,7 @@ def compare(trl_loss, trl_model, ours, our_model) -> None:
         assert (g is None) == (h is None), name
         if g is not None:
             worst = max(worst, float((g - h).abs().max()))
+    print(f"\nloss {ours.item():.6f}: |loss difference| {gap:.1e}, largest |gradient difference| {worst:.1e}")
     assert worst <= TOL, worst
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in our_model.parameters())
 
@@ -98,11 +105,11 @@ def trl_trainer(cls, config, model, path, data, ref=None, **kw):
 
 @pytest.mark.parametrize("method", ["dpo", "ipo", "simpo"])
 def test_preference_losses_match_trl(setup, method):
-    tok, base, task, path = setup
+    tok, base, task, path, ref = setup
     from trl.experimental.cpo import CPOConfig, CPOTrainer
 
     data = rows(task)
-    model, ref = copy.deepcopy(base), copy.deepcopy(base)
+    model = copy.deepcopy(base)
     hp = {"beta": {"dpo": 0.1, "ipo": 0.1, "orpo": 0.25, "simpo": 2.0}[method]}
     if method in ("dpo", "ipo"):
         config = trl.DPOConfig(**common(path, beta=hp["beta"], loss_type=[{"dpo": "sigmoid"}.get(method, method)]))
@@ -112,10 +119,10 @@ def test_preference_losses_match_trl(setup, method):
             model,
             path,
             datasets.Dataset.from_list(data),
-            copy.deepcopy(base),
+            copy.deepcopy(ref),
             processing_class=tok,
         )
-        hp["ref_model"] = ref
+        hp["ref_model"] = copy.deepcopy(ref)
     else:
         hp["simpo_gamma"] = 0.5
         config = CPOConfig(**common(path, beta=hp["beta"], loss_type="simpo", cpo_alpha=0.0, simpo_gamma=0.5))
@@ -131,7 +138,7 @@ def test_orpo_odds_ratio_term_matches_trl(setup):
     """TRL's ORPOTrainer adds the NLL of the chosen answer over prompt *and* answer tokens ("orpo chosen nll loss
     is computed over the full prompt and response"); ours is the answer's, as the ORPO paper and the IFT
     authors write it. The odds-ratio terms (what the two share) agree, value and gradients."""
-    tok, base, task, path = setup
+    tok, base, task, path, _ref = setup
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
     data = rows(task)
@@ -156,7 +163,7 @@ def test_orpo_odds_ratio_term_matches_trl(setup):
 
 
 def test_kto_matches_trl(setup):
-    tok, base, task, path = setup
+    tok, base, task, path, ref = setup
     data = rows(task)
     config = trl.KTOConfig(**common(path, beta=0.1, per_device_train_batch_size=4))
     trainer = trl_trainer(
@@ -165,7 +172,7 @@ def test_kto_matches_trl(setup):
         copy.deepcopy(base),
         path,
         datasets.Dataset.from_list(data),
-        copy.deepcopy(base),
+        copy.deepcopy(ref),
         processing_class=tok,
     )
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])  # one block: its KL rotation
@@ -177,9 +184,10 @@ def test_kto_matches_trl(setup):
         "kto",
         ours_model,
         llm.PromptResponseCollator(tok.pad_token_id, tokenizer=tok)(unpaired),
-        ref_model=copy.deepcopy(base),
+        ref_model=copy.deepcopy(ref),
         beta=0.1,
     )
+    assert ours.metrics["kl"].mean > 0  # a live reference point z0
     compare(trl_loss, trainer.model, ours.loss, ours_model)
 
 
@@ -206,7 +214,7 @@ def episodes(task, tok):
 
 @pytest.mark.parametrize("loss_type,beta", [("grpo", 0.0), ("bnpo", 0.0), ("dapo", 0.04), ("dr_grpo", 0.0)])
 def test_grpo_loss_types_match_trl(setup, loss_type, beta):
-    tok, base, task, path = setup
+    tok, base, task, path, ref = setup
     eps = episodes(task, tok)
     prompt_ids = tok(task.prompt, add_special_tokens=False)["input_ids"]
     reward = llm.grid_reward([task])
@@ -246,8 +254,6 @@ def test_grpo_loss_types_match_trl(setup, loss_type, beta):
     trainer._generate = fake_generate
     trainer.current_gradient_accumulation_steps = 1
     inputs = trainer._generate_and_score_completions([{"prompt": task.prompt} for _ in range(4)])
-    trl_loss = trainer.compute_loss(trainer.model, inputs)
-
     samples = llm.Samples(
         [task.prompt] * 4,
         [prompt_ids] * 4,
@@ -258,17 +264,24 @@ def test_grpo_loss_types_match_trl(setup, loss_type, beta):
         {"states": [e[2] for e in eps]},
     )
     rewards, _ = llm.score_completions([reward], samples)
+    # sampled by another policy (the reference): ratios away from 1, some clipped, on both sides
+    rollouts = llm.make_rollouts(
+        samples, rewards, tok.pad_token_id, sampling_model=ref, ref_model=ref if beta else None
+    )
+    P = len(prompt_ids) - 1
+    inputs["old_per_token_logps"] = rollouts.old_logps[:, P : P + inputs["completion_ids"].shape[1]]
+    trl_loss = trainer.compute_loss(trainer.model, inputs)
     torch.testing.assert_close(  # TRL's advantages come from the same rewards
         losses.group_advantages(rewards.view(2, 2)).flatten(), inputs["advantages"], atol=TOL, rtol=0
     )
     ours_model = copy.deepcopy(base)
-    rollouts = llm.make_rollouts(samples, rewards, tok.pad_token_id, ref_model=copy.deepcopy(base) if beta else None)
     ours = llm.grpo_lm_loss(ours_model, rollouts, beta=beta, epsilon=0.2, loss_type=loss_type, max_completion_length=24)
+    assert ours.metrics["clip_ratio/region_mean"].mean > 0
     compare(trl_loss, trainer.model, ours.loss, ours_model)
 
 
 def test_rloo_matches_trl(setup):
-    tok, base, task, path = setup
+    tok, base, task, path, ref = setup
     texts = [" right F right F down H", " down F", " up S up S right F <eos>", " right F"]
     comps = [tok.convert_tokens_to_ids(t.split()) for t in texts]
     prompt_ids = tok(task.prompt, add_special_tokens=False)["input_ids"]
@@ -295,6 +308,7 @@ def test_rloo_matches_trl(setup):
     )
     rewards, _ = llm.score_completions([rights], samples)
     ours_model = copy.deepcopy(base)
-    rollouts = llm.make_rollouts(samples, rewards, tok.pad_token_id, ref_model=copy.deepcopy(base))
+    rollouts = llm.make_rollouts(samples, rewards, tok.pad_token_id, ref_model=ref)
     ours = llm.rloo_lm_loss(ours_model, rollouts, beta=0.05, epsilon=0.2)
+    assert abs(ours.metrics["kl"].mean) > 0.01  # a live KL penalty in the rewards
     compare(trl_loss, trainer.model, ours.loss, ours_model)

@@ -416,8 +416,9 @@ def naive_kto(policy, ref, desirable, kl_policy, kl_ref, beta, w_d, w_u):
     return out, z0
 
 
-def naive_clipped_tokens(logps, old, adv, mask, eps, beta=0.0, ref=None):
-    """Per-token -min(r A, clip(r) A) + beta k3, with k3 = exp(ref - logp) - (ref - logp) - 1; 0 when masked."""
+def naive_clipped_tokens(logps, old, adv, mask, eps, beta=0.0, ref=None, correction=False):
+    """Per-token -min(r A, clip(r) A) + beta k3 (times r with the correction), with
+    k3 = exp(ref - logp) - (ref - logp) - 1; 0 when masked."""
     out = []
     for b, row in enumerate(logps):
         cells = []
@@ -430,7 +431,7 @@ def naive_clipped_tokens(logps, old, adv, mask, eps, beta=0.0, ref=None):
             value = -min(ratio * adv[b], clipped * adv[b])
             if beta:
                 d = ref[b][t] - lp
-                value += beta * (math.exp(d) - d - 1)
+                value += beta * (math.exp(d) - d - 1) * (ratio if correction else 1.0)
             cells.append(value)
         out.append(cells)
     return out
@@ -526,3 +527,26 @@ def test_grpo_loss_type_errors():
         aggregate_token_losses(x, m, "dr_grpo")
     with pytest.raises(ValueError, match="ref_logps"):
         clipped_token_losses(x, x, torch.zeros(2), m, beta=0.1)
+
+
+def test_grpo_kl_correction_multiplies_k3_by_the_ratio():
+    g = torch.Generator().manual_seed(3)
+    logps = -torch.rand(2, 4, dtype=D64, generator=g)
+    old = logps + 0.2 * torch.randn(2, 4, dtype=D64, generator=g)
+    ref = logps + 0.5 * torch.randn(2, 4, dtype=D64, generator=g)
+    adv, mask = torch.tensor([0.5, -1.0], dtype=D64), torch.ones(2, 4, dtype=torch.bool)
+    cells = naive_clipped_tokens(
+        logps.tolist(), old.tolist(), adv.tolist(), mask.tolist(), 0.2, 0.1, ref.tolist(), True
+    )
+    got = clipped_token_losses(logps, old, adv, mask, ref_logps=ref, beta=0.1, kl_correction=True)
+    torch.testing.assert_close(got, torch.tensor(cells, dtype=D64))
+    # on-policy (old = logps): the same value, yet a different gradient (the ratio's own)
+    plain, corrected = (
+        grad_of(
+            lambda x, c=c: clipped_token_losses(x, x.detach(), adv, mask, ref_logps=ref, beta=0.1, kl_correction=c),
+            logps,
+        )
+        for c in (False, True)
+    )
+    torch.testing.assert_close(plain[0], corrected[0])
+    assert not torch.allclose(plain[1], corrected[1])

@@ -35,6 +35,7 @@ IFT_FIELDS = (
     "epsilon",
     "loss_type",
     "num_iterations",
+    "use_bias_correction_kl",
 )
 POSITIVE_BETA = ("dpo", "ipo", "simpo", "kto", "dpo_online")  # beta > 0; the others take beta >= 0
 MAX_COMPLETION_LENGTH = 512  # TRL's default, used without an environment to bound the answers
@@ -78,6 +79,7 @@ def loss_hparams(config: Any) -> dict[str, Any]:
             "epsilon": config.epsilon,
             "loss_type": config.loss_type,
             "max_completion_length": config.max_completion_length,
+            "use_bias_correction_kl": config.use_bias_correction_kl,
         }
     if method in ("rloo", "ppo"):
         return {"beta": config.beta, "epsilon": config.epsilon}
@@ -223,6 +225,10 @@ def build_config_class() -> type:
         )
         num_iterations: int = field(
             default=1, metadata=_help("on-policy: optimiser steps on each sample (PPO's epochs; TRL's num_iterations)")
+        )
+        use_bias_correction_kl: bool = field(
+            default=field_default("grpo_kl_correction"),
+            metadata=_help("grpo, beta > 0: multiply the k3 KL term by the ratio (TRL 1.16's default: True)"),
         )
         remove_unused_columns: bool = field(
             default=False, metadata=_help("keep the dataset's text columns (the collator tokenises them)")

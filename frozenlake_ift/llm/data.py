@@ -122,7 +122,7 @@ def row_error(row: Any, where: str, paired: bool = False, form: str | None = Non
     if _completion_field(row) is None:
         missing.append("completion")
     if missing:
-        hint = " (this is a preference row: use method dpo or orpo)" if _has(row, "chosen") else ""
+        hint = " (this is a preference row: use a preference method, e.g. dpo or orpo)" if _has(row, "chosen") else ""
         return (
             f"{where} lacks the field(s) {missing} (has {has}); sft and ift need prompt / completion "
             f"(or 'messages'){hint}"

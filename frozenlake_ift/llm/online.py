@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 
 from .. import losses
+from ..config import field_default
 from .logps import model_logits, token_logps
 from .objectives import LMLoss, Metric
 from .rollouts import Rollouts
@@ -68,14 +69,18 @@ def grpo_lm_loss(
     loss_type: str = "grpo",
     max_completion_length: int | None = None,
     num_items: float | None = None,
+    use_bias_correction_kl: bool = field_default("grpo_kl_correction"),
     **_: object,
 ) -> LMLoss:
-    """GRPO. rewards -> (r - group mean) / (group std + 1e-4) per prompt; per-token clipped ratio loss (+ beta k3);
-    averaged as ``loss_type`` says (num_items: dapo's token count over all processes, per process)."""
+    """GRPO. rewards -> (r - group mean) / (group std + 1e-4) per prompt; per-token clipped ratio loss (+ beta k3,
+    times the ratio with ``use_bias_correction_kl``); averaged as ``loss_type`` says (num_items: dapo's token
+    count over all processes, per process)."""
     logps, mask, old = rollout_token_logps(model, rollouts, "grpo")  # (N, L-1)
     adv = losses.group_advantages(rollouts.rewards.view(-1, rollouts.num_generations).float()).flatten()  # (N,)
     ref = _needs_ref(rollouts, beta, "grpo") if beta > 0 else None
-    token = losses.clipped_token_losses(logps, old, adv.to(logps.dtype), mask, epsilon, ref_logps=ref, beta=beta)
+    token = losses.clipped_token_losses(
+        logps, old, adv.to(logps.dtype), mask, epsilon, ref_logps=ref, beta=beta, kl_correction=use_bias_correction_kl
+    )
     loss = losses.aggregate_token_losses(token, mask, loss_type, max_completion_length, num_items)
     metrics = _reward_metrics(rollouts, mask)
     with torch.no_grad():

@@ -112,7 +112,15 @@ BUILTIN_METHODS = (
         f"{_ON}:grpo",
         f"{_ON}:grpo_batch",
         on_policy=True,
-        fields=("grpo_group", "grpo_beta", "grpo_clip", "grpo_iterations", "grpo_loss_type", "horizon"),
+        fields=(
+            "grpo_group",
+            "grpo_beta",
+            "grpo_clip",
+            "grpo_iterations",
+            "grpo_loss_type",
+            "grpo_kl_correction",
+            "horizon",
+        ),
         color="#882255",
         marker="P",
         description="GRPO: group-relative advantages of G rollouts, averaged as TRL's loss_type='grpo' "

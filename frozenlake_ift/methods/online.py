@@ -225,6 +225,7 @@ def grpo(params: dict, batch: RolloutBatch, ctx: StepContext) -> LossOutput:
         epsilon=cfg.grpo_clip,
         ref_logps=ref,
         beta=cfg.grpo_beta,
+        kl_correction=cfg.grpo_kl_correction,
     )  # (E * G, T)
     loss = losses.aggregate_token_losses(token.view(E, G, T), mask, cfg.grpo_loss_type, cfg.horizon)  # (E,)
     return LossOutput(loss, {"rollout/success": batch.success})
