@@ -74,12 +74,12 @@ class StudyConfig:
     # KTO, RLOO and GRPO's averaging (TRL's names; TRL's defaults unless said)
     grpo_loss_type: str = "grpo"  # loss_types.GRPO_LOSS_TYPES; TRL 1.16's default is "dapo"
     grpo_kl_correction: bool = True  # grpo_beta > 0: k3 times the ratio (TRL 1.16's use_bias_correction_kl)
-    kto_beta: float = 0.1
-    kto_desirable_weight: float = 1.0
-    kto_undesirable_weight: float = 1.0
+    kto_beta: float = 0.1  # KTO's beta (TRL's KTOConfig default)
+    kto_desirable_weight: float = 1.0  # KTO: weight of the desirable (chosen) rows' losses
+    kto_undesirable_weight: float = 1.0  # KTO: weight of the undesirable (rejected) rows' losses
     rloo_k: int = 2  # TRL's num_generations: samples per start, >= 2 (leave-one-out baseline)
     rloo_beta: float = 0.05  # KL penalty (summed log-ratio to theta_0) subtracted from each sample's reward
-    rloo_clip: float = 0.2
+    rloo_clip: float = 0.2  # RLOO's epsilon: clip range of the whole-rollout ratio
     fit_steps: int = 3000  # theta* (and the suboptimal base) fit: Adam steps at most
     fit_lr: float = 0.02
     fit_tol: float = 1e-3  # theta* fit stops when every member's mean KL(pi* || pi_theta) <= fit_tol

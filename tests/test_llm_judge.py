@@ -160,6 +160,13 @@ def test_decode_moves_is_closed_loop_and_bounded(tok, two_route):
 
 def test_environment_and_reward_errors(tok, two_route):
     env = llm.GridEnvironment([two_route], tok)
+    ids = tok.convert_tokens_to_ids
+    walk = env.reset(two_route.prompt)  # S = 0; right -> 1 (F); down -> 6, a hole: the episode ends
+    assert env.step(walk, ids("right")) == [ids("F")] and not walk.done
+    assert env.step(walk, ids("down")) == [ids("H")] and walk.done and walk.states == [0, 1, 6]
+    reward = llm.grid_reward([two_route])  # gamma^t on the move t (from 0) that enters G
+    states = [list(two_route.chosen_states), list(two_route.rejected_states), [0, 1, 6]]
+    assert reward([two_route.prompt] * 3, ["", "", ""], states=states) == pytest.approx([0.95**5, 0.95**9, 0.0])
     episode = env.reset(two_route.prompt)
     assert env.step(episode, tok.eos_token_id) == [] and episode.done
     with pytest.raises(ValueError, match="episode has ended"):

@@ -164,8 +164,9 @@ def test_orpo_odds_ratio_term_matches_trl(setup):
 
 def test_kto_matches_trl(setup):
     tok, base, task, path, ref = setup
-    data = rows(task)
-    config = trl.KTOConfig(**common(path, beta=0.1, per_device_train_batch_size=4))
+    others = llm.grid_tasks([StudyConfig(map="4x4", horizon=8), StudyConfig(map=("SFF", "FFF", "FFG"), horizon=8)])
+    data = [rows(task)[0], *llm.grid_dataset(others, "preference")]  # three prompts: the KL rotation shows
+    config = trl.KTOConfig(**common(path, beta=0.1, per_device_train_batch_size=6))
     trainer = trl_trainer(
         trl.KTOTrainer,
         config,
@@ -175,7 +176,7 @@ def test_kto_matches_trl(setup):
         copy.deepcopy(ref),
         processing_class=tok,
     )
-    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])  # one block: its KL rotation
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(6)])  # one block: its KL rotation
     trl_loss = trainer.compute_loss(trainer.model, batch)
     ours_model = copy.deepcopy(base)
     unpaired = llm.unpair_rows(data)
