@@ -77,8 +77,8 @@ def test_example_trains_and_judges_exactly():
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     out = example.main(
-        ["--methods", "sft,grpo", "--horizon", "8", "--base-steps", "5", "--steps", "30", "--online-steps", "2",
-         "--generations", "4", "--online-batch", "8", "--tabular-seeds", "2", "--tabular-steps", "50",
+        ["--methods", "sft,grpo", "--horizon", "8", "--base-steps", "5", "--steps", "25", "--online-steps", "2",
+         "--generations", "4", "--online-batch", "8", "--tabular-seeds", "1", "--tabular-steps", "20",
          "--max-histories", "300", "--json"]
     )  # fmt: skip
     assert out["llm"]["sft"]["success"] > 0.9 and out["llm"]["sft"]["pruned"] <= 1e-6
