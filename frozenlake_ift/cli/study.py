@@ -285,6 +285,7 @@ def field_table() -> list[dict]:
         "methods": tuple(method_names()),
         "slippery": (True, False),
         "scheduler": getattr(cfg, "SCHEDULERS", ()),
+        "grpo_loss_type": getattr(cfg, "GRPO_LOSS_TYPES", ()),
     }
     allowed = {k: v for k, v in allowed.items() if v}
     comments = dict(re.findall(r"^\s+(\w+): [^=\n]+=[^#\n]*#\s*(.+)$", inspect.getsource(cfg.StudyConfig), re.M))

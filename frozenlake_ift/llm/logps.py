@@ -157,3 +157,13 @@ def model_logits(model: torch.nn.Module, **inputs: Any) -> torch.Tensor:
         inputs["use_cache"] = False
     out = model(**inputs)
     return out.logits if hasattr(out, "logits") else out["logits"] if isinstance(out, dict) else out[0]
+
+
+def context_length(model: torch.nn.Module) -> int | None:
+    """The longest sequence the model takes (its config's n_positions or max_position_embeddings), or None."""
+    config = getattr(unwrap_model(model), "config", None)
+    for name in ("n_positions", "max_position_embeddings"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
