@@ -498,9 +498,9 @@ def test_sequence_clipped_loss_matches_formula(rows):
 def test_grpo_loss_types_match_their_formulas(loss_type, beta):
     g = torch.Generator().manual_seed(1)
     B, T = 4, 6
-    logps = -torch.rand(B, T, dtype=D64, generator=g) * 3
-    old = logps + 0.3 * torch.randn(B, T, dtype=D64, generator=g)  # ratios outside the clip range too
-    ref = logps + 0.5 * torch.randn(B, T, dtype=D64, generator=g)
+    logps = -torch.rand(B, T, dtype=D64, generator=g) * 3 - 0.5
+    old = (logps + 0.3 * torch.randn(B, T, dtype=D64, generator=g)).clamp(max=0)  # ratios outside the clip range too
+    ref = (logps + 0.5 * torch.randn(B, T, dtype=D64, generator=g)).clamp(max=0)  # log-probabilities: <= 0
     adv = torch.randn(B, dtype=D64, generator=g)
     mask = torch.arange(T)[None, :] < torch.tensor([6, 2, 4, 1])[:, None]
     cells = naive_clipped_tokens(logps.tolist(), old.tolist(), adv.tolist(), mask.tolist(), 0.2, beta, ref.tolist())

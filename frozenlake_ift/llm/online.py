@@ -104,7 +104,7 @@ def rloo_lm_loss(
     rewards = rollouts.rewards.to(seq.dtype)
     metrics = _reward_metrics(rollouts, mask)
     if beta > 0:
-        log_ratio = losses.sequence_logps(old - _needs_ref(rollouts, beta, "rloo"), mask)  # (N,)
+        log_ratio = torch.where(mask, old - _needs_ref(rollouts, beta, "rloo"), 0.0).sum(-1)  # (N,): summed log-ratios
         rewards = rewards - beta * log_ratio
         metrics["kl"] = Metric(log_ratio.sum().detach(), int(mask.sum()))  # per-token mean, as TRL logs it
     adv = losses.rloo_advantages(rewards.view(-1, rollouts.num_generations)).flatten()  # (N,)
