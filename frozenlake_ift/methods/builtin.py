@@ -92,7 +92,7 @@ BUILTIN_METHODS = (
         fields=("ppo_episodes", "ppo_epochs", "ppo_clip", "ppo_kl", "horizon", "gamma"),
         color="#D55E00",
         marker="X",
-        description="PPO: on-policy rollouts, reward on reaching G, KL penalty to theta_0",
+        description="PPO: on-policy rollouts, the MDP's rewards (a lake: 1 on reaching G), KL penalty to theta_0",
     ),
     Method(
         "dpo_online",
