@@ -28,12 +28,17 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 CELL_TIMEOUT_S = 300
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check_notebook_size import MAX_NOTEBOOK_BYTES, measure  # noqa: E402  (the size limit's one home)
+
+if TYPE_CHECKING:
+    from jupyter_client.asynchronous import AsyncKernelClient
+    from jupyter_client.channels import AsyncZMQSocketChannel
 
 
 def kernel_env() -> dict[str, str]:
@@ -45,7 +50,7 @@ def kernel_env() -> dict[str, str]:
 
 
 @functools.cache
-def shell_channel_class() -> type:
+def shell_channel_class() -> type[AsyncZMQSocketChannel]:
     """jupyter_client's asyncio shell channel, made to wake for a reply that arrives just before a send.
 
     ``Session.send`` writes through a blocking shadow of the asyncio socket, out of pyzmq's sight. ZeroMQ
@@ -68,7 +73,7 @@ def shell_channel_class() -> type:
 
 
 @functools.cache
-def kernel_client_class() -> type:
+def kernel_client_class() -> type[AsyncKernelClient]:
     """The kernel client ``execute`` runs notebooks with: jupyter_client's asyncio client with
     ``shell_channel_class()``."""
     from jupyter_client.asynchronous import AsyncKernelClient
