@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import cast
 
 import numpy as np
@@ -157,7 +158,8 @@ class Agent:
                 f"agents play lake maps only (its figures: frozenlake-ift plot)"
             )
         try:
-            saved = results.load_params(run_dir)
+            folder = Path(run_dir) if Path(run_dir).is_dir() else Path(run_dir).parent
+            saved = results.load_params(folder)  # refuses a params.pt of another run than results.json's
         except FileNotFoundError:
             raise ValueError(
                 f"run folder {str(run_dir)!r} has no params.pt (saved by an older version?); "

@@ -50,6 +50,7 @@ from .study import (
     StudyResult,
     base_params,
     build_data,
+    check_config,
     evaluate,
     fit_to,
     reference,
@@ -153,12 +154,15 @@ def _cat(dicts: list[dict]) -> dict:
     return {k: torch.cat([d[k] for d in dicts]) for k in dicts[0]}
 
 
+def start_key(config: StudyConfig) -> tuple:
+    """Cells with equal start keys share theta_0 and theta* (their START_FIELDS agree)."""
+    return tuple(getattr(config, f) for f in START_FIELDS)
+
+
 def run_key(method: str, config: StudyConfig) -> tuple:
     """Cells with equal run keys train the same run of ``method``: the start and the fields it reads."""
     read = set(get_method(method).fields) | {"lr"}
-    return tuple(getattr(config, f) for f in START_FIELDS) + tuple(
-        (f, getattr(config, f)) for f in MEMBER_FIELDS if f in read
-    )
+    return start_key(config) + tuple((f, getattr(config, f)) for f in MEMBER_FIELDS if f in read)
 
 
 def _member_job(method, cells, sts, firsts, cfg0, data, keep: bool) -> Job:
@@ -190,7 +194,7 @@ def _member_job(method, cells, sts, firsts, cfg0, data, keep: bool) -> Job:
 def run_group(configs: list[StudyConfig]) -> list[StudyResult]:
     """Run cells that share GROUP_FIELDS in one batched pass; one StudyResult per config, as ``run_study``'s."""
     t0 = time.perf_counter()
-    configs = list(configs)
+    configs = [check_config(c, "configs[i]") for c in configs]
     if not configs:
         return []
     keys = {group_key(c) for c in configs}
@@ -200,7 +204,7 @@ def run_group(configs: list[StudyConfig]) -> list[StudyResult]:
     device = policy.resolve_device(cfg0.device)
     torch.manual_seed(cfg0.seed)
     data = build_data(cfg0, device)
-    start_of = [tuple(getattr(c, f) for f in START_FIELDS) for c in configs]
+    start_of = [start_key(c) for c in configs]
     starts: dict[tuple, Start] = {}
     for i, k in enumerate(start_of):
         if k not in starts:

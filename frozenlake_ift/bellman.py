@@ -178,6 +178,21 @@ def _numba() -> CompiledKernels:
     return kernels
 
 
+def reaches(S: int, src: np.ndarray, dst: np.ndarray, seeds: np.ndarray, kernel: str) -> np.ndarray:
+    """Which states reach one of ``seeds`` along edges src -> dst (a breadth-first search backwards).
+
+    Shape: src, dst (E,), seeds (n,) -> (S,) bool. kernel: "numba" or "numpy", as ``level_order``.
+    """
+    if kernel == "numba":
+        perm, _ = _numba().order(S, src, dst, seeds)
+    else:
+        groups = backward_bfs(S, src, dst, seeds)
+        perm = np.concatenate(groups) if groups else np.zeros(0, dtype=np.int64)
+    out = np.zeros(S, dtype=bool)
+    out[perm] = True
+    return out
+
+
 def level_order(mdp: TabularMDP, R: np.ndarray | None, kernel: str) -> tuple[np.ndarray, np.ndarray]:
     """The sweep order: states that can reach a non-zero reward of R (default mdp.R), by their number
     of steps to it, then by index, computed by ``kernel`` ("numba" or "numpy").

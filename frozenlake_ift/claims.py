@@ -11,12 +11,18 @@ paper's methods (the registry's ``in_paper``) take part. ``summary`` is ``result
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 from . import stats
 from .methods import get_method, paper_method_names
 from .metrics import METRICS
 
 PAPER_EXPLORATION_ORDER = ("dpo", "ift", "orpo", "sft")
+# The paper's sentences (Sec. 5.3), as ``check_claims`` names them
+DPO_LOWEST = "DPO has the lowest MSE to the optimal policy"
+IFT_BETTER = "IFT is better (lower MSE) than SFT and ORPO"
+EXPLORE_ALIGNS = "explored grid aligns with the agent's preference: DPO > IFT > ORPO > SFT"
+EXPLORE_MORE = "DPO, ORPO and IFT explore more grids than SFT"
 
 
 def in_paper(method: str) -> bool:
@@ -92,7 +98,7 @@ def check_claims(summary: dict) -> list[dict]:
             out.append(
                 _claim(
                     summary,
-                    "DPO has the lowest MSE to the optimal policy",
+                    DPO_LOWEST,
                     metric,
                     [("dpo", o, metric) for o in others],
                     sorted(methods),
@@ -102,7 +108,7 @@ def check_claims(summary: dict) -> list[dict]:
             out.append(
                 _claim(
                     summary,
-                    "IFT is better (lower MSE) than SFT and ORPO",
+                    IFT_BETTER,
                     metric,
                     [("ift", "sft", metric), ("ift", "orpo", metric)],
                     ("ift", "sft", "orpo"),
@@ -114,21 +120,22 @@ def check_claims(summary: dict) -> list[dict]:
             out.append(
                 _claim(
                     summary,
-                    "explored grid aligns with the agent's preference: DPO > IFT > ORPO > SFT",
+                    EXPLORE_ALIGNS,
                     "explored_alignment",
                     [(a, b, "explored_alignment") for a, b in itertools.pairwise(order)],
                     order,
                 )
             )
-        out.append(
-            _claim(
-                summary,
-                "DPO, ORPO and IFT explore more grids than SFT",
-                "explored",
-                [(m, "sft", "explored") for m in ("dpo", "orpo", "ift")],
-                order,
+        if all("explored" in summary[m] for m in order):
+            out.append(
+                _claim(
+                    summary,
+                    EXPLORE_MORE,
+                    "explored",
+                    [(m, "sft", "explored") for m in ("dpo", "orpo", "ift")],
+                    order,
+                )
             )
-        )
     return out
 
 
@@ -141,3 +148,75 @@ def ranking_text(summary: dict, order: list[str], metric: str) -> str:
         seeds = len(summary[a][metric].get("final_values") or [])
         text += (" > " if p is not None and seeds > 1 and p >= stats.CLAIM_THRESHOLD else " ~ ") + b
     return text
+
+
+# ------------------------------------------------------------------------------ claims by name
+@dataclass(frozen=True)
+class NamedClaim:
+    """One claim that ``search`` and the phenomena can name: a sentence judged on one metric.
+
+    name: ``SENTENCE-ID[:METRIC]`` (``CLAIM_IDS``), e.g. "dpo-lowest:param_mse". paper: one of the paper's
+    sentences, judged exactly as ``check_claims`` judges it; otherwise a pair the sentence implies
+    (``pair``: x better than y), judged the same way (means in order, P(improvement) >= the threshold).
+    """
+
+    name: str
+    sentence: str
+    metric: str
+    paper: bool
+    pair: tuple[str, str] | None = None
+
+
+CLAIM_IDS = {  # sentence id -> (sentence, metrics it is judged on, the pair of a pairwise claim)
+    "dpo-lowest": (DPO_LOWEST, MSE_CLAIM_METRICS, None),
+    "ift-better": (IFT_BETTER, MSE_CLAIM_METRICS, None),
+    "explored-aligns": (EXPLORE_ALIGNS, ("explored_alignment",), None),
+    "explored-more": (EXPLORE_MORE, ("explored",), None),
+    # pairs a sentence implies (the comparison an independent re-implementation reported): not sentences of the paper
+    "dpo-beats-sft": ("DPO has a lower MSE than SFT", MSE_CLAIM_METRICS, ("dpo", "sft")),
+    "ift-beats-sft": ("IFT has a lower MSE than SFT", MSE_CLAIM_METRICS, ("ift", "sft")),
+}
+
+
+def named_claims() -> dict[str, NamedClaim]:
+    """Every claim by name: ``SENTENCE-ID:METRIC`` for the MSE sentences, the sentence id alone for exploration."""
+    out = {}
+    for cid, (sentence, metrics, pair) in CLAIM_IDS.items():
+        for metric in metrics:
+            name = cid if len(metrics) == 1 else f"{cid}:{metric}"
+            out[name] = NamedClaim(name, sentence, metric, paper=pair is None, pair=pair)
+    return out
+
+
+def get_claim(name: str) -> NamedClaim:
+    """The claim called ``name``; an unknown name lists the known ones (ValueError)."""
+    claims = named_claims()
+    if name not in claims:
+        raise ValueError(f"unknown claim {name!r}; claims: {', '.join(claims)}")
+    return claims[name]
+
+
+def judge_claim(summary: dict, name: str) -> dict | None:
+    """One named claim judged on a results summary (``results.summarize``): the ``check_claims`` entry
+    {claim, metric, holds, p_improvement, detail}, or None when the summary lacks its methods or metric."""
+    claim = get_claim(name)
+    if claim.paper:
+        for entry in check_claims(summary):
+            if entry["claim"] == claim.sentence and entry["metric"] == claim.metric:
+                return entry
+        return None
+    assert claim.pair is not None, "a claim that is not the paper's sentence is a pair"
+    x, y = claim.pair
+    papers = {m: s for m, s in summary.items() if in_paper(m)}
+    if not ({x, y} <= set(papers) and all(claim.metric in papers[m] for m in (x, y))):
+        return None
+    return _claim(papers, claim.sentence, claim.metric, [(x, y, claim.metric)], (x, y))
+
+
+def claim_score(entry: dict | None) -> float:
+    """How near a judged claim is to holding, in [0, 1]: its smallest P(improvement) (0 when not judged).
+    The claim holds when its means are in order and this score >= ``stats.CLAIM_THRESHOLD``."""
+    if entry is None:
+        return 0.0
+    values = [v for v in entry["p_improvement"].values() if v is not None]
+    return float(min(values)) if values else 0.0

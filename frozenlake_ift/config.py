@@ -13,6 +13,7 @@ import numbers
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
 from . import data_rules
+from .loss_types import GRPO_LOSS_TYPES
 from .mdps import check_env, env_source
 from .methods import get_method, method_names, paper_method_names
 
@@ -24,6 +25,7 @@ ROUTE_PAIRS = ("auto", "two-route")
 CHOSEN = ("route", "sampled")
 SCHEDULERS = ("constant", "cosine")
 LAKE = "lake"  # the default MDP source: the Frozen Lake of map and slippery
+MAX_SEED = 2**63 - 1  # the members' seeds are seed, seed + 1, ..., seed + seeds - 1
 
 
 def __getattr__(name: str):
@@ -77,6 +79,15 @@ class StudyConfig:
     grpo_beta: float = 0.0  # TRL's default: no reference model, no KL term
     grpo_clip: float = 0.2
     grpo_iterations: int = 1  # TRL's num_iterations: optimiser steps per sample
+    # KTO, RLOO and GRPO's averaging (TRL's names; TRL's defaults unless said)
+    grpo_loss_type: str = "grpo"  # loss_types.GRPO_LOSS_TYPES; TRL 1.16's default is "dapo"
+    grpo_kl_correction: bool = True  # grpo_beta > 0: k3 times the ratio (TRL 1.16's use_bias_correction_kl)
+    kto_beta: float = 0.1  # KTO's beta (TRL's KTOConfig default)
+    kto_desirable_weight: float = 1.0  # KTO: weight of the desirable (chosen) rows' losses
+    kto_undesirable_weight: float = 1.0  # KTO: weight of the undesirable (rejected) rows' losses
+    rloo_k: int = 2  # TRL's num_generations: samples per start, >= 2 (leave-one-out baseline)
+    rloo_beta: float = 0.05  # KL penalty (summed log-ratio to theta_0) subtracted from each sample's reward
+    rloo_clip: float = 0.2  # RLOO's epsilon: clip range of the whole-rollout ratio
     fit_steps: int = 3000  # theta* (and the suboptimal base) fit: Adam steps at most
     fit_lr: float = 0.02
     fit_tol: float = 1e-3  # theta* fit stops when every member's mean KL(pi* || pi_theta) <= fit_tol
@@ -91,7 +102,10 @@ class StudyConfig:
         if not self.methods:
             raise ValueError(f"methods must name at least one registered method: {', '.join(method_names())}")
         for m in self.methods:
-            get_method(m)  # an unknown name lists the registered ones
+            try:
+                get_method(m)  # an unknown name lists the registered ones
+            except ValueError as exc:
+                raise ValueError(f"methods: {exc}") from None
         if len(set(self.methods)) != len(self.methods):
             raise ValueError(f"methods must not repeat a name, got {list(self.methods)}")
         check_env(self.env)  # a registered source, its spec's syntax (the MDP is built by the study)
@@ -151,6 +165,9 @@ class StudyConfig:
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.seed + self.seeds - 1 > MAX_SEED:  # torch seeds generators with 64-bit integers
+            raise ValueError(f"seed + seeds - 1 must be at most {MAX_SEED} (2**63 - 1), got seed {self.seed}")
+        _check_kto_rloo_grpo(self)
         if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
 
@@ -182,6 +199,19 @@ PRESETS: dict[str, dict] = {
 }
 
 _DEFAULTS: dict = {}
+
+
+def _check_kto_rloo_grpo(config: StudyConfig) -> None:
+    """The KTO / RLOO / GRPO-loss-type fields: one clear line naming the value and what is allowed."""
+    if config.grpo_loss_type not in GRPO_LOSS_TYPES:
+        raise ValueError(f"grpo_loss_type must be one of {list(GRPO_LOSS_TYPES)}, got {config.grpo_loss_type!r}")
+    if config.rloo_k < 2:
+        raise ValueError(f"rloo_k must be >= 2 (the leave-one-out baseline needs another sample), got {config.rloo_k}")
+    if not config.kto_beta > 0:
+        raise ValueError(f"kto_beta must be > 0, got {config.kto_beta}")
+    for name in ("kto_desirable_weight", "kto_undesirable_weight", "rloo_beta", "rloo_clip"):
+        if getattr(config, name) < 0:
+            raise ValueError(f"{name} must be >= 0, got {getattr(config, name)}")
 
 
 def field_default(name: str):

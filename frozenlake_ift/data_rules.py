@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .mdp import TabularMDP
-from .plugins import FunctionRef, check_new_name, check_ref, resolve
+from .plugins import FunctionRef, Registry, check_ref, resolve
 from .trajectories import Trajectory, most_likely_path, start_states
 
 _NAME = re.compile(r"[a-z][a-z0-9_-]*")
@@ -102,41 +102,32 @@ class DataRule:
         return self._cache["rejected"]
 
 
-_REGISTRY: dict[str, DataRule] = {}
-BUILTIN_NAMES: set[str] = set()
 FIXED = "fixed"  # the MDP source's own rule
+RULES: Registry[DataRule] = Registry(
+    "data rule", DataRule, lambda: f"negatives must be one of {', '.join(rule_names())}"
+)  # the built-ins are registered and sealed at the end of this module
 
 
 def register_rule(rule: DataRule, replace: bool = False) -> DataRule:
     """Add a data rule; returns it. Built-in names are refused; a plugin's name needs ``replace=True``."""
-    if not isinstance(rule, DataRule):
-        raise TypeError(f"register_rule expects a DataRule, got {type(rule).__name__}")
-    if rule.name == FIXED:
+    if isinstance(rule, DataRule) and rule.name == FIXED:
         raise ValueError(f"{FIXED!r} is reserved: it names the MDP source's own rule")
-    check_new_name("data rule", rule.name, _REGISTRY, BUILTIN_NAMES, rule, replace)
-    _REGISTRY[rule.name] = rule
-    return rule
+    return RULES.register(rule, replace)
 
 
 def unregister_rule(name: str) -> None:
     """Remove a plugin's data rule (not a built-in)."""
-    get_rule(name)
-    if name in BUILTIN_NAMES:
-        raise ValueError(f"data rule {name!r} is built in and cannot be removed")
-    del _REGISTRY[name]
+    RULES.unregister(name)
 
 
 def rule_names() -> tuple[str, ...]:
     """Every value ``negatives`` takes: "fixed", then the registered rules (file as file:PATH)."""
-    return (FIXED,) + tuple(f"{n}:PATH" if r.takes_arg else n for n, r in _REGISTRY.items())
+    return (FIXED,) + tuple(f"{n}:PATH" if r.takes_arg else n for n, r in RULES.records.items())
 
 
 def get_rule(name: str) -> DataRule:
     """The registered rule ``name``; an unknown name lists the allowed ones."""
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown data rule {name!r}; negatives must be one of {', '.join(rule_names())}") from None
+    return RULES.get(name)
 
 
 def split_rule(spec: str) -> tuple[str, str]:
@@ -318,4 +309,4 @@ BUILTIN_RULES = (
 )
 for _rule in BUILTIN_RULES:
     register_rule(_rule, replace=True)
-BUILTIN_NAMES.update(r.name for r in BUILTIN_RULES)
+RULES.seal_builtins()

@@ -9,13 +9,16 @@ file: the driver alone writes the cell store, atomically, as results arrive, so 
                                   (forked on Linux for CPU work: they start with the driver's imports;
                                   spawned elsewhere and for CUDA, which a forked child cannot use)
     RayExecutor(address, gpus)    one Ray task per unit (retried if its worker dies); ``address`` joins a
-                                  running cluster ("auto" or "ray://host:10001"), None starts a local one
+                                  running cluster ("auto", "HOST:PORT" or "ray://host:10001"), None starts a
+                                  local one whose services listen on the loopback interface only
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Iterable, Iterator
 
@@ -23,6 +26,8 @@ import torch
 
 EXECUTOR_NAMES = ("local", "ray")
 RAY_RETRIES = 3  # a task whose worker died is run again up to this many times
+RAY_CONNECT_TIMEOUT = 5.0  # seconds to wait for a cluster's address to answer before refusing it
+RAY_LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # 0: Ray takes the loopback address as the node's
 
 
 def _init_worker() -> None:
@@ -74,10 +79,60 @@ def _ray_call(fn: Callable, task):
     return fn(task)
 
 
+def check_ray_address(address: str) -> None:
+    """Refuse (ValueError) a cluster address nothing answers at, within ``RAY_CONNECT_TIMEOUT`` seconds (Ray
+    itself would wait on it for minutes). "auto" (Ray finds a cluster started on this machine) is not probed."""
+    if address == "auto":
+        return
+    hostport = address.removeprefix("ray://")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--address must be auto, HOST:PORT or ray://HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise ValueError(
+            f"--address {address!r}: no Ray cluster answers at {hostport} ({exc.strerror or exc}); start one "
+            "(ray start --head) and give its address, or leave --address out to start a local instance"
+        ) from None
+
+
+def start_local_ray(ray, num_cpus: int | None) -> None:
+    """Start a Ray instance on this machine whose services listen on the loopback interface only.
+
+    Ray binds its services to the node's address, which on Linux is the address other machines reach it
+    at; with ``RAY_LOOPBACK_ENV`` = 0 (read when ray is imported, and as ``ray_constants.ENABLE_RAY_CLUSTER``)
+    it takes the loopback address instead. Checked after starting (``ray.nodes()``): an instance that
+    is not on loopback is shut down and refused, never used.
+    """
+    from ray._private import ray_constants
+
+    saved_env, saved_flag = os.environ.get(RAY_LOOPBACK_ENV), getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+    os.environ[RAY_LOOPBACK_ENV] = "0"  # also for the processes Ray starts
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        if saved_env is None:
+            os.environ.pop(RAY_LOOPBACK_ENV, None)
+        else:
+            os.environ[RAY_LOOPBACK_ENV] = saved_env
+    hosts = {n.get("NodeManagerAddress") for n in ray.nodes()}
+    if not hosts <= {"127.0.0.1", "::1", "localhost"}:
+        ray.shutdown()
+        raise ValueError(
+            f"the local Ray instance did not start on the loopback interface (it took {sorted(map(str, hosts))}); "
+            "start a cluster yourself (ray start --head --node-ip-address 127.0.0.1) and pass --address"
+        )
+
+
 class RayExecutor:
     """One Ray task per unit of work. ``address``: None starts a local Ray instance (``num_cpus`` CPUs, default
-    all); "auto" or "ray://HOST:10001" joins an existing cluster. Tasks ask for one GPU when ``gpus`` is true
-    (the study's device is CUDA), else one CPU. Needs the ``cluster`` extra (``pip install ray``)."""
+    all) listening on loopback only (``start_local_ray``); "auto", "HOST:PORT" or "ray://HOST:10001" joins an
+    existing cluster (refused at once when nothing answers there: ``check_ray_address``). Tasks ask for one
+    GPU when ``gpus`` is true (the study's device is CUDA), else one CPU. Needs the ``cluster`` extra
+    (``pip install ray``)."""
 
     def __init__(self, address: str | None = None, gpus: bool = False, num_cpus: int | None = None) -> None:
         try:
@@ -88,8 +143,15 @@ class RayExecutor:
             ) from None
         self.ray, self.gpus = ray, bool(gpus)
         if not ray.is_initialized():
-            kwargs = {"address": address} if address else {"num_cpus": num_cpus}
-            ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True, **kwargs)
+            if not address:
+                start_local_ray(ray, num_cpus)
+            else:
+                check_ray_address(address)
+                try:
+                    ray.init(address=address, include_dashboard=False, log_to_driver=False)
+                except (ConnectionError, RuntimeError, ValueError) as exc:
+                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                    raise ValueError(f"--address {address!r}: cannot join a Ray cluster there: {first[:300]}") from None
         self.remote = ray.remote(_ray_call).options(
             num_cpus=1, num_gpus=1 if self.gpus else 0, max_retries=RAY_RETRIES, retry_exceptions=False
         )

@@ -27,6 +27,7 @@ TILES = {"S": "start", "F": "frozen", "H": "hole", "G": "goal"}
 MAP_NAMES = ("4x4", "8x8", "two-route", "random:SIZE:SEED")
 GYM_BUILD_MAX_STATES = 4096
 MAX_STATES = 2**22  # a 2048x2048 map: about 1.3 GiB of model when slippery (see lake_bytes)
+RANDOM_MAP_TILES = 10**8  # tiles drawn for a random map before giving up (gymnasium draws until a board has a path)
 
 # The study map: deterministic; its frozen tiles are the border ring of a 5x5 grid, an induced
 # cycle through S and G, so there are exactly two simple routes S -> G:
@@ -66,7 +67,9 @@ def validate_desc(desc: Sequence[str]) -> tuple[str, ...]:
         for j, ch in enumerate(row):
             if ch not in TILES:
                 allowed = ", ".join(f"{k} ({v})" for k, v in TILES.items())
-                raise ValueError(f"unknown tile letter {ch!r} at row {i}, column {j}; allowed letters are {allowed}")
+                raise ValueError(
+                    f"unknown tile letter {ch!r} at row {i}, column {j} of the map; allowed letters are {allowed}"
+                )
     starts = [(i, j) for i, row in enumerate(rows) for j, ch in enumerate(row) if ch == "S"]
     if len(starts) != 1:
         found = "none" if not starts else f"{len(starts)} at {starts}"
@@ -132,9 +135,7 @@ def _parse_map(spec, slippery: bool = False, max_states: int = MAX_STATES) -> tu
                 f"SIZE >= 2, SEED >= 0 and a frozen-tile probability P in (0, 1], got {spec!r}"
             )
         _check_size(spec, size, size, slippery, max_states)
-        from gymnasium.envs.toy_text.frozen_lake import generate_random_map
-
-        return validate_desc(generate_random_map(size=size, p=p, seed=seed)), spec
+        return validate_desc(random_map(size, p, seed, spec)), spec
     if "," in spec or (spec and set(spec) <= set(TILES)):  # rows, e.g. "SFF,FHF,FFG" or one row "SFG"
         rows = spec.split(",")
         _check_size(spec, len(rows), len(rows[0]), slippery, max_states)
@@ -143,6 +144,29 @@ def _parse_map(spec, slippery: bool = False, max_states: int = MAX_STATES) -> tu
     raise ValueError(
         f"unknown map {spec!r}; allowed: '4x4', '8x8', 'two-route', 'random:SIZE:SEED[:P]', "
         f"or comma-separated rows such as 'SFF,FHF,FFG'"
+    )
+
+
+def random_map(size: int, p: float = 0.8, seed: int | None = None, name: str = "") -> list[str]:
+    """gymnasium's ``generate_random_map(size, p, seed)``, the same maps draw for draw, but giving up
+    (ValueError) after ``RANDOM_MAP_TILES`` tiles drawn (``RANDOM_MAP_TILES // size**2`` boards, a few
+    seconds) without a board that has a path from S to G, where gymnasium would draw forever (a low
+    frozen-tile probability P on a large map)."""
+    from gymnasium.envs.toy_text.frozen_lake import is_valid
+    from gymnasium.utils import seeding
+
+    rng, _ = seeding.np_random(seed)
+    p = min(1, p)
+    tries = max(1, RANDOM_MAP_TILES // (size * size))
+    for _ in range(tries):
+        board = rng.choice(["F", "H"], (size, size), p=[p, 1 - p])
+        board[0][0] = "S"
+        board[-1][-1] = "G"
+        if is_valid(cast("list[list[str]]", board), size):  # gymnasium's own test, on its own board type
+            return ["".join(x) for x in board]
+    raise ValueError(
+        f"random map {name or f'random:{size}:{seed}:{p:g}'!r}: none of {tries:,} boards of {size}x{size} "
+        f"tiles frozen with probability {p:g} has a path from S to G; use a larger P (the default is 0.8)"
     )
 
 
@@ -168,6 +192,13 @@ def make_lake(
             the map is generated or any array allocated.
     Reward 1 for entering G, else 0; G and H are absorbing; rho0 is the S tile.
     """
+    if not isinstance(slippery, (bool, np.bool_)):
+        raise TypeError(f"slippery must be True or False, got {type(slippery).__name__} {slippery!r}")
+    if success_rate is not None and (
+        isinstance(success_rate, (bool, np.bool_))
+        or not isinstance(success_rate, (int, float, np.integer, np.floating))
+    ):
+        raise TypeError(f"success_rate must be a number in [0, 1] or None, got {type(success_rate).__name__}")
     desc, name = _parse_map(map_name_or_desc, bool(slippery), max_states)
     _check_size(map_name_or_desc, len(desc), len(desc[0]), bool(slippery), max_states)  # named maps too
     if success_rate is not None and not (isinstance(success_rate, (int, float)) and 0 <= success_rate <= 1):

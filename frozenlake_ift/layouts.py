@@ -1,12 +1,14 @@
 """Input files: read a JSON file and check the layout of a results.json or a sweep file, naming the problem.
 
     read_json_file(path)                  the parsed JSON; ValueError naming the file if it cannot be
-                                          read, is binary or is not JSON
+                                          read, is binary or is not strict JSON (no NaN / Infinity token)
+    loads_strict(text)                    json.loads without NaN / Infinity tokens
     read_mapping_file(path, what)         a JSON / TOML / YAML file (by suffix) that holds a mapping
     read_config_file(path)                the StudyConfig fields of a config file or of a results.json
     check_results_layout(res, where)      refuse a results dict of another layout (``results.load``)
     check_sweep_layout(obj, where, kind)  refuse a sweep manifest or cell record of another layout
                                           (``report``)
+    check_params_layout(d, where, fmt)    refuse a params.pt payload of another layout (``results.load_params``)
 
 Each refusal is a ValueError of one line naming the file and what is wrong with it.
 """
@@ -31,52 +33,105 @@ def read_json_file(path: Path):
     except UnicodeDecodeError:
         raise ValueError(f"{str(path)!r} is not a text file (binary data); expected JSON") from None
     try:
-        return json.loads(text)
+        return loads_strict(text)
+    except NonStrictJSON as exc:
+        raise ValueError(
+            f"{str(path)!r} is not strict JSON: it holds the token {exc.args[0]} (frozenlake-ift writes a "
+            "non-finite value as null)"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{str(path)!r} is not valid JSON: {exc}") from None
     except RecursionError:
         raise ValueError(f"{str(path)!r} is nested too deeply to be a frozenlake-ift file") from None
 
 
-def read_mapping_file(path, what: str = "file") -> dict:
-    """A mapping from a .json, .toml or .yaml / .yml file (JSON for any other suffix); ValueError naming the
-    file when it is missing, unreadable, not of its format, or not a mapping. YAML needs pyyaml (safe_load)."""
+# Bounds every mapping file is held to before its content is used (specs and config files are small;
+# these stop alias bombs, deep nesting and typos early)
+MAX_INPUT_BYTES = 1 << 20  # a file's size
+MAX_INPUT_DEPTH = 16  # nesting of lists and mappings (a custom map in a sweep grid is 3 deep)
+MAX_INPUT_NODES = 100_000  # values, lists and mappings in all, YAML aliases counted as often as they are used
+
+
+def check_bounds(raw, source: str = "file") -> None:
+    """Refuse (ValueError) parsed content nested deeper than ``MAX_INPUT_DEPTH`` or holding more than
+    ``MAX_INPUT_NODES`` values, lists and mappings. Walks without recursion and stops at the first excess,
+    so a shared sub-tree (a YAML alias) used a billion times costs no more than the bound."""
+    stack, count = [(raw, 1)], 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_INPUT_NODES:
+            raise ValueError(f"{source} holds more than {MAX_INPUT_NODES:,} values (with YAML aliases expanded)")
+        if depth > MAX_INPUT_DEPTH:
+            raise ValueError(f"{source} is nested more than {MAX_INPUT_DEPTH} levels deep")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+            count += len(node)  # the keys
+        elif isinstance(node, (list, tuple)):
+            stack.extend((v, depth + 1) for v in node)
+
+
+def _yaml_message(exc) -> str:
+    """One line for a YAML error: the problem and where (pyyaml's own message spans several lines)."""
+    mark = getattr(exc, "problem_mark", None)
+    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{what} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else what
+
+
+def read_mapping_file(path, what: str = "file", mapping: bool = True):
+    """A mapping from a .json, .toml or .yaml / .yml file (strict JSON for any other suffix): sweep specs and
+    config files. ``what`` names the file in messages ("sweep spec").
+
+    Refused with one line naming the file: missing (FileNotFoundError), over ``MAX_INPUT_BYTES``, not UTF-8
+    text, not parseable (YAML needs pyyaml; its safe loader builds an alias once and shares it, so an alias
+    bomb is small when loaded), nested or sized beyond ``check_bounds``, or (with ``mapping``) not a mapping.
+    """
     path = Path(path)
+    where = f"{what} {str(path)!r}"
     if not path.is_file():
-        raise ValueError(f"no {what} at {str(path)!r}")
+        raise FileNotFoundError(f"no {what} at {str(path)!r}")
+    size = path.stat().st_size
+    if size > MAX_INPUT_BYTES:
+        raise ValueError(f"{where} has {size:,} bytes, more than a {what} may ({MAX_INPUT_BYTES:,})")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{where} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     suffix = path.suffix.lower()
-    if suffix in (".yaml", ".yml", ".toml"):
+    errors: tuple[type[Exception], ...]
+    if suffix in (".yaml", ".yml"):
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{what} {str(path)!r} cannot be read as UTF-8 text: {exc}") from None
-        if suffix == ".toml":
+            import yaml
+        except ImportError:
+            raise ValueError(
+                f"{str(path)!r}: YAML files need pyyaml (pip install pyyaml); or use JSON / TOML"
+            ) from None
+        parse, errors, kind = yaml.safe_load, (yaml.YAMLError,), "YAML"  # aliases stay shared: no blow-up here
+    elif suffix == ".toml":
+        try:
+            import tomllib  # type: ignore[import-not-found, unused-ignore]  # Python 3.11+
+        except ImportError:  # Python 3.10: the same parser as the tomli package
             try:
-                import tomllib  # type: ignore[import-not-found, unused-ignore]  # Python 3.11+
-            except ImportError:  # Python 3.10: the same parser as the tomli package
-                try:
-                    import tomli as tomllib  # type: ignore[no-redef, import-not-found, unused-ignore]  # Python 3.10
-                except ImportError:
-                    raise ValueError(f"{str(path)!r}: TOML files need Python 3.11 or tomli; or use JSON") from None
-            try:
-                raw = tomllib.loads(text)
-            except tomllib.TOMLDecodeError as exc:
-                raise ValueError(f"{what} {str(path)!r} is not valid TOML: {exc}") from None
-        else:
-            try:
-                import yaml
+                import tomli as tomllib  # type: ignore[no-redef, import-not-found, unused-ignore]  # Python 3.10
             except ImportError:
                 raise ValueError(
-                    f"{str(path)!r}: YAML files need pyyaml (pip install pyyaml); or use JSON / TOML"
+                    f"{str(path)!r}: TOML files need Python 3.11 or the tomli package (pip install tomli); or use JSON"
                 ) from None
-            try:
-                raw = yaml.safe_load(text)
-            except yaml.YAMLError as exc:
-                raise ValueError(f"{what} {str(path)!r} is not valid YAML: {' '.join(str(exc).split())}") from None
+        parse, errors, kind = tomllib.loads, (tomllib.TOMLDecodeError,), "TOML"
     else:
-        raw = read_json_file(path)
-    if not isinstance(raw, dict):
-        raise ValueError(f"{what} {str(path)!r} must hold a mapping, got {_kind(raw)}")  # noqa: TRY004  (a user's file)
+        parse, errors, kind = loads_strict, (json.JSONDecodeError, NonStrictJSON), "JSON"
+    try:
+        raw = parse(text)
+    except errors as exc:
+        message = _yaml_message(exc) if kind == "YAML" else str(exc)
+        if isinstance(exc, NonStrictJSON):
+            message = f"{exc} is not a JSON value (JSON has no NaN or Infinity)"
+        raise ValueError(f"{where} is not valid {kind}: {message}") from None
+    except RecursionError:
+        raise ValueError(f"{where} is nested more than {MAX_INPUT_DEPTH} levels deep") from None
+    check_bounds(raw, where)
+    if mapping and not isinstance(raw, dict):
+        raise ValueError(f"{where} must hold a mapping, got {_kind(raw)}")
     return raw
 
 
@@ -87,6 +142,19 @@ def read_config_file(path) -> dict:
     if "config" in raw and isinstance(raw["config"], dict):
         raw = raw["config"]
     return raw
+
+
+class NonStrictJSON(ValueError):
+    """A NaN / Infinity / -Infinity token: Python's json reads it, JSON has none (``loads_strict``)."""
+
+
+def _refuse(token: str):
+    raise NonStrictJSON(token)
+
+
+def loads_strict(text: str):
+    """``json.loads`` that refuses NaN, Infinity and -Infinity tokens (NonStrictJSON, a ValueError)."""
+    return json.loads(text, parse_constant=_refuse)
 
 
 class LayoutError(ValueError):
@@ -142,6 +210,7 @@ def _results_layout(res) -> None:
     _mapping(res, "the file's top level")
     missing = [k for k in ("config", "steps", "curves", "summary", "map") if k not in res]
     _need(not missing, f"missing keys {missing} (another version's or another tool's file?)")
+    _need(res.get("run_id") is None or isinstance(res["run_id"], str), "'run_id' must be a string")
     cfg = _mapping(res["config"], "'config'")
     for k in ("gamma", "temperature"):
         _need(k not in cfg or (_num(cfg[k]) and cfg[k] is not None), f"'config.{k}' must be a number")
@@ -272,3 +341,50 @@ def _cell_layout(rec, fields) -> None:
         ),
         "'claims' must be a list of {claim, metric, holds} records",
     )
+
+
+PARAM_SHAPES = {"W1": ("E", "S", "H"), "b1": ("E", "H"), "W2": ("E", "H", "A"), "b2": ("E", "A")}
+
+
+def check_params_layout(d, where: str, fmt: int) -> None:
+    """Refuse (ValueError naming ``where``) a params.pt payload that is not ``results.params_bytes``'s
+    layout: format, activation, sizes, seeds, run id, and every parameter dict's tensors and shapes."""
+    try:
+        _params_layout(d, fmt)
+    except LayoutError as exc:
+        raise ValueError(f"{where!r} is not a frozenlake-ift params.pt: {exc}") from None
+
+
+def _params_layout(d, fmt: int) -> None:
+    import torch
+
+    from .policy import ACTIVATIONS
+
+    _mapping(d, "the file's top level")
+    _need(d.get("format") == fmt, f"'format' must be {fmt}, got {_kind(d.get('format'))}")
+    missing = [k for k in ("activation", "n_states", "n_actions", "seeds", "methods", "base", "star") if k not in d]
+    _need(not missing, f"missing keys {missing}")
+    _need(d["activation"] in ACTIVATIONS, f"'activation' must be one of {sorted(ACTIVATIONS)}")
+    for k in ("n_states", "n_actions"):
+        _need(isinstance(d[k], int) and not isinstance(d[k], bool) and d[k] >= 1, f"'{k}' must be an integer >= 1")
+    seeds = d["seeds"]
+    _need(
+        isinstance(seeds, list) and bool(seeds) and all(isinstance(x, int) and not isinstance(x, bool) for x in seeds),
+        "'seeds' must be a non-empty list of integers",
+    )
+    _need(d.get("run_id") is None or isinstance(d["run_id"], str), "'run_id' must be a string")
+    size = {"E": len(seeds), "S": d["n_states"], "A": d["n_actions"]}
+    groups = {f"methods.{m}": p for m, p in _mapping(d["methods"], "'methods'", empty_ok=True).items()}
+    groups.update(base=d["base"], star=d["star"])
+    for name, params in groups.items():
+        _mapping(params, f"'{name}'")
+        _need(set(params) == set(PARAM_SHAPES), f"'{name}' must hold exactly {sorted(PARAM_SHAPES)}")
+        dims = dict(size)
+        for k, axes in PARAM_SHAPES.items():
+            t = params[k]
+            _need(
+                isinstance(t, torch.Tensor) and t.is_floating_point() and t.dim() == len(axes),
+                f"'{name}.{k}' must be a floating-point tensor of {len(axes)} dimensions",
+            )
+            for axis, n in zip(axes, t.shape, strict=True):
+                _need(dims.setdefault(axis, n) == n, f"'{name}.{k}' has shape {tuple(t.shape)}, expected {axes}")

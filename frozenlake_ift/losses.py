@@ -22,16 +22,26 @@ Sources: IFT = Hua et al., arXiv 2405.11870; DPO = Rafailov et al., arXiv 2305.1
 cDPO label smoothing = Mitchell, "A note on DPO with noisy preferences" (2023);
 ORPO = Hong et al., arXiv 2403.07691; IPO = Azar et al., arXiv 2310.12036;
 SimPO = Meng et al., arXiv 2405.14734.
+KTO = Ethayarajh et al., arXiv 2402.01306; RLOO = Ahmadian et al., arXiv 2402.14740; GRPO's loss types
+(``loss_types.GRPO_LOSS_TYPES``) as TRL 1.16's GRPOTrainer averages them (DAPO = Yu et al., arXiv 2503.14476;
+Dr. GRPO = Liu et al., arXiv 2503.20783). ``kto_loss`` returns (losses, rewards) like the preference losses;
+``sequence_clipped_loss`` (RLOO) defaults to "none"; ``clipped_token_losses`` returns per-token terms (B, T)
+that ``aggregate_token_losses`` averages as a loss type says.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
 
+from .loss_types import GRPO_LOSS_TYPES
+
 _REDUCTIONS = ("mean", "sum", "none")
+LOGP_ATOL = 1e-4  # a log-prob above this is refused: log-probabilities are <= 0 (up to rounding)
+MAX_CLIP = 1e30  # clip ranges (PPO's epsilon) beyond float32's range cannot be formed
 
 
 # --------------------------------------------------------------------------- checks / helpers
@@ -41,6 +51,8 @@ def _check_range(name: str, value, lo: float, hi: float, lo_open: bool = False):
     """A hyper-parameter in [lo, hi] (or (lo, hi]): a number -> float, or per-row values, a Tensor of Shape
     (B,) (e.g. one beta per ensemble member, expanded to its rows) -> float64 Tensor (B,), every entry checked."""
     allowed = f"{'(' if lo_open else '['}{lo}, {hi}]"
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, torch.Tensor)):
+        raise TypeError(f"{name} must be a number in {allowed} (or a Tensor of Shape (B,)), got {type(value).__name__}")
     if isinstance(value, torch.Tensor) and value.dim() > 0:
         if value.dim() != 1:
             raise ValueError(f"{name}: per-row values must have Shape (B,), got {tuple(value.shape)}")
@@ -71,8 +83,32 @@ def _per_row(value, like: torch.Tensor, name: str = "value"):
     return value.to(device=like.device, dtype=like.dtype).view(-1, *([1] * (like.dim() - 1)))
 
 
-def _check_steps(logps: torch.Tensor, mask: torch.Tensor, name: str = "logps"):
-    """Validate a (B, T) tensor and its mask; return (bool mask, n) with n Shape (B,)."""
+def _check_flag(name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+
+
+def _check_tensor(name: str, value) -> None:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+
+
+def _check_logps(name: str, values: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+    """Log-probabilities are <= 0: refuse one above ``LOGP_ATOL`` (at an unmasked step). NaN passes (a
+    diverged run's values are kept and recorded, not refused)."""
+    above = values.detach() > LOGP_ATOL
+    if mask is not None:
+        above &= mask
+    if bool(above.any()):
+        raise ValueError(f"{name} must be log-probabilities (<= 0), got {values.detach()[above].max().item():.6g}")
+
+
+def _check_steps(logps: torch.Tensor, mask: torch.Tensor, name: str = "logps", logp: bool = False):
+    """Validate a (B, T) tensor and its mask; return (bool mask, n) with n Shape (B,).
+
+    logp: the tensor holds log-probabilities, so unmasked values above ``LOGP_ATOL`` are refused."""
+    _check_tensor(name, logps)
+    _check_tensor("mask", mask)
     if logps.dim() != 2:
         raise ValueError(f"{name}: expected Shape (B, T), got {tuple(logps.shape)}")
     if not logps.is_floating_point():
@@ -86,12 +122,16 @@ def _check_steps(logps: torch.Tensor, mask: torch.Tensor, name: str = "logps"):
     n = mask.sum(-1)
     if (n == 0).any():
         rows = torch.nonzero(n == 0).flatten().tolist()
-        raise ValueError(f"mask: every sequence needs at least one unmasked step; rows {rows} have none")
+        raise ValueError(f"mask: every sequence needs at least one unmasked step; rows {rows[:10]} have none")
+    if logp:
+        _check_logps(name, logps, mask)
     return mask, n.to(logps.dtype)
 
 
 def _check_vectors(**tensors: torch.Tensor) -> None:
     """All arguments must be 1-D with one common Shape (B,)."""
+    for name, t in tensors.items():
+        _check_tensor(name, t)
     first_name, first = next(iter(tensors.items()))
     if first.dim() != 1:
         raise ValueError(f"{first_name}: expected Shape (B,), got {tuple(first.shape)}")
@@ -101,7 +141,7 @@ def _check_vectors(**tensors: torch.Tensor) -> None:
 
 
 def _reduce(losses: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction not in _REDUCTIONS:
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     return losses.mean() if reduction == "mean" else losses.sum() if reduction == "sum" else losses
 
@@ -121,7 +161,7 @@ def sequence_logps(logps: torch.Tensor, mask: torch.Tensor, average: bool = Fals
     logps: Shape (B, T). mask: Shape (B, T). Returns Shape (B,).
     Summed log-probs feed DPO/IPO (log pi(y|x)); averaged ones feed ORPO/SimPO.
     """
-    mask, n = _check_steps(logps, mask)
+    mask, n = _check_steps(logps, mask, logp=True)
     total = _masked(logps, mask).sum(-1)
     return total / n if average else total
 
@@ -195,6 +235,8 @@ def relation_weights(
     """
     mask, n = _check_steps(step_losses, mask, name="step_losses")
     gamma = _check_range("gamma", gamma, 0.0, 1.0)
+    _check_flag("detach", detach)
+    _check_flag("rescale", rescale)
     if detach:
         step_losses = step_losses.detach()
     losses = _masked(step_losses, mask)
@@ -232,7 +274,8 @@ def ift_loss(
     detach_weights: False keeps the weights in the graph, as in the authors' code.
     Returns a scalar, or Shape (B,) for "none". gamma = 0 gives ``sft_loss`` exactly.
     """
-    mask, n = _check_steps(logps, mask)
+    mask, n = _check_steps(logps, mask, logp=True)
+    _check_flag("detach_weights", detach_weights)
     losses = -_masked(logps, mask)  # l_i = -log p_theta(a*_i | delta(s*_i))
     weights = relation_weights(losses, mask, gamma, detach=detach_weights)
     return _reduce((weights * losses).sum(-1) / n, reduction)
@@ -245,6 +288,8 @@ def mix_inputs(target: torch.Tensor, predicted: torch.Tensor, lam: float) -> tor
     lam: mixing weight in [0, 1] (paper default 0.2), or one per row, Shape (B,). Returns the common Shape. The caller
     decides whether ``predicted`` carries gradient (the authors compute it without).
     """
+    _check_tensor("target", target)
+    _check_tensor("predicted", predicted)
     if tuple(target.shape) != tuple(predicted.shape):
         raise ValueError(f"predicted: expected Shape {tuple(target.shape)} (as target), got {tuple(predicted.shape)}")
     lam = _check_range("lam", lam, 0.0, 1.0)
@@ -344,6 +389,8 @@ def orpo_loss(
     detached (for logging). At a = 0 exactly, see ``log1mexp``: the odds are capped, not inf.
     """
     _check_vectors(chosen_avg_logps=chosen_avg_logps, rejected_avg_logps=rejected_avg_logps, chosen_nll=chosen_nll)
+    _check_logps("chosen_avg_logps", chosen_avg_logps)
+    _check_logps("rejected_avg_logps", rejected_avg_logps)
     beta = _check_range("beta", beta, 0.0, math.inf)
     # log odds(y) = log P - log(1 - P) = a - log(1 - exp(a))      (ORPO Eq. 4, in log space)
     log_odds = (chosen_avg_logps - log1mexp(chosen_avg_logps)) - (rejected_avg_logps - log1mexp(rejected_avg_logps))
@@ -395,14 +442,15 @@ def clipped_surrogate_loss(
     each row's loss is the mean of l_t over its unmasked steps, Shape (B,), then ``reduction``.
     epsilon >= 0.
     """
-    mask, n = _check_steps(logps, mask)
-    _check_steps(old_logps, mask, "old_logps")
+    mask, n = _check_steps(logps, mask, logp=True)
+    _check_steps(old_logps, mask, "old_logps", logp=True)
+    _check_tensor("advantages", advantages)
     if advantages.dim() == 1:
         _check_vectors(advantages=advantages, rows=logps[:, 0])
         advantages = advantages[:, None].expand_as(logps)
     else:
         _check_steps(advantages, mask, "advantages")
-    epsilon = _check_range("epsilon", epsilon, 0.0, math.inf)
+    epsilon = _check_range("epsilon", epsilon, 0.0, MAX_CLIP)
     ratio = torch.exp(_masked(logps, mask) - _masked(old_logps.detach(), mask))  # (B, T), 1 on masked steps
     adv = _masked(advantages.detach(), mask)  # (B, T)
     surrogate = torch.minimum(ratio * adv, ratio.clamp(1.0 - epsilon, 1.0 + epsilon) * adv)  # (B, T)
@@ -438,7 +486,7 @@ def grpo_loss(
         if ref_logps is None:
             raise ValueError("grpo_loss with beta > 0 needs ref_logps, Shape (B, T)")
         mask, n = _check_steps(logps, mask)
-        _check_steps(ref_logps, mask, "ref_logps")
+        _check_steps(ref_logps, mask, "ref_logps", logp=True)
         kl = _masked(kl_k3(logps, ref_logps.detach()), mask).sum(-1) / n  # (B,)
         loss = loss + beta * kl
     return _reduce(loss, reduction)
@@ -456,3 +504,186 @@ def group_advantages(rewards: torch.Tensor, scale: bool = True, eps: float = 1e-
         return centred
     std = rewards.std(-1, keepdim=True) if rewards.shape[-1] > 1 else torch.zeros_like(rewards[..., :1])
     return centred / (std + eps)
+
+
+# --------------------------------------------------------------------------- KTO, RLOO, GRPO's loss types
+
+
+def kto_reference_point(policy_logps: torch.Tensor, ref_logps: torch.Tensor) -> torch.Tensor:
+    """KTO's reference point z0: the batch estimate of KL(pi || ref), as TRL's KTOTrainer computes it.
+
+    policy_logps, ref_logps: Shape (B,) (or (E, B), one batch per leading index), summed log-probs of
+    *mismatched* completions (completion j under prompt i, j != i: TRL rotates the completions by one
+    within the batch; with a single prompt every completion is mismatched with itself). Returns
+    mean_b (policy - ref), detached and clamped at 0 (KTO Eq. 7's z0), Shape () (or (E,)).
+    """
+    if tuple(policy_logps.shape) != tuple(ref_logps.shape) or policy_logps.dim() not in (1, 2):
+        raise ValueError(
+            f"policy_logps and ref_logps must share Shape (B,) or (E, B), got {tuple(policy_logps.shape)} "
+            f"and {tuple(ref_logps.shape)}"
+        )
+    return (policy_logps - ref_logps).detach().mean(-1).clamp(min=0)
+
+
+def kto_loss(
+    policy_logps: torch.Tensor,
+    ref_logps: torch.Tensor,
+    desirable: torch.Tensor,
+    reference_point,
+    beta=0.1,
+    desirable_weight=1.0,
+    undesirable_weight=1.0,
+    reduction: str = "none",
+):
+    """KTO (Ethayarajh et al., arXiv 2402.01306, Eq. 7-8), unpaired, as TRL's KTOTrainer (loss_type="kto").
+
+    policy_logps, ref_logps: Shape (B,), summed completion log-probs (the reference carries no grad).
+    desirable: Shape (B,) bool, True for a desirable completion (TRL's ``label``). reference_point: z0
+    (``kto_reference_point``), a number, a 0-dim tensor or one per row, Shape (B,) (one per ensemble
+    member, repeated for its rows). With r = policy - ref:
+        desirable:    desirable_weight   * (1 - sigmoid(beta (r - z0)))
+        undesirable:  undesirable_weight * (1 - sigmoid(beta (z0 - r)))
+    beta > 0, the weights >= 0 (numbers, or per row, Shape (B,)). Returns (losses, rewards): losses
+    reduced per ``reduction`` (TRL's loss is their mean over every row), rewards = beta * r, Shape
+    (B,), detached.
+    """
+    _check_vectors(policy_logps=policy_logps, ref_logps=ref_logps, desirable=desirable)
+    if desirable.dtype != torch.bool:
+        raise ValueError(f"desirable must be a bool tensor (True = desirable), got {desirable.dtype}")
+    beta = _check_range("beta", beta, 0.0, math.inf, lo_open=True)
+    w_d = _check_range("desirable_weight", desirable_weight, 0.0, math.inf)
+    w_u = _check_range("undesirable_weight", undesirable_weight, 0.0, math.inf)
+    z0 = reference_point
+    if isinstance(z0, torch.Tensor):
+        if z0.dim() > 1 or (z0.dim() == 1 and z0.shape[0] != policy_logps.shape[0]):
+            raise ValueError(f"reference_point: expected a number or Shape (B,), got {tuple(z0.shape)}")
+        z0 = z0.detach().to(policy_logps.dtype)
+    logratio = policy_logps - ref_logps.detach()  # (B,)
+    b = _per_row(beta, logratio, "beta")
+    chosen = 1 - torch.sigmoid(b * (logratio - z0))  # (B,)
+    rejected = 1 - torch.sigmoid(b * (z0 - logratio))  # (B,)
+    losses = torch.where(
+        desirable,
+        _per_row(w_d, logratio, "desirable_weight") * chosen,
+        _per_row(w_u, logratio, "undesirable_weight") * rejected,
+    )
+    return _reduce(losses, reduction), b * logratio.detach()
+
+
+def rloo_advantages(rewards: torch.Tensor) -> torch.Tensor:
+    """RLOO's leave-one-out advantages (Ahmadian et al., arXiv 2402.14740, Eq. 5): each sample's reward minus
+    the mean reward of the other k - 1 samples of its group. rewards: Shape (..., k), k >= 2 -> Shape (..., k).
+    """
+    k = rewards.shape[-1]
+    if rewards.dim() < 1 or k < 2:
+        raise ValueError(f"rewards: RLOO needs groups of k >= 2 samples on the last axis, got {tuple(rewards.shape)}")
+    baseline = (rewards.sum(-1, keepdim=True) - rewards) / (k - 1)  # (..., k)
+    return rewards - baseline
+
+
+def sequence_clipped_loss(
+    logps: torch.Tensor,
+    old_logps: torch.Tensor,
+    advantages: torch.Tensor,
+    epsilon: float = 0.2,
+    epsilon_high: float | None = None,
+    reduction: str = "none",
+) -> torch.Tensor:
+    """The clipped surrogate on whole sequences, as TRL's RLOOTrainer computes it.
+
+    logps, old_logps, advantages: Shape (B,); logps are summed completion log-probs (with grad),
+    old_logps the same under the sampling policy. With r = exp(logps - old_logps):
+        l = -min(r A, clip(r, 1 - epsilon, 1 + epsilon_high) A)     (epsilon_high defaults to epsilon).
+    Returns Shape (B,) before ``reduction`` (TRL's loss is the mean).
+    """
+    _check_vectors(logps=logps, old_logps=old_logps, advantages=advantages)
+    lo = _check_range("epsilon", epsilon, 0.0, math.inf)
+    hi = lo if epsilon_high is None else _check_range("epsilon_high", epsilon_high, 0.0, math.inf)
+    ratio = torch.exp(logps - old_logps.detach())  # (B,)
+    adv = advantages.detach()
+    return _reduce(-torch.minimum(ratio * adv, ratio.clamp(1.0 - lo, 1.0 + hi) * adv), reduction)
+
+
+def clipped_token_losses(
+    logps: torch.Tensor,
+    old_logps: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    epsilon: float = 0.2,
+    epsilon_high: float | None = None,
+    ref_logps: torch.Tensor | None = None,
+    beta=0.0,
+    kl_correction: bool = False,
+) -> torch.Tensor:
+    """GRPO's per-token loss before averaging, as TRL's GRPOTrainer builds it: Shape (B, T), 0 at masked steps.
+
+    logps, old_logps, mask: Shape (B, T); advantages: Shape (B,) (one per sequence) or (B, T). Per step,
+    r = exp(logps - old_logps), l_t = -min(r A, clip(r, 1 - epsilon, 1 + epsilon_high) A) + beta * k3_t
+    (``kl_k3`` against ``ref_logps``, needed when beta > 0). Average with ``aggregate_token_losses``.
+    beta: a number, or one per row, Shape (B,). kl_correction: multiply k3_t by r (in the graph, so even at
+    r = 1 its gradient changes: the unbiased reverse-KL gradient, TRL 1.16's ``use_bias_correction_kl``).
+    """
+    mask, _ = _check_steps(logps, mask)
+    _check_steps(old_logps, mask, "old_logps")
+    if advantages.dim() == 1:
+        _check_vectors(advantages=advantages, rows=logps[:, 0])
+        advantages = advantages[:, None].expand_as(logps)
+    else:
+        _check_steps(advantages, mask, "advantages")
+    lo = _check_range("epsilon", epsilon, 0.0, math.inf)
+    hi = lo if epsilon_high is None else _check_range("epsilon_high", epsilon_high, 0.0, math.inf)
+    beta = _check_range("beta", beta, 0.0, math.inf)
+    ratio = torch.exp(_masked(logps, mask) - _masked(old_logps.detach(), mask))  # (B, T), 1 on masked steps
+    adv = _masked(advantages.detach(), mask)  # (B, T)
+    per_token = -torch.minimum(ratio * adv, ratio.clamp(1.0 - lo, 1.0 + hi) * adv)  # (B, T)
+    if bool((beta > 0).any()) if isinstance(beta, torch.Tensor) else beta > 0:
+        if ref_logps is None:
+            raise ValueError("clipped_token_losses with beta > 0 needs ref_logps, Shape (B, T)")
+        _check_steps(ref_logps, mask, "ref_logps")
+        kl = kl_k3(_masked(logps, mask), _masked(ref_logps.detach(), mask))  # (B, T), 0 on masked steps
+        if kl_correction:
+            kl = kl * ratio
+        per_token = per_token + _per_row(beta, per_token, "beta") * kl
+    return _masked(per_token, mask)
+
+
+def aggregate_token_losses(
+    token_losses: torch.Tensor,
+    mask: torch.Tensor,
+    loss_type: str = "grpo",
+    max_completion_length: int | None = None,
+    num_items=None,
+) -> torch.Tensor:
+    """Average per-token losses over a batch the way one of TRL's GRPO loss types does (``loss_types``).
+
+    token_losses, mask: Shape (..., B, T): B sequences of T steps per leading index (an ensemble
+    member on the grid path; none on the LLM path). Returns Shape (...):
+        "grpo"     mean_b [ sum_t l_bt / n_b ]                   (n_b: unmasked steps of sequence b)
+        "bnpo"     sum_bt l_bt / sum_b n_b
+        "dapo"     sum_bt l_bt / num_items   (num_items: the token count of the whole batch over all
+                   processes; default sum_b n_b, which makes it "bnpo")
+        "dr_grpo"  sum_bt l_bt / (B * max_completion_length)
+    """
+    if loss_type not in GRPO_LOSS_TYPES:
+        raise ValueError(f"loss_type must be one of {list(GRPO_LOSS_TYPES)}, got {loss_type!r}")
+    if tuple(mask.shape) != tuple(token_losses.shape) or token_losses.dim() < 2:
+        raise ValueError(
+            f"token_losses and mask must share Shape (..., B, T), got {tuple(token_losses.shape)} "
+            f"and {tuple(mask.shape)}"
+        )
+    flat_mask, _ = _check_steps(token_losses.flatten(0, -2), mask.flatten(0, -2), "token_losses")
+    mask = flat_mask.view(mask.shape)
+    masked = _masked(token_losses, mask)  # (..., B, T)
+    if loss_type == "grpo":
+        return (masked.sum(-1) / mask.sum(-1).to(masked.dtype)).mean(-1)
+    total = masked.sum((-1, -2))  # (...)
+    if loss_type == "dr_grpo":
+        if max_completion_length is None or int(max_completion_length) < 1:
+            raise ValueError(f"loss_type 'dr_grpo' needs max_completion_length >= 1, got {max_completion_length}")
+        return total / (token_losses.shape[-2] * int(max_completion_length))
+    count = mask.sum((-1, -2)).to(masked.dtype)  # (...)
+    if loss_type == "dapo" and num_items is not None:
+        count = torch.as_tensor(num_items, dtype=masked.dtype, device=masked.device)
+        if not bool((count > 0).all()):
+            raise ValueError(f"num_items must be > 0, got {count.tolist()}")
+    return total / count

@@ -37,6 +37,40 @@ def state_matrix(P: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
     return T
 
 
+def solve_absorbing(T_nn: torch.Tensor, b: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
+    """x = (I - gamma T_NN)^-1 b on the non-terminal states, per member: values (b: rewards) or
+    absorption probabilities (b: the probability of entering the goal, gamma 1).
+
+    A policy that gives an action probability 0 (a softmax underflows after a diverged update) may loop
+    forever inside N; then I - T_NN is singular at gamma = 1. Those members get the least solution, as
+    the Markov chain defines it: x = 0 on the states that cannot reach a state with b != 0 under T_NN,
+    the system solved on the others (a leaking block: invertible). A member whose inputs are not finite
+    (a diverged network), or whose leak is below float64's resolution (still singular), gets NaN, which
+    results record as null. Shapes: T_nn (E, N, N), b (E, N) -> (E, N).
+    """
+    eye = torch.eye(T_nn.shape[-1], dtype=T_nn.dtype, device=T_nn.device)
+    x, info = torch.linalg.solve_ex(eye - gamma * T_nn, b.unsqueeze(-1))  # (E, N, 1), (E,); never raises
+    x = x.squeeze(-1)
+    bad = (info != 0) | ~torch.isfinite(x).all(-1)  # (E,): singular (a closed loop inside N) or not finite
+    if not bool(bad.any()):
+        return x
+    finite = torch.isfinite(T_nn).all(-1).all(-1) & torch.isfinite(b).all(-1)  # (E,)
+    redo = bad & finite
+    if bool(redo.any()):
+        T_r, b_r = T_nn[redo], b[redo]  # (B, N, N), (B, N)
+        edges = (T_r > 0).to(T_nn.dtype)
+        reach = b_r != 0  # (B, N): states that reach a state with b != 0 ...
+        for _ in range(T_nn.shape[-1]):  # ... in at most N steps
+            more = reach | ((edges @ reach.to(T_nn.dtype).unsqueeze(-1)).squeeze(-1) > 0)
+            if bool((more == reach).all()):
+                break
+            reach = more
+        M = torch.where(reach.unsqueeze(-1), eye - gamma * T_r, eye)  # unreachable rows: x = 0
+        least, still = torch.linalg.solve_ex(M, torch.where(reach, b_r, 0.0).unsqueeze(-1))
+        x[redo] = torch.where((still != 0)[:, None], torch.nan, least.squeeze(-1))  # a leak below float64: NaN
+    return torch.where(finite[:, None], x, torch.nan)
+
+
 def value_and_success(
     P: torch.Tensor,
     R: torch.Tensor,
@@ -62,13 +96,12 @@ def value_and_success(
     n = ~terminal if states is None else states  # (S,)
     T_n = T[:, n]  # (E, N, S): rows of the non-terminal states
     T_nn = T_n[:, :, n]  # (E, N, N)
-    eye = torch.eye(int(n.sum()), dtype=P.dtype, device=P.device)
     r = (pi * R).sum(-1)[:, n]  # (E, N)
-    V = torch.linalg.solve(eye - gamma * T_nn, r.unsqueeze(-1)).squeeze(-1)  # (E, N)
+    V = solve_absorbing(T_nn, r, gamma)  # (E, N)
     into_goal = T_n[:, :, goal].sum(-1)  # (E, N)
-    # Softmax policies give every action positive probability, so absorption is certain and
-    # I - T_NN is invertible (a policy that could loop forever inside N would make it singular).
-    succ = torch.linalg.solve(eye - T_nn, into_goal.unsqueeze(-1)).squeeze(-1)  # (E, N)
+    # Softmax policies give every action positive probability, so absorption is certain and I - T_NN is
+    # invertible; a policy that can loop forever inside N (probabilities underflowed to 0) gets the least solution.
+    succ = solve_absorbing(T_nn, into_goal)  # (E, N)
     v_start = V @ rho0[n]  # (E,)
     s_start = succ @ rho0[n] + rho0[goal].sum()  # (E,)
     return v_start, s_start.clamp(0.0, 1.0)
@@ -125,10 +158,9 @@ def state_values(
     T = state_matrix(P, pi)  # (E, S, S)
     n = ~terminal  # (S,)
     T_nn = T[:, n][:, :, n]  # (E, N, N)
-    eye = torch.eye(int(n.sum()), dtype=P.dtype, device=P.device)
     r = (pi * R.to(P.dtype)).sum(-1)[:, n]  # (E, N)
     V = torch.zeros(pi.shape[:2], dtype=P.dtype, device=P.device)  # (E, S)
-    V[:, n] = torch.linalg.solve(eye - gamma * T_nn, r.unsqueeze(-1)).squeeze(-1)
+    V[:, n] = solve_absorbing(T_nn, r, gamma)
     return V
 
 

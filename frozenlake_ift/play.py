@@ -26,6 +26,16 @@ from .lakes import ACTION_NAMES
 RENDER_EXTRA = "render"
 CAPTION_HEIGHT = 22  # pixels of the caption bar under each frame
 OUTCOMES = {"goal": "reached the goal", "hole": "fell into a hole", "time limit": "hit the time limit"}
+FPS_RANGE = (0.01, 50.0)  # a GIF stores frame delays in 1/100 s from 2 (50 fps) to 65535 (over 10 minutes)
+MAX_HOLD = 600.0  # seconds the last frame may stay
+
+
+def check_fps(fps, what: str = "fps") -> float:
+    """A frame rate in ``FPS_RANGE`` (ValueError naming ``what`` otherwise: 0, negative, inf, nan, 1e-300)."""
+    lo, hi = FPS_RANGE
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)) or not lo <= fps <= hi:
+        raise ValueError(f"{what} must be a number of frames per second in [{lo:g}, {hi:g}] (GIF delays), got {fps!r}")
+    return float(fps)
 
 
 @dataclass
@@ -162,8 +172,13 @@ def save_gif(
 
     if not roll.frames:
         raise ValueError("the rollout has no frames: make it with rollout(..., render=True)")
-    if not fps > 0:
-        raise ValueError(f"fps must be > 0, got {fps!r}")
+    fps = check_fps(fps)
+    if (
+        isinstance(last_frame_hold, bool)
+        or not isinstance(last_frame_hold, (int, float))
+        or not 0 <= last_frame_hold <= MAX_HOLD
+    ):
+        raise ValueError(f"last_frame_hold must be a number of seconds in [0, {MAX_HOLD:g}], got {last_frame_hold!r}")
     imgs = [
         _captioned(f, c).quantize(colors=255, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
         for f, c in zip(roll.frames, captions(roll, greedy), strict=True)
@@ -194,7 +209,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="GIF path (default: RUN_DIR/play-METHOD-MEMBER.gif)")
     p.add_argument("--sample", action="store_true", help="sample actions from pi (default: greedy argmax)")
     p.add_argument("--seed", type=int, default=0, help="environment and sampling seed (default: 0)")
-    p.add_argument("--fps", type=float, default=4.0, help="frames per second (default: 4)")
+    p.add_argument(
+        "--fps", type=float, default=4.0, help=f"frames per second, {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g} (default: 4)"
+    )
     p.add_argument(
         "--max-steps",
         type=int,
@@ -226,8 +243,7 @@ def run(args) -> int:
         raise ValueError(f"--member must be >= 0, got {args.member}")
     if args.max_steps is not None and args.max_steps < 1:
         raise ValueError(f"--max-steps must be >= 1, got {args.max_steps}")
-    if not args.fps > 0:
-        raise ValueError(f"--fps must be > 0, got {args.fps}")
+    check_fps(args.fps, "--fps")
     out = check_out_path(
         args.out if args.out is not None else Path(args.run_dir) / f"play-{args.method}-{args.member}.gif"
     )
@@ -245,4 +261,14 @@ def run(args) -> int:
     return 0
 
 
-__all__ = ["Rollout", "add_parser", "captions", "check_out_path", "require_pygame", "rollout", "run", "save_gif"]
+__all__ = [
+    "Rollout",
+    "add_parser",
+    "captions",
+    "check_fps",
+    "check_out_path",
+    "require_pygame",
+    "rollout",
+    "run",
+    "save_gif",
+]

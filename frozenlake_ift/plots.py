@@ -83,8 +83,16 @@ def _n_seeds(res: dict) -> int:
 
 def _subtitle(res: dict) -> str:
     base = res.get("config", {}).get("base", "?")
+    values = res.get("values")  # a sweep cell's swept values (``sweep.compact``)
+    swept = "".join(f" · {k}={_label(v)}" for k, v in values.items()) if isinstance(values, dict) else ""
     kind = "Frozen Lake " if is_grid(res) else ""
-    return f"{kind}{_map_name(res)} · base policy {base} · {_n_seeds(res)} seeds"
+    return f"{kind}{_map_name(res)} · base policy {base} · {_n_seeds(res)} seeds{swept}"
+
+
+def _label(value) -> str:
+    from .sweep_spec import label
+
+    return label(value)
 
 
 # The y axis of each curve panel (its title names the metric in full); a metric not listed: "MSE" or its name.
@@ -531,6 +539,10 @@ def save_figures(res: dict, out_dir, *, formats: tuple[str, ...] = ("png",), dpi
     formats = figure_formats(",".join(formats))
     res = _as_dict(res)
     plt = pyplot()
+    rid = res.get(results.RUN_ID)  # the run's id in each file's metadata (none for older results)
+    meta: dict[str, dict[str, str | None]] = {"png": {}, "svg": {"Date": None}}
+    if rid is not None:
+        meta["png"]["Source"], meta["svg"]["Identifier"] = f"frozenlake-ift run {rid}", rid
     rendered: list[tuple[Path, bytes]] = []
     for name in figure_names(res):
         fig = FIGURES[name](res)
@@ -538,7 +550,7 @@ def save_figures(res: dict, out_dir, *, formats: tuple[str, ...] = ("png",), dpi
             for i, ext in enumerate(formats):
                 buf = io.BytesIO()
                 with plt.rc_context({"svg.hashsalt": "frozenlake_ift"}):  # same results -> same bytes
-                    fig.savefig(buf, format=ext, dpi=dpi, metadata={"svg": {"Date": None}}.get(ext))
+                    fig.savefig(buf, format=ext, dpi=dpi, metadata=meta.get(ext))
                 if i == 0:
                     fig.set_layout_engine("none")  # the positions the layout found stay for the other formats
                 rendered.append((Path(out_dir) / f"{name}.{ext}", buf.getvalue()))

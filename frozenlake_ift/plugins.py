@@ -1,10 +1,10 @@
 """What the three registries (MDP sources, data rules, methods) share, and loading plugins from outside.
 
+    Registry(kind, record_type)   one registry of named records: register (the rule below), get, names
     resolve(ref, what)            a callable, or a "module:function" string imported on first use
-    check_new_name(...)           the registration rule every registry applies (below)
     load_plugins(modules)         import ``--plugin`` modules and the ``frozenlake_ift.plugins`` entry points
 
-Registration rule: a name must match the registry's pattern; a name that a built-in already uses
+Registration rule (``Registry.register``): a name must match the record's pattern; a name that a built-in already uses
 is refused (a plugin cannot silently change what "dpo" or "gym" means); a name a plugin already
 registered is refused unless ``replace=True``. Plugins are modules that register on import; an
 entry point of the group ``frozenlake_ift.plugins`` names such a module (``pkg.module``) or a
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable
+from typing import Generic, TypeVar
 
 FunctionRef = Callable | str
 ENTRY_POINT_GROUP = "frozenlake_ift.plugins"
@@ -38,21 +39,62 @@ def check_ref(ref, what: str) -> None:
         raise TypeError(f"{what} must be a callable or a 'module:function' string, got {ref!r}")
 
 
-def check_new_name(kind: str, name: str, registry: dict, builtin: Iterable[str], new, replace: bool) -> None:
-    """Refuse registering ``new`` as ``name`` in ``registry`` (the registration rule above).
+R = TypeVar("R")
 
-    ``builtin``: the names the package itself registers (only an equal record may be registered again
-    under one, with ``replace=True``: the package re-registering its own).
+
+class Registry(Generic[R]):
+    """One registry of named records (``record.name``): methods, MDP sources, data rules.
+
+    kind: what a record is called in messages ("method"). unknown: how an unknown name's message ends
+    (default: the registered names). ``seal_builtins`` marks what is registered so far as built in.
     """
-    if name not in registry:
-        return
-    if name in set(builtin) and registry[name] != new:
-        raise ValueError(
-            f"{kind} {name!r} is already registered as a built-in and cannot be replaced; "
-            f"register yours under another name"
-        )
-    if not replace:
-        raise ValueError(f"{kind} {name!r} is already registered; pass replace=True to overwrite it")
+
+    def __init__(self, kind: str, record_type: type, unknown: Callable[[], str] | None = None) -> None:
+        self.kind, self.record_type, self._unknown = kind, record_type, unknown
+        self.records: dict[str, R] = {}
+        self.builtin: set[str] = set()
+
+    def register(self, record: R, replace: bool = False) -> R:
+        """Add ``record``; returns it. A built-in name is refused (only an equal record may be registered
+        again, with ``replace=True``: the package re-registering its own); a plugin's name needs ``replace``."""
+        if not isinstance(record, self.record_type):
+            raise TypeError(
+                f"registering a {self.kind} expects a {self.record_type.__name__}, got {type(record).__name__}"
+            )
+        name = record.name  # type: ignore[attr-defined]  # every record type has a name
+        if name in self.records:
+            if name in self.builtin and self.records[name] != record:
+                raise ValueError(
+                    f"{self.kind} {name!r} is already registered as a built-in and cannot be replaced; "
+                    f"register yours under another name"
+                )
+            if not replace:
+                raise ValueError(f"{self.kind} {name!r} is already registered; pass replace=True to overwrite it")
+        self.records[name] = record
+        return record
+
+    def unregister(self, name: str) -> None:
+        """Remove a plugin's record (not a built-in)."""
+        self.get(name)
+        if name in self.builtin:
+            raise ValueError(f"{self.kind} {name!r} is built in and cannot be removed")
+        del self.records[name]
+
+    def get(self, name: str) -> R:
+        """The record called ``name``; an unknown name says what is allowed."""
+        try:
+            return self.records[name]
+        except (KeyError, TypeError):
+            tail = self._unknown() if self._unknown else f"registered: {', '.join(self.records)}"
+            raise ValueError(f"unknown {self.kind} {name!r}; {tail}") from None
+
+    def names(self) -> tuple[str, ...]:
+        """Every registered name, in registration order (built-ins first)."""
+        return tuple(self.records)
+
+    def seal_builtins(self) -> None:
+        """Mark every record registered so far as built in (the package's own)."""
+        self.builtin.update(self.records)
 
 
 def load_plugins(modules: Iterable[str] = (), entry_points: bool = True) -> list[str]:

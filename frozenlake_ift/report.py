@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -24,12 +25,22 @@ from . import results
 from .sweep_spec import DEFAULTS, label
 
 
+def as_dirs(dirs) -> list[str]:
+    """Sweep folders as a list of strings: one folder (a str or path) or a list of them; TypeError otherwise."""
+    if isinstance(dirs, (str, os.PathLike)):
+        dirs = [dirs]
+    if not isinstance(dirs, (list, tuple)) or not all(isinstance(d, (str, os.PathLike)) for d in dirs):
+        raise TypeError(f"dirs must be a sweep folder or a list of them, got {type(dirs).__name__}")
+    return [str(d) for d in dirs]
+
+
 def load_cells(dirs) -> tuple[dict, list[dict], list[str]]:
     """Merge sweep folders (or shards): ({swept field: value labels in grid order}, finished cell
     records in grid order, keys of missing cells). Only cells named in some folder's manifest count;
     a cell saved in several folders is read once. A manifest or cell file the report cannot read
     (binary, not JSON, truncated, another version's layout) raises ValueError naming the file.
     """
+    dirs = as_dirs(dirs)
     labels: dict[str, dict[str, None]] = {}  # field -> its value labels, in order (an ordered set)
     grid: dict[str, dict] = {}
     records: dict[str, dict] = {}
@@ -44,6 +55,11 @@ def load_cells(dirs) -> tuple[dict, list[dict], list[str]]:
         for path in sorted((d / "cells").glob("*.json")):
             if path.stem in grid and path.stem not in records:
                 rec = _read_json(path, "cell")
+                if rec["key"] != path.stem:  # the key is the cell's id: a file renamed or copied over another
+                    raise ValueError(
+                        f"{str(path)!r} holds cell {rec['key'][:40]!r}, not {path.stem!r}: a cell file was renamed "
+                        "or copied; remove it and rerun the sweep to recompute it"
+                    )
                 if "error" not in rec:  # a failed cell's record (if a sweep saves one) counts as not finished
                     records[path.stem] = rec
     keysets = {frozenset(r["config"]) for r in records.values()}
@@ -346,8 +362,10 @@ def claims_figure(rep: dict):
 
 
 def write_report(dirs, out_dir=None, figures: bool = True) -> tuple[dict, list[Path]]:
-    """Merge the sweep folders and write report.md, report.json (and the figure) to out_dir (default: dirs[0])."""
-    dirs = [str(d) for d in dirs]
+    """Merge the sweep folders and write report.md, report.json (and the figure) to out_dir (default: dirs[0]).
+
+    ``dirs``: a list of sweep folders, or one folder (a str or path)."""
+    dirs = as_dirs(dirs)
     if not dirs:
         raise ValueError("report needs at least one sweep folder")
     fields, records, missing = load_cells(dirs)

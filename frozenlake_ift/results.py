@@ -28,6 +28,9 @@ results.json layout (the stable input of ``plots`` and ``sweep``):
     claims          [{claim, metric, holds, p_improvement, detail}]   over the paper's methods only (``in_paper``);
                     holds is None when not judged (one seed)
     methods         {method: {in_paper, table1_row, on_policy, description}}   from the registry
+    run_id          a random id shared by every file of the run (``RUN_ID``): results.json, summary.csv and
+                    steps.csv (a last column), params.pt and the figures' metadata; readers that combine
+                    files (``load_params``, ``agents.Agent.from_run``) refuse files of two runs
 
 params.pt beside it holds the trained parameters (``load_params``): every method's final E members,
 theta_0 and theta*, as CPU tensors (``torch.save``; read with ``torch.load(weights_only=True)``).
@@ -59,6 +62,14 @@ from .rounding import as_list, round_floats
 
 PARAMS_FILE = "params.pt"
 PARAMS_FORMAT = 1
+RUN_ID = "run_id"  # the key (results.json, params.pt) and column (the CSVs) of a run's id
+
+
+def new_run_id() -> str:
+    """A fresh run id: 16 random hex digits."""
+    import secrets
+
+    return secrets.token_hex(8)
 
 
 def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:
@@ -260,6 +271,7 @@ def summary_csv(res: dict) -> str:
             "final_iqm_high",
         ]
     )
+    rid = _run_id_column(res)
     for method, ms in res["summary"].items():
         for metric, s in ms.items():
             iqm_ci = s.get("final_iqm_ci95") or [None, None]
@@ -277,8 +289,19 @@ def summary_csv(res: dict) -> str:
                     _num(iqm_ci[0]),
                     _num(iqm_ci[1]),
                 ]
+                + rid
             )
-    return buf.getvalue()
+    return _with_run_id_header(buf.getvalue(), res)
+
+
+def _run_id_column(res: dict) -> list[str]:
+    """The CSVs' last cell: the run id (none for results saved without one)."""
+    return [res[RUN_ID]] if RUN_ID in res else []
+
+
+def _with_run_id_header(text: str, res: dict) -> str:
+    head, _, rest = text.partition("\n")
+    return f"{head},{RUN_ID}\n{rest}" if RUN_ID in res else text
 
 
 def step_columns(res: dict) -> list[str]:
@@ -296,6 +319,7 @@ def steps_csv(res: dict) -> str:
     """
     cols = step_columns(res)
     seed0 = int(res["config"].get("seed", 0))
+    rid = _run_id_column(res)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["method", "member", "seed", "step"] + cols)
@@ -306,9 +330,11 @@ def steps_csv(res: dict) -> str:
         for e in range(E):
             for i, step in enumerate(res["steps"]):
                 w.writerow(
-                    [method, e, seed0 + e, step] + [_num(float(series[k][i, e])) if k in series else "" for k in cols]
+                    [method, e, seed0 + e, step]
+                    + [_num(float(series[k][i, e])) if k in series else "" for k in cols]
+                    + rid
                 )
-    return buf.getvalue()
+    return _with_run_id_header(buf.getvalue(), res)
 
 
 def write_tensorboard(res: dict, log_dir: str | os.PathLike) -> list[Path]:
@@ -365,17 +391,19 @@ def to_frame(run_dir: str | os.PathLike):
 
 
 def save(result_or_dict, out_dir: str | os.PathLike) -> dict:
-    """Write results.json and summary.csv (and, for a StudyResult, params.pt) into out_dir, each
-    atomically; return the dict.
+    """Write results.json, summary.csv, steps.csv (and, for a StudyResult, params.pt) into out_dir, each
+    atomically, all under one run id (``RUN_ID``: a new one, unless the dict has one); return the dict.
 
     results.json is strict JSON: a non-finite value (a diverged run's NaN) is written as null, and
     ``notes`` in the file (and in the returned dict) names where (``strict_results``).
     """
     res = result_or_dict if isinstance(result_or_dict, dict) else to_dict(result_or_dict)
+    if not isinstance(res.get(RUN_ID), str):  # a loaded run saved again keeps its id
+        res[RUN_ID] = new_run_id()
     out = Path(out_dir)
     text = strict_results(res)  # before anything is written: a dict that cannot be JSON fails here
     if not isinstance(result_or_dict, dict) and getattr(result_or_dict, "params", None):
-        atomic_write(out / PARAMS_FILE, params_bytes(result_or_dict))
+        atomic_write(out / PARAMS_FILE, params_bytes(result_or_dict, res[RUN_ID]))
     atomic_write(out / "summary.csv", summary_csv(res))
     atomic_write(out / "steps.csv", steps_csv(res))
     atomic_write(out / "results.json", text)
@@ -412,6 +440,7 @@ class SavedParams:
     methods: dict
     base: dict
     star: dict
+    run_id: str | None = None  # results.json's run_id (None: a file of a version before run ids)
 
     def params(self, method: str) -> dict:
         """The parameter dict of a method, or of "base" (theta_0) / "star" (theta*)."""
@@ -433,8 +462,8 @@ class SavedParams:
         return policy.policy_table(p, self.n_states, self.activation)
 
 
-def params_bytes(result) -> bytes:
-    """A StudyResult's trained parameters as the bytes of params.pt."""
+def params_bytes(result, run_id: str | None = None) -> bytes:
+    """A StudyResult's trained parameters as the bytes of params.pt (with the run's id, ``RUN_ID``)."""
     import torch
 
     def cpu(p):
@@ -451,27 +480,40 @@ def params_bytes(result) -> bytes:
         "base": cpu(result.base),
         "star": cpu(result.star),
     }
+    if run_id is not None:
+        payload[RUN_ID] = run_id
     buf = io.BytesIO()
     torch.save(payload, buf)
     return buf.getvalue()
 
 
-def load_params(run_dir: str | os.PathLike) -> SavedParams:
-    """Read the params.pt of a run folder (or the path of the file itself)."""
+def load_params(run_dir: str | os.PathLike, against: dict | None = None) -> SavedParams:
+    """Read the params.pt of a run folder (or the path of the file itself).
+
+    A file that is not a frozenlake-ift params.pt (truncated, foreign, or a forged dict of another layout)
+    raises ValueError of one line naming it. The parameters must belong to the run of ``against`` (a
+    results dict), by default of the results.json beside them when there is one: files of two runs (a
+    folder whose last write was interrupted) raise ValueError (``check_same_run``).
+    """
     import torch
 
-    path = Path(run_dir)
+    from .layouts import check_params_layout
+
+    path = _as_path(run_dir, "run_dir")
     if path.is_dir():
         path = path / PARAMS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no saved parameters at {str(path)!r} (runs save them as {PARAMS_FILE})")
     try:
         d = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated or foreign file: one clear line
-        raise ValueError(f"{str(path)!r} is not a frozenlake-ift {PARAMS_FILE}: {exc}") from None
-    if not isinstance(d, dict) or d.get("format") != PARAMS_FORMAT:
-        raise ValueError(f"{str(path)!r} is not a frozenlake-ift {PARAMS_FILE} (format {PARAMS_FORMAT})")
-    return SavedParams(
+    except Exception as exc:  # a truncated or foreign file: one clear line, without torch's advice
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(
+            f"{str(path)!r} is not a frozenlake-ift {PARAMS_FILE} "
+            f"(torch cannot read it as plain tensors: {first[:200]})"
+        ) from None
+    check_params_layout(d, str(path), PARAMS_FORMAT)
+    saved = SavedParams(
         activation=d["activation"],
         n_states=d["n_states"],
         n_actions=d["n_actions"],
@@ -479,6 +521,43 @@ def load_params(run_dir: str | os.PathLike) -> SavedParams:
         methods=d["methods"],
         base=d["base"],
         star=d["star"],
+        run_id=d.get(RUN_ID),
+    )
+    beside = path.parent / "results.json"
+    if against is not None:
+        check_same_run(against, saved, "the results given", str(path))
+    elif beside.is_file():
+        check_same_run(load(beside), saved, str(beside), str(path))
+    return saved
+
+
+def check_same_run(res: dict, saved: SavedParams, res_path: str, params_path: str) -> None:
+    """Refuse (ValueError) a results.json and a params.pt of two different runs: their run ids differ, or
+    (files of a version before run ids) their seeds, states or methods do."""
+    if res.get(RUN_ID) != saved.run_id:
+        raise ValueError(_two_runs(params_path, saved.run_id, res_path, res.get(RUN_ID)))
+    cfg = res["config"]
+    seeds = [int(cfg.get("seed", 0)) + i for i in range(int(cfg.get("seeds", len(saved.seeds))))]
+    S = len(res["map"]["pi_star"])  # pi* has one row a state: any MDP (desc is null off the lake)
+    if saved.seeds != seeds or saved.n_states != S or not set(saved.methods) <= set(res["curves"]):
+        raise ValueError(
+            f"{params_path!r} (seeds {saved.seeds}, {saved.n_states} states, methods {sorted(saved.methods)}) does "
+            f"not belong to {res_path!r} (seeds {seeds}, {S} states, methods {sorted(res['curves'])}); "
+            "rerun `frozenlake-ift reproduce --out DIR`"
+        )
+
+
+def _as_path(value, name: str) -> Path:
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (a str or os.PathLike), got {type(value).__name__}")
+    return Path(value)
+
+
+def _two_runs(a: str, id_a, b: str, id_b) -> str:
+    return (
+        f"{a!r} (run {id_a or 'without an id'}) and {b!r} (run {id_b or 'without an id'}) come from two different "
+        "runs (a write into the folder was interrupted, or a file was copied in); `frozenlake-ift plot DIR` "
+        "finishes an interrupted commit, else rerun `frozenlake-ift reproduce --out DIR`"
     )
 
 
@@ -487,7 +566,7 @@ def load(path: str | os.PathLike) -> dict:
     another layout, lists whose lengths disagree) raises ValueError naming the file and the problem."""
     from .layouts import check_results_layout, read_json_file
 
-    path = Path(path)
+    path = _as_path(path, "path")
     if path.is_dir():
         path = path / "results.json"
     if not path.exists():

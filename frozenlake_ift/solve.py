@@ -25,6 +25,15 @@ Ties (greedy policies, one-hot optima) are decided relative to the values' own s
 optimal at s when ``Q(s, a) >= max Q(s) - (TIE_RTOL * |max Q(s)| + TIE_ATOL)`` (``optimal_actions``).
 The greedy policy takes the lowest such index, ``optimal_action_probs`` splits the mass evenly.
 
+Discounts float64 cannot serve: ``value_iteration`` refuses 1 - ``GAMMA_GAP`` < gamma < 1, where one
+step of discount (a relative change of 1 - gamma) falls inside the tie rule and the greedy policy could
+stall; gamma = 1 itself is allowed (V is then the best success probability, with the caveat above).
+It and ``finite_horizon`` refuse, before solving, a gamma so small that gamma^steps to a reachable
+reward is below float64's range (``check_underflow``); after solving, ``value_iteration`` refuses a
+greedy policy that never collects a reward from a state of non-zero value (``check_stall``: the
+tolerance too loose for a gamma this close to 1). Each refusal is a ValueError naming gamma and what
+to use instead.
+
 Size bounds: ``finite_horizon`` stores horizon x S x (A + 2) numbers and refuses more than
 ``max_bytes``; horizons above ``max_horizon`` steps (one Python-level backup each) are refused too.
 """
@@ -47,6 +56,10 @@ KERNEL = "auto"  # the sweep kernel: "auto" (numba when importable, on NUMBA_MIN
 NUMBA_MIN_STATES = 16_384
 MAX_HORIZON = 1_000_000  # steps of a finite horizon (each a Python-level backup over all states)
 FINITE_HORIZON_MAX_BYTES = 4 * 2**30  # memory of finite_horizon's (H, S, A) Q, (H + 1, S) V, (H, S) policy
+STALL_FLOOR = 1e10 * TIE_ATOL  # check_stall: values this small may have lost their path to the flush
+GAMMA_GAP = (
+    1e-8  # value_iteration refuses 1 - GAMMA_GAP < gamma < 1: ten times TIE_RTOL, so one step of discount is no tie
+)
 
 
 @dataclass
@@ -107,6 +120,66 @@ def _check_gamma(gamma) -> float:
     return float(gamma)
 
 
+def check_underflow(mdp: TabularMDP, gamma: float, horizon: int | None = None) -> None:
+    """Refuse (ValueError), before solving, a gamma so small that some values must underflow.
+
+    A state L steps from its nearest reward (its level, ``level_order``) has |V(s)| <= gamma^L * max|R| /
+    (1 - gamma); where that bound is below ``TIE_ATOL`` (the values the solver stores as 0), the state's
+    actions cannot be told apart, and the greedy policy there would be arbitrary although a reward is
+    reachable. ``horizon``: only states within horizon - 1 steps count (``finite_horizon``).
+    """
+    R = mdp.R
+    rmax = float(np.abs(R).max()) if R.size else 0.0
+    if gamma == 1 or rmax == 0:
+        return
+    lv = bellman.levels(mdp, R, "R", kernel_name)
+    steps = lv.bounds.size - 2  # the highest level
+    if horizon is not None:
+        steps = min(steps, horizon - 1)
+    if steps < 1:
+        return
+    log_bound = steps * np.log10(gamma) + np.log10(rmax) - np.log10(1 - gamma)
+    if log_bound < np.log10(TIE_ATOL):
+        need = (TIE_ATOL * 1e10 / rmax) ** (1 / steps)  # with ten decades to spare for the probabilities
+        raise ValueError(
+            f"gamma {gamma!r} is too small for float64 on this map: a state {steps} steps from the nearest "
+            f"reward has a value of at most gamma^{steps} * {rmax:g} / (1 - gamma) = 1e{log_bound:.0f}, below "
+            f"the {TIE_ATOL:g} under which values are stored as 0, so its actions could not be told apart; "
+            f"use gamma >= {need:.2g}"
+        )
+
+
+def check_stall(mdp: TabularMDP, gamma: float, V: np.ndarray, policy: np.ndarray, tol: float) -> None:
+    """Refuse (ValueError) a greedy policy that never collects a reward from a state of value above ``STALL_FLOOR``.
+
+    With rewards of one sign an optimal policy collects one from every such state (else its value would
+    be 0), so such a policy stalls: its actions' values differ by less than the solver resolved (gamma too
+    close to 1 for ``tol``). Not checked at gamma = 1 (every safe action ties; documented) nor for rewards
+    of both signs (a value may cancel to 0 exactly). Shape: V (S,), policy (S,) actions.
+    """
+    R = mdp.R
+    if gamma == 1 or not ((R >= 0).all() or (R <= 0).all()):
+        return
+    S, A = mdp.n_states, mdp.n_actions
+    chosen = np.eye(A, dtype=bool)[policy]  # (S, A)
+    src, dst = bellman.transition_edges(mdp, mdp.probs * chosen[:, :, None])
+    seeds = np.flatnonzero(R[np.arange(S), policy] != 0)
+    live = np.abs(V) > STALL_FLOOR  # below it, flushed successors (TIE_ATOL) may leave values without a path
+    stalled = np.flatnonzero(live & ~bellman.reaches(S, src, dst, seeds, kernel_name(S)))
+    if stalled.size:
+        raise ValueError(
+            f"gamma {gamma!r} is too close to 1 for tol {tol!r}: the greedy policy never collects a reward from "
+            f"{stalled.size} state(s) of non-zero value (e.g. state {int(stalled[0])}), because the solution did "
+            f"not separate their actions' values; use a smaller gamma or a smaller tol"
+        )
+
+
+def _check_mdp(mdp) -> TabularMDP:
+    if not isinstance(mdp, TabularMDP):
+        raise TypeError(f"mdp must be a TabularMDP (e.g. lakes.make_lake('4x4')), got {type(mdp).__name__}")
+    return mdp
+
+
 def _check_count(name: str, value, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -139,15 +212,21 @@ def _progress_bar(enabled: bool, desc: str, total: int | None, unit: str):
 
 def as_policy(mdp: TabularMDP, pi) -> np.ndarray:
     """A policy as action probabilities, Shape (S, A): pi of Shape (S, A), or actions of Shape (S,)."""
-    pi = np.asarray(pi)
+    _check_mdp(mdp)
+    try:
+        pi = np.asarray(pi)
+    except ValueError:  # ragged nested lists
+        raise ValueError("pi must be an array of actions, Shape (S,), or of probabilities, Shape (S, A)") from None
+    if pi.dtype == object or not (np.issubdtype(pi.dtype, np.number) or pi.dtype == bool):
+        raise TypeError(f"pi must be an array of numbers (actions or probabilities), got dtype {pi.dtype}")
     if pi.ndim == 1:
         if pi.shape != (mdp.n_states,) or not np.issubdtype(pi.dtype, np.integer):
             raise ValueError(
-                f"a deterministic policy must be integer actions of shape ({mdp.n_states},), "
+                f"pi: a deterministic policy must be integer actions of shape ({mdp.n_states},), "
                 f"got dtype {pi.dtype} and shape {tuple(pi.shape)}"
             )
         if pi.min() < 0 or pi.max() >= mdp.n_actions:
-            raise ValueError(f"actions must lie in [0, {mdp.n_actions - 1}], got range [{pi.min()}, {pi.max()}]")
+            raise ValueError(f"pi: actions must lie in [0, {mdp.n_actions - 1}], got range [{pi.min()}, {pi.max()}]")
         return np.eye(mdp.n_actions)[pi]
     return mdp.check_policy(pi)
 
@@ -262,13 +341,25 @@ def value_iteration(
     """Optimal V*, Q* and greedy policy by value iteration (see the module docstring).
 
     Args:
-        gamma: discount in (0, 1]. tol: stop when the Bellman residual max |T V - V| <= tol.
+        gamma: discount in (0, 1], not in (1 - GAMMA_GAP, 1); ValueError also where values must
+            underflow (``check_underflow``) or the greedy policy stalls (``check_stall``).
+        tol: stop when the Bellman residual max |T V - V| <= tol.
         max_iter: most sweeps. method: "gauss-seidel" (accelerated, default) or "jacobi" (textbook).
         progress: show a tqdm bar of the sweeps.
     Returns: Solution with V Shape (S,), Q Shape (S, A), policy Shape (S,).
     """
+    _check_mdp(mdp)
     gamma, tol = _check_gamma(gamma), _check_nonneg("tol", tol)
     max_iter = _check_count("max_iter", max_iter, 1)
+    if not isinstance(method, str) or method not in ("gauss-seidel", "jacobi"):
+        raise ValueError(f"method must be 'gauss-seidel' or 'jacobi', got {method!r}")
+    if 1 - GAMMA_GAP < gamma < 1:
+        raise ValueError(
+            f"gamma {gamma!r} is too close to 1 for float64: one step of discount (1 - gamma = {1 - gamma:.2g}) "
+            f"is within the tie rule's {TIE_RTOL:g}, so the greedy policy could stall; use gamma <= "
+            f"{1 - GAMMA_GAP!r}, or gamma = 1 (V(start) is then the best success probability)"
+        )
+    check_underflow(mdp, gamma)
     if method == "jacobi":
         V = np.zeros(mdp.n_states)
         bar = _progress_bar(progress, "value iteration (jacobi)", None, "sweep")
@@ -287,7 +378,10 @@ def value_iteration(
     Q = mdp.q_from_v(V, gamma)
     V_out = Q.max(1)
     residual = float(np.abs(V_out - V).max())
-    return Solution(V_out, Q, greedy_policy(Q), it, gamma, residual, residual <= tol)
+    policy = greedy_policy(Q)
+    if residual <= tol:  # an unfinished solution is reported as such (converged=False), not judged
+        check_stall(mdp, gamma, V_out, policy, tol)
+    return Solution(V_out, Q, policy, it, gamma, residual, residual <= tol)
 
 
 def finite_horizon(
@@ -305,7 +399,9 @@ def finite_horizon(
     Memory: H * S * (A + 2) float64 / int64 numbers; refused (ValueError) above ``max_bytes``, and
     horizons above ``max_horizon``. progress: show a tqdm bar of the steps.
     """
+    _check_mdp(mdp)
     horizon, gamma = _check_horizon(mdp, horizon, max_horizon, 1), _check_gamma(gamma)
+    check_underflow(mdp, gamma, horizon)
     S, A = mdp.n_states, mdp.n_actions
     need, max_bytes = (horizon * (A + 2) + 1) * S * 8, _check_count("max_bytes", max_bytes, 1)
     if need > max_bytes:
@@ -366,7 +462,8 @@ def success_probability(mdp: TabularMDP, pi, horizon: int | None = None, *, max_
     the absorption probability: a direct linear solve for S <= DENSE_MAX_STATES, else the
     accelerated sweeps to residual 1e-13. A stationary pi's horizon is refused above max_horizon.
     """
-    arr = np.asarray(pi)
+    _check_mdp(mdp)
+    arr = as_policy(mdp, pi) if np.ndim(pi) < 2 or isinstance(pi, str) else np.asarray(pi)
     if arr.ndim == 3 or (arr.ndim == 2 and np.issubdtype(arr.dtype, np.integer)):
         if horizon is not None and horizon != len(arr):
             raise ValueError(

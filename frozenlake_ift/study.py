@@ -437,6 +437,16 @@ def reference(config: StudyConfig, data: StudyData, base: dict, star: dict) -> R
     return make_reference(config, data, base, star)
 
 
+def check_config(config, name: str = "config") -> StudyConfig:
+    """``config`` if it is a StudyConfig, else TypeError naming ``name`` (a dict is not one: StudyConfig(**d))."""
+    if not isinstance(config, StudyConfig):
+        raise TypeError(
+            f"{name} must be a StudyConfig, e.g. StudyConfig(seeds=4) (for a dict d: StudyConfig(**d)), "
+            f"got {type(config).__name__}"
+        )
+    return config
+
+
 def run_study(config: StudyConfig, progress: bool = False, mdp: TabularMDP | None = None) -> StudyResult:
     """Run the whole experiment for one config: all methods, all seeds batched.
 
@@ -444,9 +454,10 @@ def run_study(config: StudyConfig, progress: bool = False, mdp: TabularMDP | Non
     final policy (metric ``policy_mse_truly``); results keep the config's method order.
     ``mdp``: a TabularMDP of your own instead of the config's ``env`` (``data.build_data``).
     """
-    if not isinstance(config, StudyConfig):
-        raise TypeError(f"config must be a StudyConfig, got {type(config).__name__}")
     t0 = time.perf_counter()
+    check_config(config)
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress must be True or False, got {type(progress).__name__}")
     device = policy.resolve_device(config.device)
     torch.manual_seed(config.seed)
     data = build_data(config, device, mdp=mdp)

@@ -24,12 +24,13 @@ on the config only: after changing the study's code, sweep into a new folder.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import lakes, results
+from . import lakes, results, safety
 from .plugins import plugin_modules
 from .study import StudyConfig, run_study
 from .sweep_spec import (  # noqa: F401  (re-exported: the stable API)
@@ -46,6 +47,7 @@ from .sweep_spec import (  # noqa: F401  (re-exported: the stable API)
     parse_assignments,
     parse_shard,
     shard_cells,
+    swept_fields,
 )
 
 FORMAT = 2  # cell files: 2 = results.json layout (curves kept, rounded); 1 = final values only
@@ -155,32 +157,91 @@ def _info(rec: dict) -> dict:
     }
 
 
-def make_tasks(cells: list[Cell], engine: str, max_cells: int = 0) -> list[Task]:
-    """The units of work: under "batched", the groups of cells that share shapes (``batched.group_configs``),
-    each split into chunks of at most ``max_cells`` (0: whole groups); under "per-cell", one task per cell."""
+TASKS_PER_WORKER = 2  # the batched engine splits its largest groups until there are this many tasks per worker
+
+
+def make_tasks(
+    cells: list[Cell], engine: str, max_cells: int = 0, workers: int = 1, max_bytes: float | None = None
+) -> list[Task]:
+    """The units of work: under "per-cell", one task per cell; under "batched", the groups of cells that share
+    shapes (``batched.group_configs``), each split into chunks (``split_group``: cut between cells of
+    different starts where it can, since a run never spans two starts) so that
+
+    * no chunk holds more than ``max_cells`` cells (0: no such bound);
+    * no chunk's estimated memory (``safety.config_bytes`` with all its cells' members at once), times the
+      tasks that run at once, exceeds ``max_bytes`` (None: no bound);
+    * there are at least ``TASKS_PER_WORKER`` x ``workers`` tasks where the cells allow it, the largest
+      groups split first: every worker has work, and an interrupt loses only the tasks in flight, not a
+      whole group's finished members.
+
+    Tasks are ordered largest first (cells x states), so that workers finish together."""
     from . import batched
 
     if engine not in ENGINES:
         raise ValueError(f"--engine must be one of {list(ENGINES)}, got {engine!r}")
     if engine == "per-cell":
         return [Task((c,), engine, plugin_modules()) for c in cells]
-    tasks = []
-    for idx in batched.group_configs([c.config for c in cells]):
-        size = len(idx) if max_cells < 1 else max_cells
-        tasks += [
-            Task(tuple(cells[i] for i in idx[j : j + size]), engine, plugin_modules()) for j in range(0, len(idx), size)
-        ]
-    # largest first (cells x states), so that workers finish together: the longest-processing-time rule
+    groups = [[cells[i] for i in idx] for idx in batched.group_configs([c.config for c in cells])]
+    at_once = max(1, int(workers))
+    chunks: list[int] = []  # the number of chunks of each group
+    for g in groups:
+        k = 1 if max_cells < 1 else -(-len(g) // max_cells)
+        while k < len(g) and max_bytes is not None and at_once * _chunks_bytes(split_group(g, k)) > max_bytes:
+            k += 1
+        chunks.append(k)
+    want = TASKS_PER_WORKER * at_once
+    while sum(chunks) < want:
+        splittable = [i for i, g in enumerate(groups) if chunks[i] < len(g)]
+        if not splittable:
+            break
+        largest = max(splittable, key=lambda i: -(-len(groups[i]) // chunks[i]) * _n_states(groups[i][0].config))
+        chunks[largest] += 1
+    tasks = [
+        Task(part, engine, plugin_modules()) for g, k in zip(groups, chunks, strict=True) for part in split_group(g, k)
+    ]
     return sorted(tasks, key=lambda t: -len(t.cells) * _n_states(t.cells[0].config))
+
+
+def split_group(group: list[Cell], k: int) -> list[tuple[Cell, ...]]:
+    """A group's cells in k chunks of sizes as equal as allowed. Cells are ordered by their start (theta_0 and
+    theta*: ``batched.START_FIELDS``), in order of first appearance; with at least k starts the cuts fall
+    between starts (nearest the equal cuts), so that no run is trained twice (a method's run never spans
+    two starts, ``batched.run_key``); with fewer, the chunks are equal."""
+    first: dict[tuple, int] = {}
+    for c in group:
+        first.setdefault(_start(c), len(first))
+    cells = sorted(group, key=lambda c: first[_start(c)])
+    n = len(cells)
+    edges = [i for i in range(1, n) if _start(cells[i]) != _start(cells[i - 1])]
+    if len(edges) >= k - 1:
+        cuts: list[int] = []
+        for j in range(1, k):
+            left = [e for e in edges if not cuts or e > cuts[-1]]
+            room = left[: len(left) - (k - 1 - j)]  # leave a cut for each chunk still to come
+            cuts.append(min(room, key=lambda e: abs(e - j * n / k)))
+    else:
+        cuts = [round(j * n / k) for j in range(1, k)]
+    return [tuple(cells[a:b]) for a, b in itertools.pairwise([0, *cuts, n])]
+
+
+def _start(cell: Cell) -> tuple:
+    from . import batched
+
+    return batched.start_key(cell.config)
+
+
+def _chunks_bytes(parts: list[tuple[Cell, ...]]) -> float:
+    """The estimated memory of the largest chunk (all its cells' members at once)."""
+    need = [safety.config_bytes(p[0].config, members=sum(c.config.seeds for c in p)) for p in parts]
+    return max(float(x) for x in need if x is not None) if any(x is not None for x in need) else 0.0
 
 
 def _n_states(config: StudyConfig) -> int:
     """The number of states of a config's MDP (for ordering tasks by cost)."""
-    from .mdps import check_env, env_source, make_env
+    from .mdps import env_source
 
     if env_source(config.env).name != "lake":
-        n = check_env(config.env)
-        return n if n is not None else make_env(config.env, config).n_states
+        return safety.config_states(config) or 0
     desc = config.map if isinstance(config.map, str) else list(config.map)
     return len(lakes.make_lake(desc, slippery=False).terminal)
 
@@ -189,22 +250,36 @@ def _manifest(spec: dict, cells: list[Cell]) -> dict:
     return {
         "format": FORMAT,
         "spec": spec,
-        "fields": list(spec["grid"]),
+        "fields": swept_fields(spec),
         "n_cells": len(cells),
         "cells": {c.key: c.values for c in cells},
     }
 
 
+def check_folder(out, spec: dict, cells: list[Cell]) -> None:
+    """Refuse (ValueError) a sweep folder that holds another sweep: its cells would drop out of the report.
+
+    A folder whose sweep.json cannot be read (truncated, not JSON) is this sweep's when every cell file in it
+    is one of this sweep's cells (its manifest is then rewritten); else the refusal says what is wrong."""
+    _check_folder(Path(out), _manifest(spec, cells))
+
+
 def _check_folder(out: Path, man: dict) -> None:
-    """Refuse a folder that holds another sweep (other cells or fields): its cells would drop out of the report."""
     path = out / "sweep.json"
     if not path.is_file():
         return
     try:
         old = json.loads(path.read_text())
-        same = old.get("cells") == man["cells"] and old.get("fields") == man["fields"]
-    except (OSError, ValueError, AttributeError):
-        same = not any((out / "cells").glob("*.json"))  # an unreadable manifest over no cells: rewrite it
+        same = isinstance(old, dict) and old.get("cells") == man["cells"] and old.get("fields") == man["fields"]
+    except (OSError, ValueError, RecursionError):
+        stray = sorted(p.stem for p in (out / "cells").glob("*.json") if p.stem not in man["cells"])
+        if stray:
+            raise ValueError(
+                f"{str(path)!r} cannot be read (truncated or not JSON) and {str(out / 'cells')!r} holds "
+                f"{len(stray)} cell(s) that are not this sweep's (e.g. {stray[0]}.json): use another --out, or "
+                "rerun the spec that made them"
+            ) from None
+        return  # only this sweep's cells (or none): the manifest is rewritten
     if not same:
         raise ValueError(
             f"{str(out)!r} holds a sweep of other cells (its sweep.json differs in cells or swept "
@@ -231,6 +306,7 @@ def run_sweep(
     executor: str = "local",
     address: str | None = None,
     max_cells: int = 0,
+    max_memory: float | None = None,
 ) -> dict:
     """Run the cells of spec (or of one shard) not yet saved in out_dir; return a summary dict.
 
@@ -243,6 +319,8 @@ def run_sweep(
     each task returns. ``on_cell(record)`` is called per finished or failed cell. KeyboardInterrupt
     stops the sweep: finished tasks' cells stay saved; those in flight are lost and rerun next time.
     A failed cell is saved as {key, values, error} (the report names it) and retried on a rerun.
+    Tasks (``make_tasks``): groups split so that each worker has work and, with ``max_memory`` (GB; None:
+    no bound), so that the tasks running at once fit it; a cell that alone does not fit is refused.
     """
     from . import executors
 
@@ -254,7 +332,10 @@ def run_sweep(
         raise ValueError(f"--executor must be one of {list(executors.EXECUTOR_NAMES)}, got {executor!r}")
     if address and executor != "ray":
         raise ValueError(f"--address {address!r} needs --executor ray")
-    cells = expand(spec)
+    if address:
+        executors.check_ray_address(address)
+    max_bytes = None if max_memory is None else float(max_memory) * 1e9
+    cells = expand(spec, max_bytes=max_bytes)  # a cell that alone does not fit is refused here
     mine = shard_cells(cells, *shard) if shard else cells
     out = Path(out_dir)
     man = _manifest(spec, cells)
@@ -264,7 +345,7 @@ def run_sweep(
     if not (out / "sweep.json").is_file() or (out / "sweep.json").read_text() != text:
         results.atomic_write(out / "sweep.json", text)
     (out / "cells").mkdir(parents=True, exist_ok=True)
-    tasks = make_tasks(todo, engine, max_cells)
+    tasks = make_tasks(todo, engine, max_cells, workers, max_bytes)
     t0, ran, failed = time.perf_counter(), [], []
     from tqdm.auto import tqdm
 

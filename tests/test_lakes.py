@@ -92,8 +92,8 @@ def test_big_map_uses_numpy_builder_fast():
         (
             ["SXF", "FFG"],
             (
-                r"unknown tile letter 'X' at row 0, column 1; allowed letters are S \(start\), F \(frozen\), "
-                r"H \(hole\), G \(goal\)"
+                r"unknown tile letter 'X' at row 0, column 1 of the map; allowed letters are S \(start\), "
+                r"F \(frozen\), H \(hole\), G \(goal\)"
             ),
         ),
         (["SFH", "HHF", "FFG"], "goal 'G' is unreachable from the start 'S'"),

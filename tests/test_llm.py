@@ -173,7 +173,11 @@ def test_bad_inputs_raise_clear_errors(batch):
     with pytest.raises(ValueError, match="reference model"):
         llm.lm_loss("dpo", model, pb)
     with pytest.raises(ValueError, match="unknown method"):
-        llm.lm_loss("ppo", model, batch)
+        llm.lm_loss("ppo2", model, batch)
+    with pytest.raises(ValueError, match="method 'truly' is not on the LLM path"):
+        llm.lm_loss("truly", model, batch)
+    with pytest.raises(TypeError, match="on-policy method 'grpo' trains on Rollouts"):
+        llm.lm_loss("grpo", model, batch)
     with pytest.raises(ValueError, match=r"shape \(B, T, V\)"):
         llm.token_logps(torch.zeros(2, 5, VOCAB), torch.zeros(2, 4, dtype=torch.long))
 
@@ -272,9 +276,22 @@ def test_one_loss_two_paths_ift_inputs(seed):
 CASES = [
     (m, meth)
     for m in ("moat", "two-route")
-    for meth in ("sft", "ift", "dpo", "orpo")
+    for meth in ("sft", "ift", "dpo", "orpo", "ipo", "simpo", "kto")
     if (m, meth) != ("two-route", "ift")
 ]
+
+
+def unpaired_batch(pair_batch: dict) -> dict:
+    """KTO's rows of one pair: the chosen answer desirable, the rejected one not, each other's KL row."""
+    ids = {k: pair_batch[f"{k}_input_ids"][0].tolist() for k in ("chosen", "rejected")}
+    labels = {k: pair_batch[f"{k}_labels"][0].tolist() for k in ("chosen", "rejected")}
+    n = {k: sum(1 for t in labels[k] if t != -100) for k in labels}
+    prompt = ids["chosen"][: ids["chosen"].index(ids["chosen"][0]) + 1]
+    rows = [
+        {"prompt_ids": prompt, "completion_ids": labels[k][len(prompt) : len(prompt) + n[k]], "label": k == "chosen"}
+        for k in ("chosen", "rejected")
+    ]
+    return llm.PromptResponseCollator(pad_token_id=prompt[0])(rows)
 
 
 @pytest.mark.parametrize("map_name,method", CASES)
@@ -284,13 +301,18 @@ def test_one_loss_two_paths_loss_and_gradient(map_name, method, seed):
     theta = policy.clone_params(theta)
     grid_loss = study.method_loss(method, theta, data, cfg, base=ref).loss  # (1,): the registry's method, theta_0 = ref
     lm = GridLM(theta, data.P, cfg.activation)
+    ref_lm = GridLM(ref, data.P, cfg.activation)
     hp = {
         "sft": {},
         "ift": {"lam": cfg.lam, "gamma": cfg.prop_gamma},
-        "dpo": {"beta": cfg.dpo_beta, "ref_model": GridLM(ref, data.P, cfg.activation)},
+        "dpo": {"beta": cfg.dpo_beta, "ref_model": ref_lm},
         "orpo": {"beta": cfg.orpo_beta},
+        "ipo": {"beta": cfg.ipo_beta, "ref_model": ref_lm},
+        "simpo": {"beta": cfg.simpo_beta, "simpo_gamma": cfg.simpo_margin},
+        "kto": {"beta": cfg.kto_beta, "ref_model": ref_lm},
     }[method]
-    lm_loss, _ = llm.lm_loss(method, lm, sft_batch if method in ("sft", "ift") else pair_batch, **hp)
+    batch = {"sft": sft_batch, "ift": sft_batch, "kto": unpaired_batch(pair_batch)}.get(method, pair_batch)
+    lm_loss, _ = llm.lm_loss(method, lm, batch, **hp)
     torch.testing.assert_close(lm_loss, grid_loss[0], rtol=0, atol=1e-12)
     grid_grads = torch.autograd.grad(grid_loss.sum(), [theta[k] for k in policy.PARAM_NAMES])
     lm_grads = torch.autograd.grad(lm_loss, [lm.net[k] for k in policy.PARAM_NAMES])

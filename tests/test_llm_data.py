@@ -88,7 +88,9 @@ def test_datasets_dataset_rows_work_like_a_list(tok):
     a, b = col([ds[0]]), col(rows[:1])
     assert all(torch.equal(a[k], b[k]) for k in a)
     llm.validate_rows(ds, paired=True)
-    with pytest.raises(ValueError, match=r"row 0 lacks the field\(s\) \['completion'\].*use method dpo or orpo"):
+    with pytest.raises(
+        ValueError, match=r"row 0 lacks the field\(s\) \['completion'\].*use a preference method, e.g. dpo or orpo"
+    ):
         llm.validate_rows(ds, paired=False)
 
 

@@ -1,5 +1,6 @@
-"""The grid task as a dataset: rows in TRL's format, the documented tokenisation, exact open-loop success
-(against an independent forward pass over the sparse transitions), and the example end to end (SFT, 1 seed)."""
+"""The grid task as a dataset: rows in TRL's formats (closed-loop episodes: each move followed by the tile it
+reached), the documented tokenisation, exact open-loop success (against an independent forward pass over the
+sparse transitions), and the example end to end (SFT and GRPO, tiny budgets, judged exactly)."""
 
 from __future__ import annotations
 
@@ -32,10 +33,15 @@ def test_two_route_rows_are_the_study_routes():
     (row,) = llm.grid_dataset(StudyConfig())
     assert row == {
         "prompt": "map : S F F F F / F H H H F / F H H H G / F H H H F / F F F F F / slippery : no / moves :",
-        "chosen": " right right right right down down",
-        "rejected": " down down down down right right right right up up",
+        "chosen": " right F right F right F right F down F down G",
+        "rejected": " down F down F down F down F right F right F right F right F up F up G",
     }
     assert llm.grid_dataset([task], "completion") == [{"prompt": row["prompt"], "completion": row["chosen"]}]
+    assert llm.grid_dataset([task], "unpaired") == [
+        {"prompt": row["prompt"], "completion": row["chosen"], "label": True},
+        {"prompt": row["prompt"], "completion": row["rejected"], "label": False},
+    ]
+    assert llm.grid_dataset([task], "prompt") == [{"prompt": row["prompt"]}]
     with pytest.raises(ValueError, match="form must be one of"):
         llm.grid_dataset([task], "pairs")
 
@@ -64,11 +70,17 @@ def test_moves_success_is_exact(map_name, slippery):
         assert llm.moves_success(task.mdp, task.chosen[:-1]) == 0.0  # one move short of G
 
 
-def test_example_trains_sft_to_the_goal():
+def test_example_trains_and_judges_exactly():
     pytest.importorskip("transformers")
     path = Path(__file__).resolve().parents[1] / "examples" / "llm_grid.py"
     spec = importlib.util.spec_from_file_location("llm_grid_example", path)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
-    out = example.main(["--methods", "sft", "--seeds", "1", "--steps", "60", "--json"])
-    assert out["sft"]["reached_goal"] == 1 and out["sft"]["mean_success"] == 1.0
+    out = example.main(
+        ["--methods", "sft,grpo", "--horizon", "8", "--base-steps", "5", "--steps", "25", "--online-steps", "2",
+         "--generations", "4", "--online-batch", "8", "--tabular-seeds", "1", "--tabular-steps", "20",
+         "--max-histories", "300", "--json"]
+    )  # fmt: skip
+    assert out["llm"]["sft"]["success"] > 0.9 and out["llm"]["sft"]["pruned"] <= 1e-6
+    assert set(out["llm"]) == set(out["tabular"]) == {"sft", "grpo"}
+    assert set(out["tabular"]["sft"]) == {"success", "value", "policy_mse_opt", "tmatrix_mse_opt"}

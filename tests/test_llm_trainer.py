@@ -89,7 +89,7 @@ def test_config_defaults_and_bad_options(tmp_path):
     assert config(tmp_path, "orpo", beta=0.5).beta == 0.5 and config(tmp_path, "ift").beta is None
     assert config(tmp_path, "ift").remove_unused_columns is False
     for kw, match in (
-        ({"method": "ppo"}, "unknown method"),
+        ({"method": "ppo2"}, "unknown method"),
         ({"lam": 1.2}, r"\[0, 1\]"),
         ({"gamma": -1}, "gamma"),
         ({"method": "sft", "beta": 0.1}, "not used by method 'sft'"),
@@ -168,3 +168,105 @@ def test_text_dataset_with_a_tokenizer_builds_its_collator(tmp_path):
     assert isinstance(trainer.data_collator, llm.PromptResponseCollator)
     trainer.train()
     assert len([h for h in trainer.state.log_history if "loss" in h]) == 3
+
+
+# ------------------------------------------------------------------------------ every method on the grid task
+@pytest.fixture(scope="module")
+def grid():
+    from frozenlake_ift.config import StudyConfig
+
+    tok = llm.grid_tokenizer()
+    tasks = llm.grid_tasks(StudyConfig(horizon=8))
+    return tok, tasks, llm.GridEnvironment(tasks, tok, seed=0)
+
+
+def moves_made(prompts, completions, **_):
+    """A reward that varies on a random model (the grid return is 0 on nearly every episode of one)."""
+    return [0.1 * len(llm.parse_moves(c)) for c in completions]
+
+
+FORM = {"completion": "completion", "preference": "preference", "unpaired": "unpaired", "prompt": "prompt"}
+
+
+@pytest.mark.parametrize("method", ["ipo", "simpo", "kto", "grpo", "rloo", "dpo_online", "ppo"])
+def test_every_method_trains_on_the_closed_loop_grid_task(tmp_path, grid, method):
+    tok, tasks, env = grid
+    spec = llm.method_spec(method)
+    model = tiny_gpt2(vocab=len(tok), n_positions=64)
+    before = [p.detach().clone() for p in model.parameters()]
+    args = config(tmp_path, method, max_steps=2, per_device_train_batch_size=2, logging_steps=1)
+    kw = {"ref_model": copy.deepcopy(model)} if spec.needs_reference(args.beta) else {}
+    if spec.online:
+        kw["reward_funcs"] = [llm.grid_reward(tasks), moves_made]
+    rows = llm.grid_dataset(tasks, FORM[spec.form]) * 4
+    trainer = llm.IFTTrainer(model, args=args, train_dataset=rows, processing_class=tok, environment=env, **kw)
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert len(logs) == 2 and all(torch.isfinite(torch.tensor(h["loss"])) for h in logs)
+    names = {n.replace("grid_return", "<name>").replace("moves_made", "<name>") for n in logs[0]}
+    assert names - {"loss", "grad_norm", "learning_rate", "epoch", "step"} <= set(llm.METRICS)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))  # it trained
+    if spec.online:
+        assert "rewards/grid_return/mean" in logs[0] and "completions/mean_length" in logs[0]
+
+
+def test_rollouts_are_reused_for_num_iterations_steps(tmp_path, grid, monkeypatch):
+    tok, tasks, env = grid
+    model = tiny_gpt2(vocab=len(tok), n_positions=64)
+    args = config(tmp_path, "ppo", max_steps=4, per_device_train_batch_size=1, num_iterations=2, beta=0.0)
+    trainer = llm.IFTTrainer(
+        model,
+        args=args,
+        train_dataset=llm.grid_dataset(tasks, "prompt") * 4,
+        processing_class=tok,
+        environment=env,
+        reward_funcs=[moves_made],
+    )
+    calls = []
+    original = trainer.sample_rollouts
+    monkeypatch.setattr(trainer, "sample_rollouts", lambda m, i: calls.append(1) or original(m, i))
+    trainer.train()
+    assert len(calls) == 2  # steps 0 and 2 sample, steps 1 and 3 reuse (PPO's second epoch)
+
+
+def test_llm_path_bad_input_is_one_clear_error(tmp_path, grid):
+    tok, tasks, env = grid
+    model = tiny_gpt2(vocab=len(tok), n_positions=64)
+    prompts = llm.grid_dataset(tasks, "prompt") * 2
+    with pytest.raises(ValueError, match="method 'truly' is not on the LLM path"):
+        config(tmp_path, "truly")
+    with pytest.raises(ValueError, match="unknown method 'ppo2'"):
+        config(tmp_path, "ppo2")
+    with pytest.raises(ValueError, match="loss_type='dapo' is used by method 'grpo' only"):
+        config(tmp_path, "rloo", loss_type="dapo")
+    with pytest.raises(ValueError, match="num_generations must be 2"):
+        config(tmp_path, "dpo_online", num_generations=3)
+    with pytest.raises(ValueError, match="needs reward_funcs"):
+        llm.IFTTrainer(model, args=config(tmp_path, "grpo"), train_dataset=prompts, processing_class=tok)
+    with pytest.raises(ValueError, match="reward_funcs is for on-policy methods"):
+        llm.IFTTrainer(model, args=config(tmp_path, "sft"), train_dataset=examples(), reward_funcs=[moves_made])
+    with pytest.raises(ValueError, match=r"row 0 lacks the field\(s\) \['prompt'\]"):
+        llm.IFTTrainer(model, args=config(tmp_path, "grpo"), train_dataset=[{"x": 1}], reward_funcs=[moves_made])
+
+    def run(reward):
+        args = config(tmp_path, "grpo", max_steps=1, per_device_train_batch_size=1, num_generations=2)
+        trainer = llm.IFTTrainer(
+            model, args=args, train_dataset=prompts, processing_class=tok, environment=env, reward_funcs=[reward]
+        )
+        trainer.train()
+
+    def too_few(prompts, completions, **_):
+        return [1.0]
+
+    def not_a_number(prompts, completions, **_):
+        return [float("nan")] * len(completions)
+
+    with pytest.raises(ValueError, match=r"reward function 'too_few' returned 1 rewards for 2 completions"):
+        run(too_few)
+    with pytest.raises(ValueError, match=r"reward function 'not_a_number' returned nan for completion 0"):
+        run(not_a_number)
+    with pytest.raises(ValueError, match=r"example 0 of the batch: the completion is empty"):
+        llm.PromptResponseCollator()([{"prompt_ids": [3, 4], "completion_ids": []}])
+    empty = llm.Samples(["p"], [[3]], [[11]], [[False]], ["F"], 1)
+    with pytest.raises(ValueError, match=r"completions \[0\] are empty"):
+        llm.make_rollouts(empty, torch.zeros(1), 0)

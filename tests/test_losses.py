@@ -12,13 +12,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from frozenlake_ift.losses import (
+    aggregate_token_losses,
+    clipped_token_losses,
     dpo_loss,
+    grpo_loss,
     ift_loss,
     ipo_loss,
+    kto_loss,
+    kto_reference_point,
     log1mexp,
     mix_inputs,
     orpo_loss,
     relation_weights,
+    rloo_advantages,
+    sequence_clipped_loss,
     sequence_logps,
     sft_loss,
     simpo_loss,
@@ -386,3 +393,160 @@ def test_relation_weights_stable_at_4096(gamma):
     n = mask.sum(-1, keepdim=True).to(D64)
     lhs = raw[:, :-1] - gamma * raw[:, 1:] * mask[:, 1:]
     torch.testing.assert_close(torch.where(mask[:, :-1], lhs, 0.0), torch.where(mask, l64 / n, 0.0)[:, :-1])
+
+
+# --------------------------------------------------------------------------- KTO, RLOO, GRPO's loss types
+# Independent re-derivations from the papers' formulas, one row at a time with the math module.
+
+
+def py_sigmoid(z):
+    return 1 / (1 + math.exp(-z)) if z >= 0 else math.exp(z) / (1 + math.exp(z))
+
+
+def naive_kto(policy, ref, desirable, kl_policy, kl_ref, beta, w_d, w_u):
+    """KTO Eq. 7-8: z0 = max(0, mean KL estimate); v = w_D sigma(beta (r - z0)) or w_U sigma(beta (z0 - r));
+    the loss of a row is w_y - v(x, y); the batch loss their mean."""
+    z0 = max(0.0, sum(a - b for a, b in zip(kl_policy, kl_ref, strict=True)) / len(kl_policy))
+    out = []
+    for p, r, good in zip(policy, ref, desirable, strict=True):
+        if good:
+            out.append(w_d - w_d * py_sigmoid(beta * (p - r - z0)))
+        else:
+            out.append(w_u - w_u * py_sigmoid(beta * (z0 - (p - r))))
+    return out, z0
+
+
+def naive_clipped_tokens(logps, old, adv, mask, eps, beta=0.0, ref=None, correction=False):
+    """Per-token -min(r A, clip(r) A) + beta k3 (times r with the correction), with
+    k3 = exp(ref - logp) - (ref - logp) - 1; 0 when masked."""
+    out = []
+    for b, row in enumerate(logps):
+        cells = []
+        for t, lp in enumerate(row):
+            if not mask[b][t]:
+                cells.append(0.0)
+                continue
+            ratio = math.exp(lp - old[b][t])
+            clipped = min(max(ratio, 1 - eps), 1 + eps)
+            value = -min(ratio * adv[b], clipped * adv[b])
+            if beta:
+                d = ref[b][t] - lp
+                value += beta * (math.exp(d) - d - 1) * (ratio if correction else 1.0)
+            cells.append(value)
+        out.append(cells)
+    return out
+
+
+def naive_aggregate(cells, mask, loss_type, max_len):
+    n = [sum(m) for m in mask]
+    if loss_type == "grpo":
+        return sum(sum(row) / k for row, k in zip(cells, n, strict=True)) / len(cells)
+    total = sum(sum(row) for row in cells)
+    return total / (len(cells) * max_len) if loss_type == "dr_grpo" else total / sum(n)
+
+
+def test_kto_golden():
+    # r = z0: every loss is w * (1 - sigmoid(0)) = w / 2; rewards = beta * r
+    p, r = torch.tensor([-1.0, -2.0], dtype=D64), torch.tensor([-1.5, -2.5], dtype=D64)
+    z0 = kto_reference_point(p, r)
+    assert z0.item() == pytest.approx(0.5)
+    losses, rewards = kto_loss(p, r, torch.tensor([True, False]), z0, beta=0.1, desirable_weight=2.0)
+    torch.testing.assert_close(losses, torch.tensor([1.0, 0.5], dtype=D64))
+    torch.testing.assert_close(rewards, torch.tensor([0.05, 0.05], dtype=D64))
+    # a negative KL estimate is clamped to 0
+    assert kto_reference_point(r, p).item() == 0.0
+
+
+@given(
+    st.lists(st.tuples(st.floats(-30, 0), st.floats(-30, 0), st.booleans()), min_size=1, max_size=6),
+    st.floats(0.01, 2.0),
+    st.floats(0.0, 2.0),
+    st.floats(0.0, 2.0),
+)
+def test_kto_matches_the_paper_formula(rows, beta, w_d, w_u):
+    policy, ref, good = (list(c) for c in zip(*rows, strict=True))
+    kl_policy, kl_ref = policy[::-1], ref  # any mismatched batch
+    want, z0 = naive_kto(policy, ref, good, kl_policy, kl_ref, beta, w_d, w_u)
+    t = lambda v: torch.tensor(v, dtype=D64)  # noqa: E731
+    point = kto_reference_point(t(kl_policy), t(kl_ref))
+    assert point.item() == pytest.approx(z0, abs=1e-12)
+    got, _ = kto_loss(t(policy), t(ref), torch.tensor(good), point, beta, w_d, w_u)
+    torch.testing.assert_close(got, t(want), rtol=1e-10, atol=1e-12)
+
+
+def test_rloo_advantages_golden_and_formula():
+    torch.testing.assert_close(rloo_advantages(torch.tensor([1.0, 0.0, 0.0])), torch.tensor([1.0, -0.5, -0.5]))
+    rewards = torch.randn(3, 5, dtype=D64, generator=torch.Generator().manual_seed(0))
+    want = [[r[i] - sum(r[j] for j in range(5) if j != i) / 4 for i in range(5)] for r in rewards.tolist()]
+    torch.testing.assert_close(rloo_advantages(rewards), torch.tensor(want, dtype=D64))
+    with pytest.raises(ValueError, match="k >= 2"):
+        rloo_advantages(torch.zeros(3, 1))
+
+
+@given(st.lists(st.tuples(st.floats(-5, 0), st.floats(-5, 0), st.floats(-3, 3)), min_size=1, max_size=6))
+def test_sequence_clipped_loss_matches_formula(rows):
+    lp, old, adv = (torch.tensor(c, dtype=D64) for c in zip(*rows, strict=True))
+    want = []
+    for a, b, c in rows:
+        ratio = math.exp(a - b)
+        want.append(-min(ratio * c, min(max(ratio, 0.8), 1.2) * c))
+    torch.testing.assert_close(sequence_clipped_loss(lp, old, adv, 0.2), torch.tensor(want, dtype=D64))
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dapo", "dr_grpo"])
+@pytest.mark.parametrize("beta", [0.0, 0.04])
+def test_grpo_loss_types_match_their_formulas(loss_type, beta):
+    g = torch.Generator().manual_seed(1)
+    B, T = 4, 6
+    logps = -torch.rand(B, T, dtype=D64, generator=g) * 3 - 0.5
+    old = (logps + 0.3 * torch.randn(B, T, dtype=D64, generator=g)).clamp(max=0)  # ratios outside the clip range too
+    ref = (logps + 0.5 * torch.randn(B, T, dtype=D64, generator=g)).clamp(max=0)  # log-probabilities: <= 0
+    adv = torch.randn(B, dtype=D64, generator=g)
+    mask = torch.arange(T)[None, :] < torch.tensor([6, 2, 4, 1])[:, None]
+    cells = naive_clipped_tokens(logps.tolist(), old.tolist(), adv.tolist(), mask.tolist(), 0.2, beta, ref.tolist())
+    token = clipped_token_losses(logps, old, adv, mask, 0.2, ref_logps=ref, beta=beta)
+    torch.testing.assert_close(token, torch.tensor(cells, dtype=D64))
+    got = aggregate_token_losses(token, mask, loss_type, max_completion_length=8)
+    assert got.item() == pytest.approx(naive_aggregate(cells, mask.tolist(), loss_type, 8), rel=1e-12)
+    if loss_type == "grpo":  # the second implementation: the per-sequence GRPO loss, averaged
+        torch.testing.assert_close(got, grpo_loss(logps, old, adv, mask, ref, beta=beta).mean())
+    # leading axes (an ensemble) are reduced per index
+    stacked = aggregate_token_losses(torch.stack([token, 2 * token]), torch.stack([mask, mask]), loss_type, 8)
+    torch.testing.assert_close(stacked, torch.stack([got, 2 * got]))
+    # "dapo" with the batch's token count over all processes (here: twice ours) halves the loss
+    if loss_type == "dapo":
+        half = aggregate_token_losses(token, mask, "dapo", num_items=2 * int(mask.sum()))
+        torch.testing.assert_close(half, got / 2)
+
+
+def test_grpo_loss_type_errors():
+    x, m = torch.zeros(2, 3), torch.ones(2, 3, dtype=torch.bool)
+    with pytest.raises(ValueError, match="loss_type must be one of"):
+        aggregate_token_losses(x, m, "sapo")
+    with pytest.raises(ValueError, match="max_completion_length"):
+        aggregate_token_losses(x, m, "dr_grpo")
+    with pytest.raises(ValueError, match="ref_logps"):
+        clipped_token_losses(x, x, torch.zeros(2), m, beta=0.1)
+
+
+def test_grpo_kl_correction_multiplies_k3_by_the_ratio():
+    g = torch.Generator().manual_seed(3)
+    logps = -torch.rand(2, 4, dtype=D64, generator=g)
+    old = logps + 0.2 * torch.randn(2, 4, dtype=D64, generator=g)
+    ref = logps + 0.5 * torch.randn(2, 4, dtype=D64, generator=g)
+    adv, mask = torch.tensor([0.5, -1.0], dtype=D64), torch.ones(2, 4, dtype=torch.bool)
+    cells = naive_clipped_tokens(
+        logps.tolist(), old.tolist(), adv.tolist(), mask.tolist(), 0.2, 0.1, ref.tolist(), True
+    )
+    got = clipped_token_losses(logps, old, adv, mask, ref_logps=ref, beta=0.1, kl_correction=True)
+    torch.testing.assert_close(got, torch.tensor(cells, dtype=D64))
+    # on-policy (old = logps): the same value, yet a different gradient (the ratio's own)
+    plain, corrected = (
+        grad_of(
+            lambda x, c=c: clipped_token_losses(x, x.detach(), adv, mask, ref_logps=ref, beta=0.1, kl_correction=c),
+            logps,
+        )
+        for c in (False, True)
+    )
+    torch.testing.assert_close(plain[0], corrected[0])
+    assert not torch.allclose(plain[1], corrected[1])

@@ -24,7 +24,7 @@ from frozenlake_ift.methods import (
 from frozenlake_ift.study import StudyConfig, base_params, build_data, reference, run_study, train_method
 
 TINY = dict(seeds=2, steps=8, eval_every=4, fit_steps=300, device="cpu")
-ALL = ("sft", "ift", "dpo", "orpo", "ipo", "simpo", "truly", "ppo", "dpo_online", "grpo")
+ALL = ("sft", "ift", "dpo", "orpo", "ipo", "simpo", "truly", "ppo", "dpo_online", "grpo", "kto", "rloo")
 ON_POLICY_TINY = dict(ppo_episodes=8, grpo_group=4, pairs=4, horizon=20)
 
 
@@ -182,6 +182,47 @@ def test_online_dpo_labels_by_the_oracle():
     assert ((rc > rr) | ((rc == rr) & (vc >= vr))).all()
     tied = (rc == rr) & (vc == vr)
     assert torch.equal(b.weight == 0, tied)
+
+
+def test_rloo_and_grpo_loss_types_on_the_grid_path():
+    """RLOO's batch: reward = reached G - rloo_beta x the summed log-ratio to theta_0, minus the mean of the other
+    k - 1 rollouts of the member; GRPO's loss types: the member's steps averaged as each says."""
+    cfg = StudyConfig(**{**TINY, **ON_POLICY_TINY, "rloo_k": 4, "rloo_beta": 0.3, "methods": ("rloo",)})
+    data = build_data(cfg)
+    base = base_params(cfg, data, "cpu")
+    moved = {k: v + 0.3 * torch.randn_like(v) for k, v in base.items()}  # the policy, away from theta_0
+    ctx = _ctx(cfg, data, base, "rloo")
+    b = online.rloo_batch(moved, ctx, 0)
+    E, k, _ = b.old_logps.shape
+    for e in range(E):
+        for i in range(k):
+            m = b.paths.mask[e, i]
+            reached = float(data.mdp.goal[b.paths.states[e, i][1:][m]].any())
+            kl = float((b.old_logps[e, i] - b.ref_logps[e, i])[m].sum())
+            rewards = [float(data.mdp.goal[b.paths.states[e, j][1:][b.paths.mask[e, j]]].any()) for j in range(k)]
+            kls = [float((b.old_logps[e, j] - b.ref_logps[e, j])[b.paths.mask[e, j]].sum()) for j in range(k)]
+            others = sum(r - 0.3 * x for j, (r, x) in enumerate(zip(rewards, kls, strict=True)) if j != i) / (k - 1)
+            assert b.advantages[e, i].item() == pytest.approx(reached - 0.3 * kl - others, abs=1e-5)
+    out = online.rloo(moved, b, ctx)
+    assert out.loss.shape == (E,) and (out.stats["objective/kl"] != 0).all()
+    gcfg = StudyConfig(**{**TINY, **ON_POLICY_TINY, "methods": ("grpo",)})
+    gctx = _ctx(gcfg, data, base, "grpo")
+    g = online.grpo_batch(moved, gctx, 0)
+    lp = batches.path_logps(moved, g.paths, data, gcfg.activation)  # (E, G, T)
+    mask = g.paths.expand(E).mask
+    token = losses.clipped_token_losses(lp.flatten(0, 1), g.old_logps.flatten(0, 1), g.advantages.flatten().float(),
+                                        mask.flatten(0, 1)).view(mask.shape)  # fmt: skip
+    for loss_type in ("grpo", "bnpo", "dapo", "dr_grpo"):
+        gctx.config = StudyConfig(**{**gcfg.to_dict(), "grpo_loss_type": loss_type})
+        got = online.grpo(moved, g, gctx).loss  # (E,)
+        n = mask.sum(-1).float()  # (E, G)
+        want = {
+            "grpo": (token.sum(-1) / n).mean(-1),
+            "bnpo": token.sum((1, 2)) / n.sum(-1),
+            "dapo": token.sum((1, 2)) / n.sum(-1),
+            "dr_grpo": token.sum((1, 2)) / (mask.shape[1] * gcfg.horizon),
+        }[loss_type]
+        torch.testing.assert_close(got, want)
 
 
 # ------------------------------------------------------------------------- whole runs, sampling

@@ -220,6 +220,47 @@ def test_notebook_runs_with_its_solutions_and_reproduces_its_outputs(path, tmp_p
     )
 
 
+def test_the_notebook_client_reads_a_reply_that_arrives_just_before_it_sends(tmp_path):
+    """A cell's reply that reaches the client just before the client sends on the shell socket (nbclient
+    does during a slider cell, for the ipywidgets Output widget it mimics) is read at once, not when the
+    poll times out: with jupyter_client's own channel it was read only then, which stalled a slider cell
+    for the whole cell timeout (300 s) on a loaded machine. Played over TCP, a ROUTER socket as the kernel."""
+    pytest.importorskip("zmq")
+    pytest.importorskip("jupyter_client")
+    import asyncio
+
+    import zmq.asyncio
+    from jupyter_client.session import Session
+
+    run = _tool("run_notebooks")
+    kernel_client = run.notebook_client(nbformat.v4.new_notebook(), tmp_path).create_kernel_manager().client()
+    assert kernel_client.shell_channel_class is run.shell_channel_class()  # what execute() runs with
+
+    async def read_reply() -> tuple[str, float]:
+        ctx = zmq.asyncio.Context()
+        kernel, shell = ctx.socket(zmq.ROUTER), ctx.socket(zmq.DEALER)
+        try:
+            shell.connect(f"tcp://127.0.0.1:{kernel.bind_to_random_port('tcp://127.0.0.1')}")
+            session = Session(key=b"")
+            channel = kernel_client.shell_channel_class(shell, session)
+            channel.send(session.msg("execute_request", {"code": "1"}))
+            identity, *_ = await kernel.recv_multipart()
+            reply = asyncio.ensure_future(channel.get_msg(timeout=3))  # nbclient waits with the cell timeout
+            await asyncio.sleep(0.05)  # the client now waits for the reply
+            session.send(kernel, "execute_reply", {"status": "ok"}, ident=identity)
+            time.sleep(0.3)  # the reply reaches the client's socket while its event loop is busy ...
+            channel.send(session.msg("comm_msg", {"data": {}}))  # ... and then the client sends
+            start = time.perf_counter()
+            msg = await reply
+            return msg["msg_type"], time.perf_counter() - start
+        finally:
+            ctx.destroy(linger=0)
+
+    msg_type, waited = asyncio.run(read_reply())
+    assert msg_type == "execute_reply"
+    assert waited < 1.5, f"the reply was read {waited:.1f} s late (the poll times out after 3 s)"
+
+
 # ---- what a student does, not only reads: solutions that check themselves, implement-it cells, sliders, animations
 @pytest.mark.parametrize("name", EXPECTED)
 def test_every_solution_is_code_that_asserts_its_answer(notebooks, name):

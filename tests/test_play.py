@@ -130,7 +130,10 @@ def test_default_out_path_is_in_the_run_folder(small_run):
         (["--member", 2], "member must be an integer in \\[0, 1\\]"),
         (["--member", -1], "--member must be >= 0"),
         (["--max-steps", 0], "--max-steps must be >= 1"),
-        (["--fps", 0], "--fps must be > 0"),
+        (["--fps", 0], "--fps must be a number of frames per second in \\[0.01, 50\\]"),
+        (["--fps", 1e-300], "--fps must be a number"),  # was an OverflowError (issue 25)
+        (["--fps", float("inf")], "--fps must be a number"),  # was accepted
+        (["--fps", float("nan")], "--fps must be a number"),
         (["--out", "/nonexistent-dir/x.gif"], "folder '/nonexistent-dir' does not exist"),
         (["--out", "x.png"], "--out must end in .gif"),
     ],

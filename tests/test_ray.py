@@ -30,9 +30,25 @@ def local(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ray_instance():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from frozenlake_ift import executors
+
+    executors.RayExecutor(None, num_cpus=2)  # the local instance a sweep without --address starts
     yield
     ray.shutdown()
+
+
+def test_local_ray_listens_on_loopback_only(ray_instance):
+    """Issue 25: without --address, every Ray service started here listens on the loopback interface."""
+    psutil = pytest.importorskip("psutil")
+    me = psutil.Process()
+    bound = set()
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            bound |= {c.laddr.ip for c in proc.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+        except psutil.Error:  # a worker that ended meanwhile
+            pass
+    assert bound and bound <= {"127.0.0.1", "::1", "::ffff:127.0.0.1"}, bound
+    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
 
 
 def test_ray_executor_gives_the_local_cells(local, ray_instance, tmp_path):
@@ -72,3 +88,12 @@ def test_rerun_after_a_killed_ray_driver_finishes_the_rest(local, tmp_path):
     summary = sweep.run_sweep(SPEC, out)  # resume (here with the local executor: the store is the same)
     assert summary["skipped"] == len(saved) and summary["ran"] == 4 - len(saved)
     assert saved_cells(out) == saved_cells(local)
+
+
+def test_search_trials_run_on_ray(ray_instance):
+    pytest.importorskip("optuna")
+    from frozenlake_ift import search
+
+    space = {"lr": {"low": 0.001, "high": 0.03, "log": True}, "negatives": ["fixed", "policy"]}
+    out = search.run_search("dpo-beats-sft:param_mse", 2, space, TINY, storage="memory", executor="ray", workers=2)
+    assert out.ran == 2 and all(t["state"] == "COMPLETE" and t["holds"] is not None for t in out.trials)

@@ -5,14 +5,16 @@ from pathlib import Path
 
 import pytest
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+ARCHITECTURE = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
 
 
-def _block(needle: str) -> str:
-    for block in re.findall(r"```python\n(.*?)```", README, flags=re.S):
+def _block(needle: str, text: str = README) -> str:
+    for block in re.findall(r"```python\n(.*?)```", text, flags=re.S):
         if needle in block:
             return block
-    raise AssertionError(f"no python block with {needle!r} in the README")
+    raise AssertionError(f"no python block with {needle!r} in the README / docs/ARCHITECTURE.md")
 
 
 def test_the_property_test_example_passes():
@@ -43,16 +45,6 @@ def test_the_method_plugin_example_runs(monkeypatch):
         unregister_method("hinge")
 
 
-ARCHITECTURE = (Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.md").read_text()
-
-
-def _arch_block(needle: str) -> str:
-    for block in re.findall(r"```python\n(.*?)```", ARCHITECTURE, flags=re.S):
-        if needle in block:
-            return block
-    raise AssertionError(f"no python block with {needle!r} in docs/ARCHITECTURE.md")
-
-
 def test_the_architecture_mdp_family_and_data_rule_examples_run():
     from frozenlake_ift import data_rules
     from frozenlake_ift.config import StudyConfig
@@ -60,8 +52,8 @@ def test_the_architecture_mdp_family_and_data_rule_examples_run():
     from frozenlake_ift.mdps import unregister_env
 
     try:
-        exec(_arch_block('register_env(MDPSource("ring"'), {})
-        exec(_arch_block('register_rule(DataRule("worst-first"'), {})
+        exec(_block('register_env(MDPSource("ring"', ARCHITECTURE), {})
+        exec(_block('register_rule(DataRule("worst-first"', ARCHITECTURE), {})
         data = build_data(StudyConfig(env="ring:6", negatives="worst-first"))
         assert data.chosen.actions == (1,) and data.chosen.states == (0, 5)  # one step back to the goal
         # the worst first move (a step the long way round), then pi* back: 0 -> 1 -> 0 -> 5

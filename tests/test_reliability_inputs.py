@@ -214,6 +214,7 @@ def test_sweep_dry_run_would_run_and_engine_flags(tmp_path, capsys, monkeypatch)
         return {"ran": 0, "seconds": 0.0, "cell_seconds": [], "skipped": 0, "failed": []}
 
     monkeypatch.setattr("frozenlake_ift.sweep.run_sweep", run_sweep)
+    monkeypatch.setattr("frozenlake_ift.executors.check_ray_address", lambda address: None)  # no cluster here
     argv = [
         "sweep",
         "--set",

@@ -7,7 +7,9 @@ the cell before each slider cell draws its static version. ``with_solutions`` ap
 solutions as cells, which is how ``tests/test_notebooks.py`` runs and checks them (never written back).
 Figures are inline PNGs at ``plots.NOTEBOOK_DPI`` (``plots.show``), so each notebook
 stays well under the size limit of ``tools/check_notebook_size.py`` (1 MB). Execution timings are not
-recorded, so re-running on unchanged code changes only what the code computes.
+recorded, so re-running on unchanged code changes only what the code computes. The kernel client reads
+a cell's reply even when it arrives just before nbclient sends on the shell socket (``shell_channel_class``;
+with jupyter_client's own channel a slider cell could stall for the whole cell timeout, then go on).
 
 Usage: ``python tools/run_notebooks.py [--timeout S] [NOTEBOOK ...]`` (default: every
 ``notebooks/*.ipynb``). Prints one line per notebook (wall and CPU seconds, size) and exits 1 if one fails or is
@@ -17,6 +19,7 @@ over the size limit; a notebook that fails is left as it was.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import resource
@@ -25,12 +28,17 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 CELL_TIMEOUT_S = 300
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check_notebook_size import MAX_NOTEBOOK_BYTES, measure  # noqa: E402  (the size limit's one home)
+
+if TYPE_CHECKING:
+    from jupyter_client.asynchronous import AsyncKernelClient
+    from jupyter_client.channels import AsyncZMQSocketChannel
 
 
 def kernel_env() -> dict[str, str]:
@@ -41,15 +49,63 @@ def kernel_env() -> dict[str, str]:
     return env
 
 
+@functools.cache
+def shell_channel_class() -> type[AsyncZMQSocketChannel]:
+    """jupyter_client's asyncio shell channel, made to wake for a reply that arrives just before a send.
+
+    ``Session.send`` writes through a blocking shadow of the asyncio socket, out of pyzmq's sight. ZeroMQ
+    signals new input on a socket's file descriptor once, and a send on the socket can consume that
+    signal. So when a reply reaches the socket just before such a send, the coroutine awaiting the reply
+    is never woken: it finds the reply only when its poll times out, with no error. nbclient awaits
+    each cell's reply with the cell timeout (300 s) and sends on this socket during a cell when it mimics
+    an ipywidgets Output widget (the sliders' ``interactive``), so on a loaded machine a slider cell could
+    stall for exactly 300 s and then go on. Reading EVENTS through the asyncio socket after each send makes
+    pyzmq wake its waiting receivers when a message is there."""
+    import zmq
+    from jupyter_client.channels import AsyncZMQSocketChannel
+
+    class ShellChannel(AsyncZMQSocketChannel):
+        def send(self, msg: dict) -> None:
+            super().send(msg)
+            self.socket.get(zmq.EVENTS)  # pyzmq schedules its waiting receivers if input is there
+
+    return ShellChannel
+
+
+@functools.cache
+def kernel_client_class() -> type[AsyncKernelClient]:
+    """The kernel client ``execute`` runs notebooks with: jupyter_client's asyncio client with
+    ``shell_channel_class()``."""
+    from jupyter_client.asynchronous import AsyncKernelClient
+    from traitlets import Type
+
+    class KernelClient(AsyncKernelClient):
+        shell_channel_class = Type(shell_channel_class())
+
+    return KernelClient
+
+
+def notebook_client(nb, workdir: str | os.PathLike, timeout: int = CELL_TIMEOUT_S):
+    """The nbclient NotebookClient that ``execute`` runs ``nb`` with (kernel client: ``kernel_client_class()``)."""
+    import nbclient
+    from traitlets.config import Config
+
+    config = Config({"AsyncKernelManager": {"client_factory": kernel_client_class()}})
+    return nbclient.NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        record_timing=False,
+        resources={"metadata": {"path": str(workdir)}},
+        config=config,
+    )
+
+
 def execute(nb, workdir: str | os.PathLike, timeout: int = CELL_TIMEOUT_S):
     """Run ``nb`` (an nbformat notebook) in place in a fresh python3 kernel with its cwd at ``workdir``.
 
     Raises nbclient's CellExecutionError (naming the cell, with its traceback) if a cell fails."""
-    import nbclient
-
-    client = nbclient.NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", record_timing=False, resources={"metadata": {"path": str(workdir)}}
-    )
+    client = notebook_client(nb, workdir, timeout)
     old = dict(os.environ)
     os.environ.update(kernel_env())  # the kernel inherits this process's environment
     try:

@@ -1,4 +1,5 @@
-"""The ``frozenlake-ift`` console script: solve, reproduce, plot, sweep, report, methods, envs, fields, play.
+"""The ``frozenlake-ift`` console script: solve, reproduce, plot, sweep, report, methods, envs, fields, play,
+phenomena, search.
 
 Each sub-command is a pair ``add_<cmd>(subparsers)`` / ``run_<cmd>(args) -> int``: ``commands`` holds
 solve, plot, sweep, report and methods, ``study`` reproduce and fields, ``common`` what they share. ``main`` keeps
@@ -15,7 +16,7 @@ import errno
 import os
 import sys
 
-from . import commands, study
+from . import commands, lab, study
 from .common import (
     EXIT_FAULT,
     EXIT_INTERRUPT,
@@ -27,6 +28,7 @@ from .common import (
     Parser,
     UsageError,
     err,
+    one_line,
     plugin_args,
 )
 from .study import check_size, field_table
@@ -88,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_methods(sub)
     commands.add_envs(sub)
     study.add_fields(sub)
+    lab.add_phenomena(sub)
+    lab.add_search(sub)
     from ..play import add_parser as add_play
 
     add_play(sub)
@@ -136,7 +140,7 @@ def _main(argv) -> int:
         err(f"{name}: interrupted")
         return EXIT_INTERRUPT
     except UsageError as exc:
-        err(f"{exc.args[0]}: error: {exc.args[1]}")
+        err(one_line(f"{exc.args[0]}: error: {exc.args[1]}"))
         return EXIT_USAGE
     except (ValueError, TypeError, FileNotFoundError, KeyError) as exc:
         if getattr(exc, "stdout_fault", False):  # e.g. print after stdout was closed
@@ -145,7 +149,7 @@ def _main(argv) -> int:
         if isinstance(exc, TypeError) and os.environ.get("FROZENLAKE_IFT_DEBUG"):
             raise
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        err(f"{name}: error: {msg}")
+        err(one_line(f"{name}: error: {msg}"))
         return EXIT_USAGE
     except OSError as exc:
         if getattr(exc, "stdout_fault", False):
@@ -154,7 +158,7 @@ def _main(argv) -> int:
                 return EXIT_PIPE  # `| head`: the reader left; not an error worth a line
             err(f"{name}: error: cannot write to standard output: {exc.strerror or exc}")
             return EXIT_FAULT
-        err(f"{name}: error: {exc.strerror if exc.strerror and exc.filename is None else exc}")
+        err(one_line(f"{name}: error: {exc.strerror if exc.strerror and exc.filename is None else exc}"))
         return EXIT_FAULT
     except MemoryError:
         err(f"{name}: error: out of memory; use a smaller map, fewer seeds or fewer steps")
@@ -163,8 +167,10 @@ def _main(argv) -> int:
         if os.environ.get("FROZENLAKE_IFT_DEBUG"):
             raise
         err(
-            f"{name}: internal error (a bug, please report it; FROZENLAKE_IFT_DEBUG=1 shows the traceback): "
-            f"{type(exc).__name__}: {exc}"
+            one_line(
+                f"{name}: internal error (a bug, please report it; FROZENLAKE_IFT_DEBUG=1 shows the traceback): "
+                f"{type(exc).__name__}: {exc}"
+            )
         )
         return EXIT_FAULT
 

@@ -133,7 +133,7 @@ def run_solve(args) -> int:
     how = "value iteration" if args.horizon is None else f"backward induction, horizon {args.horizon}"
     size = f"{mdp.shape[0]}x{mdp.shape[1]}, " if mdp.shape is not None else ""
     kind = "map" if mdp.desc is not None else "MDP"
-    print(f"{kind} {record['map']} ({size}{mdp.n_states} states), gamma {args.gamma:g}, {how}")
+    print(f"{kind} {record['map']} ({size}{mdp.n_states} states), gamma {args.gamma:.15g}, {how}")
     success = record["success_probability"]
     rows = [
         ("V(start)", f"{record['V_start']:.6g}"),
@@ -171,7 +171,12 @@ def add_plot(sub) -> None:
         formatter_class=HelpFormatter,
     )
     p.add_argument("results", help="path to results.json (or the folder holding it)")
-    p.add_argument("--out", default=None, help="folder for the figures (default: beside results.json)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="folder for the figures (default: beside results.json; for a sweep's cells/KEY.json, "
+        "the sweep's plots/KEY)",
+    )
     p.add_argument(
         "--formats", default="png", metavar="FMT[,FMT]", help="figure formats, comma-separated: png, svg (default: png)"
     )
@@ -184,11 +189,18 @@ def run_plot(args) -> int:
     from .. import plots, results, safety
 
     formats = plots.figure_formats(args.formats)
-    res = results.load(args.results)
     src = Path(args.results)
-    out = Path(args.out) if args.out else (src if src.is_dir() else src.parent)
+    folder = src if src.is_dir() else src.parent
+    cell = folder.name == "cells" and (folder.parent / "sweep.json").is_file()  # a sweep's cell store
+    if args.out:
+        out = Path(args.out)
+    elif cell:  # the cell store holds cell files only: a cell's figures go beside it, in plots/<key>
+        out = folder.parent / "plots" / (src.stem if src.suffix == ".json" else "cells")
+    else:
+        out = folder
     safety.check_out_dir(out)
-    safety.clean_orphans(out)
+    safety.clean_orphans(out)  # first: an interrupted commit in the run folder is finished before reading
+    res = results.load(args.results)
     with safety.staged_run(out) as stage:
         try:
             plots.save_figures(res, stage.path, formats=formats)
@@ -257,7 +269,22 @@ def add_sweep(sub) -> None:
         default="local",
         help="local processes (--workers), or a Ray cluster (pip install ray)",
     )
-    p.add_argument("--address", default=None, metavar="ADDR", help="Ray cluster address (with --executor ray)")
+    p.add_argument(
+        "--address",
+        default=None,
+        metavar="ADDR",
+        help="Ray cluster address (with --executor ray): auto, HOST:PORT or ray://HOST:PORT; without it a local "
+        "instance starts, listening on the loopback interface only",
+    )
+    p.add_argument(
+        "--max-memory",
+        type=float,
+        default=None,
+        metavar="GB",
+        help="memory the sweep may use: batched groups are split so that the tasks running at once fit, and a "
+        "cell that alone does not fit is refused (default: 8, as reproduce)",
+    )
+    p.add_argument("--force", action="store_true", help="no memory bound: run cells beyond --max-memory")
     p.add_argument(
         "--env",
         default=None,
@@ -272,10 +299,14 @@ def sweep_options(args, run_sweep) -> dict:
     """--engine / --executor / --address, passed only where ``run_sweep`` takes them."""
     import inspect
 
+    from ..executors import check_ray_address
+
     params = inspect.signature(run_sweep).parameters
     opts = {"engine": args.engine, "executor": args.executor, "address": args.address}
     if args.address is not None and args.executor != "ray":
         raise ValueError(f"--address {args.address!r} needs --executor ray")
+    if args.address is not None:
+        check_ray_address(args.address)  # a dead address is refused at once, not after minutes of Ray's retries
     missing = [k for k, v in opts.items() if k not in params and v not in ("batched", "local", None)]
     if missing:
         raise ValueError(
@@ -287,6 +318,7 @@ def sweep_options(args, run_sweep) -> dict:
 
 def run_sweep(args) -> int:
     import hashlib
+    import inspect
     import signal
     from pathlib import Path
 
@@ -298,6 +330,9 @@ def run_sweep(args) -> int:
         raise ValueError("nothing to sweep: give --grid SPEC, --default or --set FIELD=V1,V2")
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if args.max_memory is not None and not 0 < args.max_memory < float("inf"):
+        raise ValueError(f"--max-memory must be a number of gigabytes > 0, got {args.max_memory}")
+    max_memory = None if args.force else (safety.DEFAULT_MAX_STUDY_GB if args.max_memory is None else args.max_memory)
     spec = (
         sweep.load_spec(sweep.DEFAULT_SPEC if args.default else args.grid)
         if (args.grid or args.default)
@@ -305,18 +340,24 @@ def run_sweep(args) -> int:
     )
     fix = list(args.fix) + ([f"env={args.env}"] if args.env is not None else [])
     spec = sweep.override(spec, sweep.parse_assignments(args.set, True), sweep.parse_assignments(fix, False))
-    shard = sweep.parse_shard(args.shard) if args.shard else None
+    shard = sweep.parse_shard(args.shard) if args.shard is not None else None
     options = sweep_options(args, sweep.run_sweep)
-    cells = sweep.expand(spec)  # validates everything before any file is written
+    if "max_memory" in inspect.signature(sweep.run_sweep).parameters:
+        options["max_memory"] = max_memory
+    cells = sweep.expand(spec, max_bytes=None if max_memory is None else max_memory * 1e9)  # before any file is written
     digest = hashlib.sha256(" ".join(sorted(c.key for c in cells)).encode()).hexdigest()[:8]  # of the configs
     out = Path(args.out) if args.out else Path("runs") / f"sweep-{spec['name'] or 'grid'}-{digest}"
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} is an existing file, not a folder; give a folder path")
     mine = sweep.shard_cells(cells, *shard) if shard else cells
+    sweep.check_folder(out, spec, cells)  # another sweep's folder is refused before anything is printed
+    if not args.dry_run:
+        for folder in (out, out / "cells"):
+            safety.check_out_dir(folder)
     done = sum((out / "cells" / f"{c.key}.json").exists() for c in mine)
     verb = "would run" if args.dry_run else "running"
     header = (
-        f"{len(cells)} cells over {', '.join(spec['grid']) or 'no field'}"
+        f"{len(cells)} cells over {', '.join(sweep.swept_fields(spec)) or 'no field'}"
         + (f"; shard {args.shard}: {len(mine)} cells" if shard else "")
         + f"; {done} already done; "
         f"{verb} {len(mine) - done} with {args.workers} worker(s) -> {out}"
@@ -343,7 +384,6 @@ def run_sweep(args) -> int:
                 state = "done" if (out / "cells" / f"{c.key}.json").exists() else "would run"
                 print(c.key, state, json.dumps(c.values))
         return 0
-    safety.check_out_dir(out)
     for folder in (out, out / "cells"):
         safety.clean_orphans(folder)
     if not args.json:
@@ -355,7 +395,12 @@ def run_sweep(args) -> int:
     previous = signal.signal(signal.SIGTERM, _term)  # a kill stops like Ctrl-C: finished cells stay saved
     try:
         summary = sweep.run_sweep(
-            spec, out, workers=args.workers, shard=shard, progress=not (args.json or args.no_progress), **options
+            spec,
+            out,
+            workers=args.workers,
+            shard=shard,
+            progress=not (args.json or args.no_progress),
+            **options,
         )
     except KeyboardInterrupt:
         err(f"{PROG} sweep: interrupted; finished cells are saved in {out}; rerun the same command to continue")

@@ -78,6 +78,19 @@ def print_json(obj) -> None:
     print(strict_json(obj, indent=2, sort_keys=False)[0])
 
 
+MAX_MESSAGE = 1000  # characters of an error line; longer ones (a 100 KB bad value echoed) are cut in the middle
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
+    """An error message as one line: line breaks and runs of spaces become one space, and a message longer
+    than ``limit`` keeps its start and its end (what is allowed) around a note of what was cut."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    head, tail = limit * 2 // 3, limit // 4
+    return f"{text[:head]} [... {len(text) - head - tail} characters cut ...] {text[-tail:]}"
+
+
 def err(line: str) -> None:
     """Print one line on stderr, if there is one that still takes writes."""
     if sys.stderr is not None:

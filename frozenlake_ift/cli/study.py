@@ -143,27 +143,13 @@ def config_from_args(args):
 
 
 def check_size(config, max_gb: float) -> int:
-    """The estimated peak memory of a study (bytes); ValueError beyond ``max_gb`` gigabytes."""
-    from ..mdps import check_env, env_source, make_env
-    from ..safety import map_states, study_bytes
+    """The estimated peak memory of a study (bytes, ``safety.config_bytes``); ValueError beyond ``max_gb`` gigabytes."""
+    from ..safety import config_bytes, config_states
 
-    if env_source(config.env).name == "lake":
-        S = map_states(config.map)
-    else:
-        S = check_env(config.env)  # from the spec (bandit, chain, tokens), else from the model (gym, file)
-        S = S if S is not None else make_env(config.env, config).n_states
-    if S is None:
+    need = config_bytes(config)
+    if need is None:
         return 0
-    need = study_bytes(S, config.seeds, config.hidden)
-    n_evals = config.steps // config.eval_every + 2
-    need += (
-        8
-        * config.seeds
-        * (
-            n_evals * 16 * len(config.methods)  # curves and statistics
-            + 4 * max(config.pairs, config.ppo_episodes, config.grpo_group) * (config.horizon + 1)
-        )
-    )
+    S = config_states(config)
     if need > max_gb * 1e9:
         raise ValueError(
             f"this study needs about {need / 1e9:.3g} GB of memory ({S} states, {config.seeds} seeds, "
@@ -231,6 +217,7 @@ def run_reproduce(args) -> int:
         print_json(
             {
                 "out": str(out),
+                "run_id": res[results.RUN_ID],
                 "seconds": res["seconds"],
                 "device": res["device"],
                 "summary": res["summary"],
@@ -252,6 +239,7 @@ def run_reproduce(args) -> int:
         print(
             f"wrote {out / 'results.json'}, {out / 'summary.csv'}, {out / 'params.pt'}"
             + (f" and {len(figures)} figure files" if figures else "")
+            + f" (run {res[results.RUN_ID]})"
         )
     if problem:
         raise OSError(errno.EIO, problem)
@@ -304,6 +292,7 @@ def field_table() -> list[dict]:
         "methods": tuple(method_names()),
         "slippery": (True, False),
         "scheduler": getattr(cfg, "SCHEDULERS", ()),
+        "grpo_loss_type": getattr(cfg, "GRPO_LOSS_TYPES", ()),
     }
     allowed = {k: v for k, v in allowed.items() if v}
     comments = dict(re.findall(r"^\s+(\w+): [^=\n]+=[^#\n]*#\s*(.+)$", inspect.getsource(cfg.StudyConfig), re.M))

@@ -96,8 +96,16 @@ def token_logps(
     Shape: logits (B, T, V) (any float dtype: bf16/fp16 are upcast chunk by chunk),
     labels (B, T) -> logps (B, T-1) (0 where masked; float32, or float64 for float64 logits),
     mask (B, T-1) bool. Peak extra memory: one chunk of ``chunk_bytes`` plus (B, T) vectors;
-    backward: the logits-sized gradient only. Raises ValueError when a row has no target token.
+    backward: the logits-sized gradient only. Raises ValueError when a row has no target token, a label is
+    out of range or the batch is empty, TypeError for arguments that are not tensors (labels: integer ids).
     """
+    for name, value in (("logits", logits), ("labels", labels)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise TypeError(f"ignore_index must be an int, got {type(ignore_index).__name__} {ignore_index!r}")
+    if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int):
+        raise TypeError(f"chunk_bytes must be an int, got {type(chunk_bytes).__name__}")
     if logits.dim() != 3 or labels.dim() != 2 or tuple(labels.shape) != tuple(logits.shape[:2]):
         raise ValueError(
             f"logits must have shape (B, T, V) and labels (B, T) with the same B, T; "
@@ -105,9 +113,16 @@ def token_logps(
         )
     if not logits.is_floating_point():
         raise TypeError(f"logits must be a floating-point tensor, got {logits.dtype}")
+    if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+        raise TypeError(f"labels must be an integer tensor of token ids, got {labels.dtype}")
+    if labels.shape[0] < 1 or logits.shape[-1] < 1:
+        raise ValueError(
+            f"token_logps needs a batch of at least one sequence and a vocabulary of at least one token; "
+            f"got logits {tuple(logits.shape)}"
+        )
     if labels.shape[1] < 2:
         raise ValueError(f"sequences need at least 2 tokens for the causal shift, got T={labels.shape[1]}")
-    targets = labels[:, 1:]  # (B, T-1)
+    targets = labels[:, 1:].long()  # (B, T-1)
     mask = targets != ignore_index  # (B, T-1)
     empty = (~mask.any(dim=1)).nonzero().flatten().tolist()
     if empty:
@@ -142,3 +157,13 @@ def model_logits(model: torch.nn.Module, **inputs: Any) -> torch.Tensor:
         inputs["use_cache"] = False
     out = model(**inputs)
     return out.logits if hasattr(out, "logits") else out["logits"] if isinstance(out, dict) else out[0]
+
+
+def context_length(model: torch.nn.Module) -> int | None:
+    """The longest sequence the model takes (its config's n_positions or max_position_embeddings), or None."""
+    config = getattr(unwrap_model(model), "config", None)
+    for name in ("n_positions", "max_position_embeddings"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None

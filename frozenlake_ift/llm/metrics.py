@@ -4,10 +4,34 @@ micro-batch and every process, whatever the gradient accumulation and the number
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
-from .objectives import Metric
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric of one batch as a sum and the number of items (examples or tokens) it sums over."""
+
+    total: torch.Tensor  # 0-dim, detached
+    count: int
+
+    @staticmethod
+    def mean_of(values: torch.Tensor) -> Metric:
+        """Metric whose mean is values.mean(); values: Shape (N,)."""
+        return Metric(values.detach().float().sum(), int(values.numel()))
+
+    @property
+    def mean(self) -> float:
+        return float(self.total) / self.count
+
+
+class LMLoss(NamedTuple):
+    """What an objective returns: the scalar loss (in the graph) and its metrics by ``METRICS`` name."""
+
+    loss: torch.Tensor
+    metrics: dict[str, Metric]
 
 
 class MetricAccumulator:

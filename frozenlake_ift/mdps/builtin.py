@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .registry import BUILTIN_NAMES, MDPSource, register_env
+from .registry import SOURCES, MDPSource, register_env
 
 _M = "frozenlake_ift.mdps"
 BUILTIN_SOURCES = (
@@ -53,4 +53,4 @@ BUILTIN_SOURCES = (
 
 for _source in BUILTIN_SOURCES:
     register_env(_source, replace=True)
-BUILTIN_NAMES.update(s.name for s in BUILTIN_SOURCES)
+SOURCES.seal_builtins()

@@ -16,11 +16,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..plugins import FunctionRef, check_new_name, check_ref, resolve
+from ..plugins import FunctionRef, Registry, check_ref, resolve
 
 _NAME = re.compile(r"[a-z][a-z0-9_-]*")
-_REGISTRY: dict[str, MDPSource] = {}
-BUILTIN_NAMES: set[str] = set()  # filled by mdps.builtin
 
 
 @dataclass(frozen=True)
@@ -66,34 +64,27 @@ class MDPSource:
         return None if self.check is None else self._fn("check")(arg)
 
 
+SOURCES: Registry[MDPSource] = Registry("MDP source", MDPSource)  # mdps.builtin registers and seals the built-ins
+
+
 def register_env(source: MDPSource, replace: bool = False) -> MDPSource:
     """Add an MDP source; returns it. Built-in names are refused; a plugin's name needs ``replace=True``."""
-    if not isinstance(source, MDPSource):
-        raise TypeError(f"register_env expects an MDPSource, got {type(source).__name__}")
-    check_new_name("MDP source", source.name, _REGISTRY, BUILTIN_NAMES, source, replace)
-    _REGISTRY[source.name] = source
-    return source
+    return SOURCES.register(source, replace)
 
 
 def unregister_env(name: str) -> None:
     """Remove a plugin's MDP source (not a built-in)."""
-    get_source(name)
-    if name in BUILTIN_NAMES:
-        raise ValueError(f"MDP source {name!r} is built in and cannot be removed")
-    del _REGISTRY[name]
+    SOURCES.unregister(name)
 
 
 def env_names() -> tuple[str, ...]:
     """Every registered MDP source, built-ins first."""
-    return tuple(_REGISTRY)
+    return SOURCES.names()
 
 
 def get_source(name: str) -> MDPSource:
     """The registered source ``name``; an unknown name lists the registered ones."""
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown MDP source {name!r}; registered: {', '.join(_REGISTRY)}") from None
+    return SOURCES.get(name)
 
 
 def split_spec(spec: str) -> tuple[MDPSource, str]:
@@ -102,12 +93,12 @@ def split_spec(spec: str) -> tuple[MDPSource, str]:
         raise ValueError(f"env must be a spec such as {', '.join(_examples())}, got {spec!r}")
     name, _, arg = spec.strip().partition(":")
     try:
-        return _REGISTRY[name], arg
+        return SOURCES.records[name], arg
     except KeyError:
         shown = spec if len(spec) <= 60 else spec[:57] + "..."
         raise ValueError(
             f"unknown env {shown!r}: {name!r} is no registered MDP source; registered: "
-            f"{', '.join(_REGISTRY)} (e.g. {', '.join(_examples())})"
+            f"{', '.join(SOURCES.records)} (e.g. {', '.join(_examples())})"
         ) from None
 
 
@@ -129,4 +120,4 @@ def env_source(spec: str) -> MDPSource:
 
 
 def _examples() -> list[str]:
-    return [s.example for s in _REGISTRY.values() if s.example][:6]
+    return [s.example for s in SOURCES.records.values() if s.example][:6]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .registry import BUILTIN_NAMES, Method, register_method
+from .registry import METHODS, Method, register_method
 
 _OFF = "frozenlake_ift.methods.offline"
 _ON = "frozenlake_ift.methods.online"
@@ -92,7 +92,7 @@ BUILTIN_METHODS = (
         fields=("ppo_episodes", "ppo_epochs", "ppo_clip", "ppo_kl", "horizon", "gamma"),
         color="#D55E00",
         marker="X",
-        description="PPO: on-policy rollouts, reward on reaching G, KL penalty to theta_0",
+        description="PPO: on-policy rollouts, the MDP's rewards (a lake: 1 on reaching G), KL penalty to theta_0",
     ),
     Method(
         "dpo_online",
@@ -112,13 +112,42 @@ BUILTIN_METHODS = (
         f"{_ON}:grpo",
         f"{_ON}:grpo_batch",
         on_policy=True,
-        fields=("grpo_group", "grpo_beta", "grpo_clip", "grpo_iterations", "horizon"),
+        fields=(
+            "grpo_group",
+            "grpo_beta",
+            "grpo_clip",
+            "grpo_iterations",
+            "grpo_loss_type",
+            "grpo_kl_correction",
+            "horizon",
+        ),
         color="#882255",
         marker="P",
-        description="GRPO: group-relative advantages of G rollouts (TRL's GRPOTrainer defaults)",
+        description="GRPO: group-relative advantages of G rollouts, averaged as TRL's loss_type='grpo' "
+        "(grpo_loss_type; TRL 1.16's own default is 'dapo')",
+    ),
+    Method(
+        "kto",
+        f"{_OFF}:kto",
+        needs_reference=True,
+        fields=("kto_beta", "kto_desirable_weight", "kto_undesirable_weight") + _PAIR_FIELDS,
+        color="#AA4499",
+        marker="h",
+        description="KTO: chosen desirable, rejected undesirable, unpaired, against the batch's KL estimate",
+    ),
+    Method(
+        "rloo",
+        f"{_ON}:rloo",
+        f"{_ON}:rloo_batch",
+        needs_reference=True,
+        on_policy=True,
+        fields=("rloo_k", "rloo_beta", "rloo_clip", "horizon"),
+        color="#661100",
+        marker="p",
+        description="RLOO: k rollouts per start, leave-one-out baseline, KL penalty in the reward (TRL's RLOOTrainer)",
     ),
 )
 
 for _method in BUILTIN_METHODS:
     register_method(_method, replace=True)
-BUILTIN_NAMES.update(m.name for m in BUILTIN_METHODS)
+METHODS.seal_builtins()

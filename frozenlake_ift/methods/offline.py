@@ -12,6 +12,8 @@ itself is ``losses.py``; this module only turns the network's output into per-st
     orpo   ORPO: chosen NLL + odds-ratio term on average log-probs, beta = orpo_beta
     ipo    IPO: the DPO margin (of average log-probs, as TRL computes it) regressed onto 1 / (2 ipo_beta)
     simpo  SimPO: reference-free, average log-probs, beta = simpo_beta, target margin simpo_margin
+    kto    KTO: chosen desirable, rejected undesirable (unpaired), summed log-probs against theta_0, reference
+           point = the member's batch KL estimate, beta = kto_beta (TRL's KTOTrainer)
 """
 
 from __future__ import annotations
@@ -152,3 +154,40 @@ def simpo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
         ac, ar, beta=_rows(ctx.config.simpo_beta, E, ac), margin=_rows(ctx.config.simpo_margin, E, ac)
     )
     return _preference_output(loss, ac, ar, cr, rj, E, batch.weight)
+
+
+def kto(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
+    """KTO (TRL's KTOTrainer, loss_type="kto"), unpaired: every chosen trajectory is desirable, every rejected
+    one undesirable, summed log-probs against the frozen theta_0; the reference point z0 is each member's
+    batch estimate of KL(pi || pi_0): the mean log-ratio of all its 2N trajectories (every trajectory starts
+    at S, so each one is a "mismatched" completion of the one prompt), detached and clamped at 0. The member
+    loss is the mean over its 2N rows, as TRL averages over its unpaired batch. beta = kto_beta."""
+    cfg = ctx.config
+    lc, lr = pair_logps(params, batch, ctx)  # (E, N, Tc), (E, N, Tr)
+    E = lc.shape[0]
+    pc, pr = _sequence(batch, lc, lr, average=False)  # (E * N,)
+    rc, rr = _reference(batch, average=False, ctx=ctx)
+    N = pc.shape[0] // E
+    policy_rows = torch.cat([pc.view(E, N), pr.view(E, N)], 1)  # (E, 2N): N desirable, then N undesirable
+    ref_rows = torch.cat([rc.view(E, N), rr.view(E, N)], 1)  # (E, 2N)
+    z0 = losses.kto_reference_point(policy_rows, ref_rows)  # (E,)
+    desirable = torch.arange(2 * N, device=pc.device).expand(E, -1) < N  # (E, 2N)
+    flat = policy_rows.flatten()  # (E * 2N,)
+    loss, rewards = losses.kto_loss(
+        flat,
+        ref_rows.flatten(),
+        desirable.flatten(),
+        z0.repeat_interleave(2 * N),
+        beta=_rows(cfg.kto_beta, E, flat),
+        desirable_weight=_rows(cfg.kto_desirable_weight, E, flat),
+        undesirable_weight=_rows(cfg.kto_undesirable_weight, E, flat),
+    )  # (E * 2N,)
+    weight = None if batch.weight is None else torch.cat([batch.weight, batch.weight], 1)  # (E, 2N)
+    rewards = rewards.view(E, 2 * N)
+    stats = {
+        "logps/chosen": _per_member(pc.detach(), E, batch.weight),
+        "logps/rejected": _per_member(pr.detach(), E, batch.weight),
+        **_pair_stats(rewards[:, :N].flatten(), rewards[:, N:].flatten(), E, batch.weight),
+        "objective/kl": z0,  # TRL's "kl" (the reference point z0); not the kl metric, KL(pi* || pi)
+    }
+    return LossOutput(_per_member(loss, E, weight), stats)

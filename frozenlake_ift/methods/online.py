@@ -8,7 +8,9 @@
     dpo_online  Table 1 "DPO online": pairs sampled from the current policy, labelled by an exact oracle, DPO
                 against theta_0
     grpo        GRPO (as TRL's GRPOTrainer): G rollouts per member, group-relative advantages, clipped
-                surrogate, a KL term only when grpo_beta > 0. Not a Table 1 row
+                surrogate, a KL term only when grpo_beta > 0, averaged as grpo_loss_type says. Not a Table 1 row
+    rloo        RLOO (as TRL's RLOOTrainer): rloo_k rollouts per member, leave-one-out baseline, a KL penalty
+                in the reward, clipped surrogate on whole-rollout ratios. Not a Table 1 row
 
 A study step is one optimiser step for every method. PPO samples fresh rollouts every ``ppo_epochs``
 steps and takes ``ppo_epochs`` full-batch steps on each (its K epochs); GRPO and online DPO sample
@@ -229,18 +231,63 @@ def grpo_batch(params: dict, ctx: StepContext, step: int) -> RolloutBatch:
 
 
 def grpo(params: dict, batch: RolloutBatch, ctx: StepContext) -> LossOutput:
-    """GRPO's loss per rollout (mean over its steps), averaged over the group: the original formulation."""
+    """GRPO's clipped per-step loss (+ grpo_beta x k3 KL), averaged over each member's group as
+    ``grpo_loss_type`` says (default "grpo": mean over rollouts of each rollout's step mean, the original
+    formulation; "dr_grpo" divides by G x horizon). ``losses.clipped_token_losses`` / ``aggregate_token_losses``."""
     cfg = ctx.config
     lp = path_logps(params, batch.paths, ctx.data, cfg.activation)  # (E, G, T)
-    E, G, _ = lp.shape
+    E, G, T = lp.shape
+    mask = batch.paths.expand(E).mask  # (E, G, T)
     ref = None if batch.ref_logps is None else batch.ref_logps.flatten(0, 1)
-    loss = losses.grpo_loss(
+    token = losses.clipped_token_losses(
         lp.flatten(0, 1),
         batch.old_logps.flatten(0, 1),
         batch.advantages.flatten().to(lp.dtype),
-        batch.paths.mask.flatten(0, 1),
+        mask.flatten(0, 1),
+        epsilon=cfg.grpo_clip,
         ref_logps=ref,
         beta=cfg.grpo_beta,
-        epsilon=cfg.grpo_clip,
-    )  # (E * G,)
-    return LossOutput(loss.view(E, G).mean(-1), dict(batch.stats))
+        kl_correction=cfg.grpo_kl_correction,
+    )  # (E * G, T)
+    loss = losses.aggregate_token_losses(token.view(E, G, T), mask, cfg.grpo_loss_type, cfg.horizon)  # (E,)
+    return LossOutput(loss, dict(batch.stats))
+
+
+# ------------------------------------------------------------------------------------- RLOO
+def rloo_batch(params: dict, ctx: StepContext, step: int) -> RolloutBatch:
+    """Every step, ``rloo_k`` rollouts per member from rho0 (TRL's RLOOTrainer: num_generations, num_iterations 1).
+
+    Reward of a rollout: its undiscounted return (a lake: 1 if it reaches G), minus rloo_beta x its summed
+    log-ratio to theta_0,
+    sum_t (log pi(a_t|s_t) - log pi_0(a_t|s_t)) (RLOO's first-order KL, a penalty in the reward). Advantage:
+    the reward minus the mean reward of the member's other k - 1 rollouts (``losses.rloo_advantages``).
+    """
+    cfg, ref = ctx.config, ctx.reference
+    _, paths, old = _rollouts(params, cfg.rloo_k, ctx)  # old: (E, k, T)
+    with torch.no_grad():
+        mask = paths.mask  # (E, k, T)
+        ref_lp = path_logps(ref.base, paths, ctx.data, cfg.activation)  # (E, k, T)
+        env_r = _rewards(paths, ref)  # (E, k, T)
+        log_ratio = torch.where(mask, old - ref_lp, 0.0).double()  # (E, k, T)
+        reward = env_r.sum(-1) - cfg.rloo_beta * log_ratio.sum(-1)  # (E, k): the return (a lake: 1 if it reaches G)
+        adv = losses.rloo_advantages(reward)  # (E, k)
+    return RolloutBatch(paths, old, adv, ref_lp, _rollout_stats(paths, env_r, ref))
+
+
+def rloo(params: dict, batch: RolloutBatch, ctx: StepContext) -> LossOutput:
+    """RLOO's clipped surrogate on whole-rollout ratios (epsilon = rloo_clip), mean over the member's k rollouts."""
+    lp = path_logps(params, batch.paths, ctx.data, ctx.config.activation)  # (E, k, T)
+    E, k, _ = lp.shape
+    mask = batch.paths.expand(E).mask.flatten(0, 1)  # (E * k, T)
+    seq = losses.sequence_logps(lp.flatten(0, 1), mask)  # (E * k,)
+    old = losses.sequence_logps(batch.old_logps.flatten(0, 1), mask)  # (E * k,)
+    loss = losses.sequence_clipped_loss(
+        seq, old, batch.advantages.flatten().to(lp.dtype), epsilon=ctx.config.rloo_clip
+    )  # (E * k,)
+    stats = dict(batch.stats)
+    if ctx.logging and batch.ref_logps is not None:  # TRL's KL estimate (not the kl metric, KL(pi* || pi))
+        steps = batch.paths.expand(E).mask  # (E, k, T)
+        stats["objective/kl"] = torch.where(steps, batch.old_logps - batch.ref_logps, 0.0).sum((1, 2)) / steps.sum(
+            (1, 2)
+        )
+    return LossOutput(loss.view(E, k).mean(-1), stats)

@@ -23,12 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..metric_table import METRICS
-from ..plugins import FunctionRef, check_new_name, check_ref, resolve
+from ..plugins import FunctionRef, Registry, check_ref, resolve
 
 ROUTE_PAIR_BATCH = "frozenlake_ift.methods.batches:pair_batch"  # the default batch builder
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
-_REGISTRY: dict[str, Method] = {}
-BUILTIN_NAMES: set[str] = set()  # filled by methods.builtin: names a plugin cannot take
 
 
 @dataclass(frozen=True)
@@ -98,37 +96,30 @@ class Method:
         return self._cache["batch"]
 
 
+METHODS: Registry[Method] = Registry("method", Method)  # methods.builtin registers and seals the built-ins
+
+
 def register_method(method: Method, replace: bool = False) -> Method:
     """Add ``method`` to the registry; returns it. A built-in name is refused; a name a plugin already
-    registered needs ``replace=True`` (``plugins.check_new_name``)."""
-    if not isinstance(method, Method):
-        raise TypeError(f"register_method expects a Method, got {type(method).__name__}")
-    check_new_name("method", method.name, _REGISTRY, BUILTIN_NAMES, method, replace)
-    _REGISTRY[method.name] = method
-    return method
+    registered needs ``replace=True`` (``plugins.Registry.register``)."""
+    return METHODS.register(method, replace)
 
 
 def unregister_method(name: str) -> None:
     """Remove a registered method (tests and notebooks that register a throw-away method); not a built-in."""
-    get_method(name)
-    if name in BUILTIN_NAMES:
-        raise ValueError(f"method {name!r} is built in and cannot be removed")
-    del _REGISTRY[name]
+    METHODS.unregister(name)
 
 
 def get_method(name: str) -> Method:
     """The registered method called ``name``; an unknown name lists the registered ones."""
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown method {name!r}; registered: {', '.join(_REGISTRY)}") from None
+    return METHODS.get(name)
 
 
 def method_names() -> tuple[str, ...]:
     """Every registered method name, in registration order (built-ins first)."""
-    return tuple(_REGISTRY)
+    return METHODS.names()
 
 
 def paper_method_names() -> tuple[str, ...]:
     """The methods the paper's Frozen-Lake study trained (``in_paper``), in registration order."""
-    return tuple(n for n, m in _REGISTRY.items() if m.in_paper)
+    return tuple(n for n, m in METHODS.records.items() if m.in_paper)
