@@ -173,11 +173,18 @@ def _comparable(cell) -> list[str]:
     from frozenlake_ift.exercises import NO_WIDGETS
 
     run = _tool("run_notebooks")
-    out = []
+    outputs: list[dict] = []  # adjacent writes to one stream joined: a kernel may send one print in two parts
     for o in cell.get("outputs", []):
-        data = o.get("data", {})
-        if run.WIDGET_VIEW in data:
+        if run.WIDGET_VIEW in o.get("data", {}):
             continue
+        if o.get("output_type") == "stream" and outputs and outputs[-1].get("output_type") == "stream":
+            if outputs[-1].get("name") == o.get("name"):
+                outputs[-1] = {**outputs[-1], "text": outputs[-1].get("text", "") + o.get("text", "")}
+                continue
+        outputs.append(o)
+    out = []
+    for o in outputs:
+        data = o.get("data", {})
         if o.get("output_type") == "stream":
             text = "".join(line for line in o.get("text", "").splitlines(True) if line.strip() != NO_WIDGETS)
             if text:
