@@ -1,18 +1,20 @@
 """Both sweep engines on the same cells of the default sweep, in one run: the ratio and the projection.
 
     python benchmarks/bench_sweep.py [--maps two-route] [--set FIELD=V1,V2] [--fix FIELD=V] [--workers 2]
-                                     [--repeats 1] [--full] [--device cpu]
-    python benchmarks/bench_sweep.py --set slippery=false --set base=random --set dpo_beta=0.1 \
+                                     [--repeats 1] [--full] [--no-sampler] [--device cpu]
+    python benchmarks/bench_sweep.py --no-sampler --set slippery=false --set base=random --set dpo_beta=0.1 \
         --fix seeds=8 --fix steps=150          # the 9-cell sweep (lam x lr on the two-route map)
 
-Runs the default sweep's cells whose map is in --maps (default: the two-route map, 108 of the 324
-cells: both slippery values, every base, lambda, lr and beta) through ``sweep.run_sweep`` with
-``--engine per-cell`` and ``--engine batched``, alternating, --repeats times each, in fresh temporary
-folders, with the same --workers. Prints each run's wall time, the ratio (per-cell / batched, from
-the medians), the projection to the full sweep (subset time x 324 / subset cells: the other maps are
-bigger, so this is a rough figure; --full runs all 324 cells), and the estimated arithmetic floor of
-the batched run: its matmul FLOPs over the measured batched-matmul throughput of this machine.
-With --device cuda (or auto on a GPU machine) the batched engine trains on the GPU.
+Runs the default sweep's cells whose map is in --maps (default: the two-route map: both slippery values,
+every base, lambda, lr and beta, and the sampler grids, which sweep the two-route map only) through
+``sweep.run_sweep`` with ``--engine per-cell`` and ``--engine batched``, alternating, --repeats times
+each, in fresh temporary folders, with the same --workers. --full runs every cell of the default sweep;
+--no-sampler leaves out its sampler grids (those that sweep ``negatives``: sampled negatives, 2000-step
+cells). Prints each run's wall time, the ratio (per-cell / batched, from the medians), the projection to
+the full sweep (subset time x cells in the default sweep / subset cells: a rough figure, cells differ in
+cost), and the estimated arithmetic floor of the batched run: its matmul FLOPs over the measured
+batched-matmul throughput of this machine (an estimate for the route-pair cells; sampling is not
+counted). With --device cuda (or auto on a GPU machine) the batched engine trains on the GPU.
 """
 
 from __future__ import annotations
@@ -74,6 +76,11 @@ def main() -> None:
     ap.add_argument("--maps", default="two-route", help="comma-separated maps of the default sweep to run")
     ap.add_argument("--full", action="store_true", help="run the whole default sweep (all maps)")
     ap.add_argument(
+        "--no-sampler",
+        action="store_true",
+        help="leave out the default sweep's sampler grids (those sweeping negatives)",
+    )
+    ap.add_argument(
         "--set",
         action="append",
         default=[],
@@ -96,6 +103,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     spec = sweep.load_spec(sweep.DEFAULT_SPEC)
     n_total = len(sweep.expand(spec))
+    if args.no_sampler:
+        spec = {**spec, "grids": [g for g in spec.get("grids", []) if "negatives" not in g]}
     if not args.full:
         maps = [m.strip() for m in args.maps.split(",") if m.strip()]
         spec = sweep.override(spec, grid={"map": maps})

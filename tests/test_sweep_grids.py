@@ -2,6 +2,8 @@
 --set / --fix act on every grid, a tiny two-grid sweep runs and reports, and the default sweep holds the
 sampler settings of the on-policy DPO regime."""
 
+import dataclasses
+
 import pytest
 
 from frozenlake_ift import report, sweep
@@ -63,7 +65,8 @@ def test_a_two_grid_sweep_runs_and_reports(tmp_path):
 def test_default_sweep_holds_the_on_policy_regime():
     spec = sweep.load_spec(sweep.DEFAULT_SPEC)
     cells = sweep.expand(spec, check_maps=False)
-    assert len(cells) == 324 + 32 + 8 - 1  # the grid, the policy grid, fixed and base (one cell shared)
+    # the grid (324 cells less the 18 with base suboptimal on the non-slippery 8x8), the policy grid, fixed and base
+    assert len(cells) == 324 - 18 + 32 + 8 - 1  # (one cell shared)
     regime = [
         c.config
         for c in cells
@@ -71,3 +74,28 @@ def test_default_sweep_holds_the_on_policy_regime():
         == ("policy", 1, 1, 20, 0.001, 2000)
     ]
     assert len(regime) == 1 and regime[0].map == "two-route" and regime[0].seeds == 20
+
+
+def test_every_cell_of_the_default_sweep_can_build_its_base():
+    """No cell of the default sweep is one the study refuses: the suboptimal base needs states that only
+    the chosen trajectories visit (none on the non-slippery 8x8 map, whose second route walks every tile
+    of the chosen one), so those cells are not in the spec."""
+    from frozenlake_ift import data
+
+    spec = sweep.load_spec(sweep.DEFAULT_SPEC)
+    seen = set()
+    for c in sweep.expand(spec):
+        cfg = c.config
+        if cfg.base != "suboptimal" or (cfg.map, cfg.slippery) in seen:
+            continue
+        seen.add((cfg.map, cfg.slippery))
+        assert data.blocked_mdp(data.build_data(cfg)).n_states == data.make_mdp(cfg).n_states
+    assert seen == {
+        ("two-route", False),
+        ("two-route", True),
+        ("random:6:0", False),
+        ("random:6:0", True),
+        ("8x8", True),
+    }
+    with pytest.raises(ValueError, match=r"base='suboptimal'.*none"):
+        data.blocked_mdp(data.build_data(dataclasses.replace(sweep.expand(spec)[0].config, map="8x8", slippery=False)))
