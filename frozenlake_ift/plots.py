@@ -9,7 +9,9 @@
     plot_policy(res)     pi*(a|s) and each method's final pi_theta(a|s) as state x action heatmaps
     plot_tmatrix(res)    T_pi(s'|s) (Eq. 2) of pi* and of each method's final policy as state x state heatmaps
     save_figures(res, out_dir) -> [Path]   the figures of its kind (``figure_names``), each file written atomically,
-                                          PNG unless ``formats`` asks for SVG too
+                                          PNG unless ``formats`` asks for SVG too; ``workers`` forked processes
+                                          draw them at once (the CLI: ``figure_workers()``, the CPU cores)
+    render_figure(res, name) -> [(file, bytes)]   one figure drawn in memory
 
 matplotlib is imported inside the functions (Agg backend), never at package import time.
 Grid conventions as in gymnasium: state = row * ncol + col; actions 0=left, 1=down, 2=right, 3=up.
@@ -513,6 +515,7 @@ def figure_names(res: dict) -> list[str]:
     return [n for n in FIGURES if n in kind and res.get(_NEEDS.get(n, n))]
 
 
+_DRAW_COST = {"curves": 4, "occupancy": 3, "tmatrix": 3, "explored": 2, "policy": 2, "map": 1}  # relative, measured
 FIGURE_FORMATS = ("png", "svg")  # what save_figures writes; reproduce and plot write PNG unless asked (--formats)
 
 
@@ -527,35 +530,77 @@ def figure_formats(text: str) -> tuple[str, ...]:
     return names
 
 
-def save_figures(res: dict, out_dir, *, formats: tuple[str, ...] = ("png",), dpi: int = 120) -> list[Path]:
-    """Render every figure to memory first, then write each file atomically; return the paths written.
+def render_figure(res: dict, name: str, formats: tuple[str, ...] = ("png",), dpi: int = 120) -> list[tuple[str, bytes]]:
+    """Draw figure ``name`` of ``res`` and return its files as (file name, bytes), one per format.
 
-    Writes ``figure_names(res)`` (a lake: curves, explored, map, occupancy; any other MDP: curves, policy,
-    tmatrix), each in every format of ``formats`` (FIGURE_FORMATS). The layout is computed once per
-    figure, by the first format's drawing, and kept for the others (a constrained layout is most of a
-    figure's drawing time). An error while rendering writes nothing; an error while writing leaves no
-    partial file.
-    """
-    formats = figure_formats(",".join(formats))
-    res = _as_dict(res)
+    The layout is computed once, by the first format's drawing, and kept for the others (a constrained
+    layout is most of a figure's drawing time). numpy and matplotlib only: safe in a forked process."""
     plt = pyplot()
     rid = res.get(results.RUN_ID)  # the run's id in each file's metadata (none for older results)
     meta: dict[str, dict[str, str | None]] = {"png": {}, "svg": {"Date": None}}
     if rid is not None:
         meta["png"]["Source"], meta["svg"]["Identifier"] = f"frozenlake-ift run {rid}", rid
-    rendered: list[tuple[Path, bytes]] = []
-    for name in figure_names(res):
-        fig = FIGURES[name](res)
-        try:
-            for i, ext in enumerate(formats):
-                buf = io.BytesIO()
-                with plt.rc_context({"svg.hashsalt": "frozenlake_ift"}):  # same results -> same bytes
-                    fig.savefig(buf, format=ext, dpi=dpi, metadata=meta.get(ext))
-                if i == 0:
-                    fig.set_layout_engine("none")  # the positions the layout found stay for the other formats
-                rendered.append((Path(out_dir) / f"{name}.{ext}", buf.getvalue()))
-        finally:
-            plt.close(fig)
+    files = []
+    fig = FIGURES[name](res)
+    try:
+        for i, ext in enumerate(formats):
+            buf = io.BytesIO()
+            with plt.rc_context({"svg.hashsalt": "frozenlake_ift"}):  # same results -> same bytes
+                fig.savefig(buf, format=ext, dpi=dpi, metadata=meta.get(ext))
+            if i == 0:
+                fig.set_layout_engine("none")  # the positions the layout found stay for the other formats
+            files.append((f"{name}.{ext}", buf.getvalue()))
+    finally:
+        plt.close(fig)
+    return files
+
+
+def figure_workers(requested: int | None = None) -> int:
+    """How many processes ``save_figures`` draws in: ``requested``, or by default the usable CPU cores (at
+    most 4); 1 where processes cannot be forked (not Linux), since a spawned process would re-import
+    everything and cost more than it saves."""
+    import multiprocessing
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux") or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    if requested is not None:
+        return max(1, int(requested))
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
+def save_figures(
+    res: dict, out_dir, *, formats: tuple[str, ...] = ("png",), dpi: int = 120, workers: int = 1
+) -> list[Path]:
+    """Render every figure to memory first, then write each file atomically; return the paths written.
+
+    Writes ``figure_names(res)`` (a lake: curves, explored, map, occupancy; any other MDP: curves, policy,
+    tmatrix), each in every format of ``formats`` (FIGURE_FORMATS), drawn by ``render_figure``. With
+    ``workers`` > 1 (``figure_workers()`` gives the CLI's choice) the figures are drawn in that many forked
+    processes at once, into the same bytes. An error while rendering writes nothing; an error while
+    writing leaves no partial file.
+    """
+    import functools
+
+    formats = figure_formats(",".join(formats))
+    res = _as_dict(res)
+    names = figure_names(res)
+    draw = functools.partial(render_figure, res, formats=formats, dpi=dpi)
+    workers = min(figure_workers(workers), len(names))
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pyplot()  # imported once here, so that the forked processes start with it
+        ctx = multiprocessing.get_context("fork")
+        slowest_first = sorted(names, key=lambda n: -_DRAW_COST.get(n, 0))  # so the workers finish together
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            by_name = dict(zip(slowest_first, pool.map(draw, slowest_first), strict=True))
+        drawn = [by_name[n] for n in names]
+    else:
+        drawn = [draw(name) for name in names]
+    rendered = [(Path(out_dir) / file, data) for files in drawn for file, data in files]
     for path, data in rendered:
         results.atomic_write(path, data)
     return [p for p, _ in rendered]

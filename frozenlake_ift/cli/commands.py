@@ -203,7 +203,7 @@ def run_plot(args) -> int:
     res = results.load(args.results)
     with safety.staged_run(out) as stage:
         try:
-            plots.save_figures(res, stage.path, formats=formats)
+            plots.save_figures(res, stage.path, formats=formats, workers=plots.figure_workers())
         except (TypeError, IndexError, KeyError) as exc:  # a layout the checks let through: still one line
             raise ValueError(f"cannot draw {str(src)!r}: {type(exc).__name__}: {exc}") from None
         paths = stage.commit(replace=False)  # figures beside a run's files: keep those
