@@ -112,7 +112,9 @@ class SolveModel:
     """The MDP cut to the states its values are solved on (``value_and_success``'s systems, formed once).
 
     states (S,) bool; P_nn (N, A, N): P among them; P_goal (N, A): the probability of entering a goal;
-    R_n (N, A); rho0_n (N,); rho0_goal: rho0's mass on goal states. Built by ``solve_model``.
+    R_n (N, A); rho0_n (N,); rho0_goal: rho0's mass on goal states; P_nz: P_nn's nonzero entries, per
+    action a (flat indices s * N + s', rows s, probabilities), for ``sparse_state_matrix``. Built by
+    ``solve_model``.
     """
 
     states: torch.Tensor
@@ -121,6 +123,30 @@ class SolveModel:
     R_n: torch.Tensor
     rho0_n: torch.Tensor
     rho0_goal: float
+    P_nz: tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], ...] = ()
+
+
+def nonzero_by_action(P: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], ...]:
+    """P's nonzero entries action by action: for each a, (flat indices s * S' + s', rows s, P[s, a, s']).
+
+    Shape: P (S, A, S') -> A triples of (nnz_a,) tensors."""
+    out = []
+    for a in range(P.shape[1]):
+        rows, cols = torch.nonzero(P[:, a], as_tuple=True)  # (nnz_a,), (nnz_a,)
+        out.append((rows * P.shape[2] + cols, rows, P[rows, a, cols]))
+    return tuple(out)
+
+
+def sparse_state_matrix(P_nz, pi: torch.Tensor, n_next: int) -> torch.Tensor:
+    """``state_matrix`` from P's nonzero entries (``nonzero_by_action``): T[e, s, s'] = sum_a pi[e, s, a] P[s, a, s'].
+
+    Adds the same products in the same order (action by action), so T is the same, bit for bit, wherever
+    pi is finite, without forming A dense (E, S, S') products. Shape: pi (E, S, A) -> (E, S, S')."""
+    E, S = pi.shape[0], pi.shape[1]
+    T = pi.new_zeros(E, S * n_next)  # (E, S * S')
+    for a, (flat, rows, probs) in enumerate(P_nz):
+        T.index_add_(1, flat, pi[:, rows, a] * probs)  # each (s, s') once per action
+    return T.view(E, S, n_next)
 
 
 def solve_model(
@@ -128,8 +154,15 @@ def solve_model(
 ) -> SolveModel:
     """``SolveModel`` of P (S, A, S), R (S, A), goal / rho0 (S,) on the non-terminal ``states`` (S,) bool."""
     P_n = P[states]  # (N, A, S)
+    P_nn = P_n[:, :, states]  # (N, A, N)
     return SolveModel(
-        states, P_n[:, :, states], P_n[:, :, goal].sum(-1), R[states], rho0[states], float(rho0[goal].sum())
+        states,
+        P_nn,
+        P_n[:, :, goal].sum(-1),
+        R[states],
+        rho0[states],
+        float(rho0[goal].sum()),
+        nonzero_by_action(P_nn),
     )
 
 
@@ -137,12 +170,16 @@ def model_value_and_success(model: SolveModel, pi: torch.Tensor, gamma: float) -
     """``value_and_success`` from a ``SolveModel``: the same two linear systems, formed from the cut model
     without the (E, S, S) state matrix (large MDPs). Shape: pi (E, S, A) -> (E,), (E,)."""
     pi_n = pi[:, model.states].to(model.P_nn.dtype)  # (E, N, A)
-    T_nn = state_matrix(model.P_nn, pi_n)  # (E, N, N)
-    eye = torch.eye(T_nn.shape[-1], dtype=T_nn.dtype, device=T_nn.device)
+    N = model.P_nn.shape[0]
+    T_nn = sparse_state_matrix(model.P_nz, pi_n, N) if model.P_nz else state_matrix(model.P_nn, pi_n)  # (E, N, N)
     r = (pi_n * model.R_n).sum(-1)  # (E, N)
-    V = torch.linalg.solve(eye - gamma * T_nn, r.unsqueeze(-1)).squeeze(-1)  # (E, N)
+    A = T_nn * -gamma  # (E, N, N): I - gamma T_NN, formed in place (the same bits as eye - gamma * T)
+    A.diagonal(dim1=-2, dim2=-1).add_(1.0)
+    V = torch.linalg.solve(A, r.unsqueeze(-1)).squeeze(-1)  # (E, N)
     into_goal = (pi_n * model.P_goal).sum(-1)  # (E, N)
-    succ = torch.linalg.solve(eye - T_nn, into_goal.unsqueeze(-1)).squeeze(-1)  # (E, N)
+    A = T_nn.neg_()  # (E, N, N): I - T_NN, in T's own memory (T is not needed after this)
+    A.diagonal(dim1=-2, dim2=-1).add_(1.0)
+    succ = torch.linalg.solve(A, into_goal.unsqueeze(-1)).squeeze(-1)  # (E, N)
     return V @ model.rho0_n, (succ @ model.rho0_n + model.rho0_goal).clamp(0.0, 1.0)
 
 

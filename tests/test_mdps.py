@@ -302,3 +302,23 @@ def test_sparse_metrics_equal_the_dense_ones(taxi_study):
     assert set(sparse) == set(dense)
     for k in ("tmatrix_mse", "tmatrix_mse_opt", "value", "success"):
         np.testing.assert_allclose(sparse[k].numpy(), dense[k].numpy(), rtol=1e-12, atol=0, err_msg=k)
+
+
+def test_sparse_state_matrix_is_the_dense_one_bit_for_bit(taxi_study):
+    """The solve's T_pi from P's nonzero entries adds the dense product's terms in the same order: equal
+    bits, on Taxi's cut model (one successor per action) and on a random stochastic P with zeros."""
+    import torch
+
+    from frozenlake_ift import metrics
+
+    _, _, ref, _ = taxi_study
+    model = ref.solve_model
+    gen = torch.Generator().manual_seed(0)
+    N, A = model.P_nn.shape[:2]
+    pi = torch.softmax(torch.randn(3, N, A, generator=gen, dtype=torch.float64) * 3, -1)  # (3, N, A)
+    assert torch.equal(metrics.sparse_state_matrix(model.P_nz, pi, N), metrics.state_matrix(model.P_nn, pi))
+    P = torch.rand(7, 3, 5, generator=gen, dtype=torch.float64) * (torch.rand(7, 3, 5, generator=gen) < 0.5)
+    P[:, :, 0] += 1e-3  # every row has a successor
+    P = P / P.sum(-1, keepdim=True)  # (7, 3, 5)
+    pi = torch.softmax(torch.randn(4, 7, 3, generator=gen, dtype=torch.float64), -1)  # (4, 7, 3)
+    assert torch.equal(metrics.sparse_state_matrix(metrics.nonzero_by_action(P), pi, 5), metrics.state_matrix(P, pi))
