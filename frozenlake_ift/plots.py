@@ -558,12 +558,14 @@ def render_figure(res: dict, name: str, formats: tuple[str, ...] = ("png",), dpi
 def figure_workers(requested: int | None = None) -> int:
     """How many processes ``save_figures`` draws in: ``requested``, or by default the usable CPU cores (at
     most 4); 1 where processes cannot be forked (not Linux), since a spawned process would re-import
-    everything and cost more than it saves."""
+    everything and cost more than it saves, and 1 inside a daemonic process (a pool's worker)."""
     import multiprocessing
     import os
     import sys
 
     if not sys.platform.startswith("linux") or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    if multiprocessing.current_process().daemon:  # a daemonic pool's worker may not start processes
         return 1
     if requested is not None:
         return max(1, int(requested))

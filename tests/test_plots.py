@@ -324,6 +324,21 @@ def test_figures_drawn_in_processes_are_the_same_files(real, tmp_path):
     assert not (tmp_path / "bad").exists() or not list((tmp_path / "bad").iterdir())
 
 
+def _workers_here(requested):
+    return plots.figure_workers(requested)
+
+
+def test_figure_workers_is_one_inside_a_daemonic_worker():
+    """A multiprocessing pool's worker is daemonic and may not start processes: figures are drawn in it."""
+    import multiprocessing
+
+    if plots.figure_workers(2) < 2:
+        pytest.skip("no fork on this platform")
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.map(_workers_here, [None, 3]) == [1, 1]
+    assert plots.figure_workers(3) == 3 and plots.figure_workers(0) == 1
+
+
 def test_accepts_study_result_and_rejects_missing_data(real, real_result):
     assert "'two-route'" in _texts(plots.plot_map(real_result))
     bare = {k: v for k, v in real.items() if k not in ("explored", "final_occupancy")}
