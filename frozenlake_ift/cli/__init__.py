@@ -16,7 +16,7 @@ import errno
 import os
 import sys
 
-from . import commands, lab, study
+from . import commands, lab, study, sweeps
 from .common import (
     EXIT_FAULT,
     EXIT_INTERRUPT,
@@ -85,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_solve(sub)
     study.add_reproduce(sub)
     commands.add_plot(sub)
-    commands.add_sweep(sub)
-    commands.add_report(sub)
+    sweeps.add_sweep(sub)
+    sweeps.add_report(sub)
     commands.add_methods(sub)
     commands.add_envs(sub)
     study.add_fields(sub)
