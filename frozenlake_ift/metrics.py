@@ -123,7 +123,7 @@ class SolveModel:
     R_n: torch.Tensor
     rho0_n: torch.Tensor
     rho0_goal: float
-    P_nz: tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], ...] = ()
+    P_nz: tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], ...]
 
 
 def nonzero_by_action(P: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], ...]:
@@ -171,7 +171,7 @@ def model_value_and_success(model: SolveModel, pi: torch.Tensor, gamma: float) -
     without the (E, S, S) state matrix (large MDPs). Shape: pi (E, S, A) -> (E,), (E,)."""
     pi_n = pi[:, model.states].to(model.P_nn.dtype)  # (E, N, A)
     N = model.P_nn.shape[0]
-    T_nn = sparse_state_matrix(model.P_nz, pi_n, N) if model.P_nz else state_matrix(model.P_nn, pi_n)  # (E, N, N)
+    T_nn = sparse_state_matrix(model.P_nz, pi_n, N)  # (E, N, N)
     r = (pi_n * model.R_n).sum(-1)  # (E, N)
     A = T_nn * -gamma  # (E, N, N): I - gamma T_NN, formed in place (the same bits as eye - gamma * T)
     A.diagonal(dim1=-2, dim2=-1).add_(1.0)
