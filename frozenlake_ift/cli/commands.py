@@ -9,6 +9,7 @@ from .common import (
     ENV_HELP,
     MAP_HELP,
     HelpFormatter,
+    add_formats_argument,
     add_plugin_argument,
     print_json,
 )
@@ -172,9 +173,7 @@ def add_plot(sub) -> None:
         help="folder for the figures (default: beside results.json; for a sweep's cells/KEY.json, "
         "the sweep's plots/KEY)",
     )
-    p.add_argument(
-        "--formats", default="png", metavar="FMT[,FMT]", help="figure formats, comma-separated: png, svg (default: png)"
-    )
+    add_formats_argument(p)
     p.set_defaults(func=run_plot)
 
 

@@ -71,6 +71,16 @@ def add_plugin_argument(p) -> None:
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE", help=PLUGIN_HELP)
 
 
+def add_formats_argument(p) -> None:
+    """``--formats FMT[,FMT]``: the figure formats (``plots.figure_formats`` reads it), PNG by default."""
+    p.add_argument(
+        "--formats",
+        default="png",
+        metavar="FMT[,FMT]",
+        help="figure formats, comma-separated: png, svg (default: png; png,svg draws each figure's layout once)",
+    )
+
+
 def print_json(obj) -> None:
     """Print obj as strict JSON (no NaN or infinity), indented, keys in their order."""
     from ..safety import strict_json

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import errno
 
-from .common import ENV_HELP, FIELDS_HINT, MAP_HELP, HelpFormatter, add_plugin_argument, print_json
+from .common import (
+    ENV_HELP,
+    FIELDS_HINT,
+    MAP_HELP,
+    HelpFormatter,
+    add_formats_argument,
+    add_plugin_argument,
+    print_json,
+)
 
 
 # ---------------------------------------------------------------- reproduce
@@ -74,12 +82,7 @@ def add_reproduce(sub) -> None:
         help="torch CPU threads; 1 is fastest for these tiny networks on a busy machine",
     )
     p.add_argument("--no-figures", action="store_true", help="write results.json, summary.csv and params.pt only")
-    p.add_argument(
-        "--formats",
-        default="png",
-        metavar="FMT[,FMT]",
-        help="figure formats, comma-separated: png, svg (default: png; png,svg draws each figure's layout once)",
-    )
+    add_formats_argument(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     p.add_argument(
         "--max-memory",
