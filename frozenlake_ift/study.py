@@ -12,6 +12,7 @@ module only runs the loop. ``run_study(StudyConfig(...)) -> StudyResult``; no gl
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import metrics, policy, solve
+from . import losses, metrics, policy, solve
 from .config import StudyConfig, coerce_field  # noqa: F401  (re-exported: the stable API)
 from .data import (  # noqa: F401  (Paths, GridData re-exported: the stable API)
     DTYPES,
@@ -344,59 +345,62 @@ def train_methods(jobs: list[Job], data: StudyData, progress=None) -> list[Metho
     steps: list[int] = []
     policies: list[list[torch.Tensor]] = [[] for _ in jobs]
     last = None
-    for step in range(cfg.steps + 1):
-        logging = step % cfg.eval_every == 0 or step == cfg.steps
-        outs = []
-        for job, rec, ctx, p in zip(jobs, records, ctxs, params, strict=True):
-            ctx.logging = logging
-            with torch.no_grad():
-                batch = rec.batch_fn(p, ctx, step)
-            out = rec.loss_fn(p, batch, ctx)
-            out = out if isinstance(out, LossOutput) else LossOutput(out)
-            E = p["W1"].shape[0]
-            if not isinstance(out.loss, torch.Tensor) or tuple(out.loss.shape) != (E,):
-                raise ValueError(
-                    f"method {job.method!r}: loss must return a Tensor of Shape (E,) = ({E},), one loss per "
-                    f"member, got {getattr(out.loss, 'shape', type(out.loss).__name__)}"
-                )
-            if logging:
-                clash = sorted(set(out.stats) & set(metrics.METRICS))
-                if clash:
+    with contextlib.ExitStack() as trust:
+        for step in range(cfg.steps + 1):
+            if step == 1:  # step 0 ran every value check of the losses; later steps feed them the same kind of inputs
+                trust.enter_context(losses.trusted_values())
+            logging = step % cfg.eval_every == 0 or step == cfg.steps
+            outs = []
+            for job, rec, ctx, p in zip(jobs, records, ctxs, params, strict=True):
+                ctx.logging = logging
+                with torch.no_grad():
+                    batch = rec.batch_fn(p, ctx, step)
+                out = rec.loss_fn(p, batch, ctx)
+                out = out if isinstance(out, LossOutput) else LossOutput(out)
+                E = p["W1"].shape[0]
+                if not isinstance(out.loss, torch.Tensor) or tuple(out.loss.shape) != (E,):
                     raise ValueError(
-                        f"method {job.method!r} logs statistics named {clash}, which are metric names: its values "
-                        f"would overwrite the metrics; rename them"
+                        f"method {job.method!r}: loss must return a Tensor of Shape (E,) = ({E},), one loss per "
+                        f"member, got {getattr(out.loss, 'shape', type(out.loss).__name__)}"
                     )
-            outs.append(out)
-        if logging:
-            whole = {k: torch.cat([p[k] for p in params]) for k in params[0]} if len(params) > 1 else params[0]
-            last = initial if step == 0 and initial is not None else evaluate(whole, data, cfg, ref)
-            steps.append(step)
-            for j, (job, out) in enumerate(zip(jobs, outs, strict=True)):
-                lo, hi = bounds[j], bounds[j + 1]
-                values = {
-                    **{k: v[lo:hi] for k, v in last.values.items()},
-                    "explored": explored[j].sum(-1).double(),
-                    "loss": out.loss.detach().double(),
-                    "explored_alignment": metrics.explored_alignment(explored[j], ref.preferred),
-                }
-                for name in metrics.METRICS:
-                    if name in values:
-                        curves[j].setdefault(name, []).append(values[name].cpu().numpy())
-                for name, v in out.stats.items():
-                    stats[j].setdefault(name, []).append(torch.as_tensor(v).detach().double().cpu().numpy())
-                if job.keep_policies:
-                    policies[j].append(last.pi[lo:hi])
-        if step == cfg.steps:
-            break
-        opt.zero_grad()
-        torch.autograd.backward([out.loss.sum() for out in outs])  # d(sum)/d(theta_e) = d(loss_e)/d(theta_e)
-        for j, p in enumerate(params):
-            grad = p["W1"].grad
-            assert grad is not None, "loss.backward() fills the gradient of W1"
-            explored[j] |= grad.abs().sum(-1) > 0  # (E, S)
-        opt.step(lr_factor(step, cfg.steps, cfg.scheduler, cfg.warmup_ratio) if scheduled else 1.0)
-        if progress is not None:
-            progress.update(len(jobs))
+                if logging:
+                    clash = sorted(set(out.stats) & set(metrics.METRICS))
+                    if clash:
+                        raise ValueError(
+                            f"method {job.method!r} logs statistics named {clash}, which are metric names: its values "
+                            f"would overwrite the metrics; rename them"
+                        )
+                outs.append(out)
+            if logging:
+                whole = {k: torch.cat([p[k] for p in params]) for k in params[0]} if len(params) > 1 else params[0]
+                last = initial if step == 0 and initial is not None else evaluate(whole, data, cfg, ref)
+                steps.append(step)
+                for j, (job, out) in enumerate(zip(jobs, outs, strict=True)):
+                    lo, hi = bounds[j], bounds[j + 1]
+                    values = {
+                        **{k: v[lo:hi] for k, v in last.values.items()},
+                        "explored": explored[j].sum(-1).double(),
+                        "loss": out.loss.detach().double(),
+                        "explored_alignment": metrics.explored_alignment(explored[j], ref.preferred),
+                    }
+                    for name in metrics.METRICS:
+                        if name in values:
+                            curves[j].setdefault(name, []).append(values[name].cpu().numpy())
+                    for name, v in out.stats.items():
+                        stats[j].setdefault(name, []).append(torch.as_tensor(v).detach().double().cpu().numpy())
+                    if job.keep_policies:
+                        policies[j].append(last.pi[lo:hi])
+            if step == cfg.steps:
+                break
+            opt.zero_grad()
+            torch.autograd.backward([out.loss.sum() for out in outs])  # d(sum)/d(theta_e) = d(loss_e)/d(theta_e)
+            for j, p in enumerate(params):
+                grad = p["W1"].grad
+                assert grad is not None, "loss.backward() fills the gradient of W1"
+                explored[j] |= grad.abs().sum(-1) > 0  # (E, S)
+            opt.step(lr_factor(step, cfg.steps, cfg.scheduler, cfg.warmup_ratio) if scheduled else 1.0)
+            if progress is not None:
+                progress.update(len(jobs))
     assert last is not None, "step 0 always evaluates"
     occupancy = metrics.discounted_occupancy(ref.P, ref.rho0, last.pi, min(cfg.gamma, 0.999)).cpu().numpy()
     return [

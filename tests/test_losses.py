@@ -550,3 +550,17 @@ def test_grpo_kl_correction_multiplies_k3_by_the_ratio():
     )
     torch.testing.assert_close(plain[0], corrected[0])
     assert not torch.allclose(plain[1], corrected[1])
+
+
+def test_trusted_values_skips_only_the_value_checks():
+    from frozenlake_ift import losses
+
+    lp, mask = torch.tensor([[0.5, -1.0]]), torch.tensor([[True, True]])  # a log-prob above 0
+    with pytest.raises(ValueError, match="log-probabilities"):
+        losses.sft_loss(lp, mask)
+    with losses.trusted_values():
+        assert torch.isfinite(losses.sft_loss(lp, mask))  # the value check is skipped
+        with pytest.raises(ValueError, match="expected Shape"):
+            losses.sft_loss(lp, mask[:, :1])  # shapes are still checked
+    with pytest.raises(ValueError, match="log-probabilities"):
+        losses.sft_loss(lp, mask)  # and the checks are back after the block
