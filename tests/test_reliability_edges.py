@@ -179,8 +179,12 @@ def test_memory_estimate_covers_measured_peaks():
         assert peak <= est <= 1.5 * peak, (m, seeds, est, peak)
 
 
-def test_groups_are_split_so_workers_have_work_and_memory_fits():
+def test_groups_are_split_so_workers_have_work_and_memory_fits(monkeypatch):
     cells = sweep.expand(sweep.make_spec({"grid": {"lam": [0.0, 0.1, 0.2, 0.3]}, "fixed": TINY}), check_maps=False)
+    members = sum(c.config.seeds for c in cells)
+    assert members < sweep.MIN_SPLIT_MEMBERS  # a small group stays whole: a chunk would cost what the group costs
+    assert [len(t.cells) for t in sweep.make_tasks(cells, "batched", workers=2)] == [4]
+    monkeypatch.setattr(sweep, "MIN_SPLIT_MEMBERS", members // 4)  # chunks of one cell are now big enough
     assert [len(t.cells) for t in sweep.make_tasks(cells, "batched")] == [2, 2]  # two tasks for one worker
     assert sorted(len(t.cells) for t in sweep.make_tasks(cells, "batched", workers=2)) == [1, 1, 1, 1]
     need = safety.config_bytes(cells[0].config, members=2 * TINY["seeds"])
@@ -256,6 +260,7 @@ def whole(tmp_path_factory):
 def test_ctrl_c_of_a_batched_sweep_then_resume_recomputes_nothing_finished(whole, tmp_path, monkeypatch):
     spec, ref = whole
     real, runs = batched.run_group, []
+    monkeypatch.setattr(sweep, "MIN_SPLIT_MEMBERS", 1)  # split the tiny group into tasks, as a big one is split
 
     def interrupted(configs):  # Ctrl-C while the second task trains
         runs.append([sweep.cell_key(c) for c in configs])

@@ -61,7 +61,7 @@ def per_cell(tmp_path_factory):
 
 
 def test_engines_give_the_same_cells(full, per_cell):
-    assert full[1]["tasks"] == 2 and per_cell[1]["tasks"] == 4  # one group of 4 cells in 2 chunks vs 4 cells
+    assert full[1]["tasks"] == 1 and per_cell[1]["tasks"] == 4  # one group of 4 small cells, kept whole, vs 4 cells
     a, b = saved_cells(full[0]), saved_cells(per_cell[0])
     _close(a, b)
 
