@@ -322,3 +322,40 @@ def test_sparse_state_matrix_is_the_dense_one_bit_for_bit(taxi_study):
     P = P / P.sum(-1, keepdim=True)  # (7, 3, 5)
     pi = torch.softmax(torch.randn(4, 7, 3, generator=gen, dtype=torch.float64), -1)  # (4, 7, 3)
     assert torch.equal(metrics.sparse_state_matrix(metrics.nonzero_by_action(P), pi, 5), metrics.state_matrix(P, pi))
+
+
+def test_closed_blocks_by_hand():
+    import torch
+
+    from frozenlake_ift import metrics
+
+    P = torch.zeros(5, 2, 5)
+    for s, a, t in [(0, 0, 1), (1, 1, 3), (3, 0, 3), (3, 1, 0), (2, 0, 4), (4, 1, 4), (0, 1, 0), (1, 0, 1)]:
+        P[s, a, t] = 1.0
+    P[2, 1, 2] = P[4, 0, 4] = 1.0  # 2 and 4 reach each other only through 2 -> 4: one block still
+    assert [b.tolist() for b in metrics.closed_blocks(P)] == [[0, 1, 3], [2, 4]]
+    assert [b.tolist() for b in metrics.closed_blocks(torch.ones(3, 1, 3))] == [[0, 1, 2]]
+
+
+def test_taxi_blocks_solve_as_the_whole(taxi_study, monkeypatch):
+    """Taxi's solve states fall into 4 closed blocks (one per destination): solved block by block, the values,
+    success and occupancy equal the whole systems' within 1e-12."""
+    import dataclasses
+
+    import torch
+
+    from frozenlake_ift import metrics, policy
+
+    _, _, ref, params = taxi_study
+    model = ref.solve_model
+    assert [len(p.rho0_n) for p in model.parts] == [100, 100, 100, 100]
+    pi = torch.softmax(policy.table_logits(params), -1)  # (E, S, A) float64
+    whole = metrics.model_value_and_success(dataclasses.replace(model, parts=()), pi, 0.99)
+    blocks = metrics.model_value_and_success(model, pi, 0.99)
+    for w, b in zip(whole, blocks, strict=True):
+        torch.testing.assert_close(b, w, rtol=1e-12, atol=0)
+    occ = metrics.discounted_occupancy(ref.P, ref.rho0, pi, 0.99)
+    monkeypatch.setattr(policy, "SPARSE_STATES", 10**9)  # one system of all 500 states
+    dense = metrics.discounted_occupancy(ref.P, ref.rho0, pi, 0.99)
+    torch.testing.assert_close(occ, dense, rtol=0, atol=1e-12)
+    torch.testing.assert_close(occ.sum(-1), torch.ones(3, dtype=torch.float64), rtol=0, atol=1e-12)
