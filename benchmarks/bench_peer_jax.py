@@ -84,11 +84,7 @@ def jax_study(cfg, data, base_t: dict, methods=METHODS, evals: bool = True):
         if lam > 0:
             prev = states[:, :-1]
             a_hat = jnp.argmax(jax.lax.stop_gradient(net(p, eye[prev])), axis=-1)  # (N, T-1)
-            # P32[prev, a_hat] written as one-hot products (exact: one nonzero term per sum); jaxlib 0.10.2's
-            # CPU runtime deadlocks on that gather under vmap at E = 540 (every thread idle, never returns)
-            x_prev = eye[prev]  # (N, T-1, S)
-            p_all = (x_prev @ P32.reshape(S, -1)).reshape(x_prev.shape[:-1] + P32.shape[1:])  # (N, T-1, A, S)
-            pred = (jax.nn.one_hot(a_hat, P32.shape[1], dtype=f32)[..., None] * p_all).sum(-2)  # (N, T-1, S)
+            pred = P32[prev, a_hat]  # (N, T-1, S)
             x = jnp.concatenate([x[:, :1], (1 - lam) * x[:, 1:] + lam * pred], axis=1)
         lp = net(p, x)
         return jnp.take_along_axis(lp, actions[..., None], -1)[..., 0]
