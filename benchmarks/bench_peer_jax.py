@@ -1,7 +1,7 @@
 """The default study written again in JAX (jit, vmap over members, lax.scan over steps, optax's Adam):
 the same numbers, and the package's time over JAX's, measured in one run.
 
-    pip install '.[peer-jax]'                      # jax and optax: never needed by the package itself
+    pip install '.[peer-jax]'                      # jax 0.6 and optax: never needed by the package itself
     python benchmarks/bench_peer_jax.py            # the checks, E = 20 and 540 per method, the warm study, cold runs
     python benchmarks/bench_peer_jax.py --repeats 3 --json out.json
 
@@ -16,6 +16,8 @@ What it does, each side on one CPU thread (torch.set_num_threads(1); XLA without
 3. the warm whole default study at E = 20: ``run_study`` against the JAX study (target <= 3).
 4. cold: a fresh process that imports everything and runs the default study once, for each side
    (the package's first study must stay faster than JAX's, whose compiling is most of its time).
+jax is pinned to 0.6 in the extra: with jaxlib 0.10.2 the E = 540 calls hung at random on this machine
+(``block_until_ready`` waiting with every thread idle, with or without XLA's thread pool); 0.6.2 runs them.
 Timings alternate package / JAX; each figure is the median of --repeats runs, with the range.
 The JAX side is this project's own code, written for this comparison; it covers the default study
 (the lake two-route map, the paper's four methods, Adam, a constant learning rate, tanh).
