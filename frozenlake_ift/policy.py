@@ -109,6 +109,15 @@ def _head(params: dict[str, torch.Tensor], pre: torch.Tensor, activation: str) -
     return torch.baddbmm(params["b2"][:, None, :], h, params["W2"])  # (E, N, A)
 
 
+def log_softmax_moved(logits: torch.Tensor) -> torch.Tensor:
+    """``torch.log_softmax(logits, -1)`` taken along the leading axis of a view with the action axis moved there:
+    torch's kernel for a short last axis is about 10x slower on 4-6 actions (0.57 ms against 0.06 ms on
+    (20, 16, 20, 6) floats, one CPU thread). Equal up to rounding, but not always bit for bit, so the study uses
+    it only on MDPs above ``SPARSE_STATES`` states, whose forms equal the dense ones up to rounding anyway; the
+    maps of the saved results keep ``torch.log_softmax``. Shape: (..., A) -> (..., A)."""
+    return torch.log_softmax(logits.movedim(-1, 0), 0).movedim(0, -1)
+
+
 def log_probs(params: dict[str, torch.Tensor], x: torch.Tensor, activation: str = "tanh") -> torch.Tensor:
     """Log pi(. | x). Shape: x (E, ..., S) -> (E, ..., A)."""
     return torch.log_softmax(logits(params, x, activation), dim=-1)

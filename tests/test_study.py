@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from frozenlake_ift import cli, metrics, policy, results, solve
 from frozenlake_ift.data import Paths
@@ -360,3 +362,25 @@ def test_shared_paths_are_built_once_and_broadcast():
     params = policy.init_params(data.mdp.n_states, 4, 8, seeds=range(5))
     assert torch.equal(path_logps(params, wide, data, "tanh"), path_logps(params, own, data, "tanh"))
     assert torch.equal(path_logps(params, wide, data, "tanh", 0.3), path_logps(params, own, data, "tanh", 0.3))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.lists(st.integers(1, 9), min_size=0, max_size=3),
+    actions=st.integers(1, 12),
+    scale=st.sampled_from([1e-3, 1.0, 30.0]),
+    double=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_log_softmax_moved_equals_torchs_up_to_rounding(shape, actions, scale, double, seed):
+    """policy.log_softmax_moved (the sparse path's log-softmax) against torch.log_softmax over the last axis:
+    values and gradients within a few ulps of the result."""
+    dtype = torch.float64 if double else torch.float32
+    gen = torch.Generator().manual_seed(seed)
+    x = (torch.randn(*shape, actions, generator=gen, dtype=dtype) * scale).requires_grad_()
+    g = torch.randn(*shape, actions, generator=gen, dtype=dtype)
+    ours, theirs = policy.log_softmax_moved(x), torch.log_softmax(x, -1)
+    tol = 8 * torch.finfo(dtype).eps
+    torch.testing.assert_close(ours, theirs, rtol=tol, atol=tol)
+    (g_ours,), (g_theirs,) = torch.autograd.grad(ours, x, g), torch.autograd.grad(theirs, x, g)
+    torch.testing.assert_close(g_ours, g_theirs, rtol=tol, atol=tol * float(g.abs().sum()))

@@ -77,7 +77,7 @@ def path_logps(params: dict, paths: Paths, data: StudyData, activation: str, lam
                 predicted = data.P[prev, a_hat]  # (E, N, T-1, S)
             x = temporal_residual(x, predicted, lam)  # (E, N, T, S)
         lg = policy.logits(params, x, activation)  # (E, N, T, A)
-    lp = torch.log_softmax(lg, dim=-1)  # (E, N, T, A)
+    lp = policy.log_softmax_moved(lg) if S > policy.SPARSE_STATES else torch.log_softmax(lg, dim=-1)  # (E, N, T, A)
     return lp.gather(-1, actions.unsqueeze(-1).expand(*lp.shape[:-1], 1)).squeeze(-1)  # (E, N, T)
 
 
@@ -92,7 +92,7 @@ def _sparse_path_logps(params: dict, paths: Paths, data: StudyData, activation: 
     else:
         with torch.no_grad():
             prev = states[..., :-1]  # (E, N, T-1)
-            a_hat = torch.log_softmax(policy.state_logits(params, prev, activation), dim=-1).argmax(-1)  # (E, N, T-1)
+            a_hat = policy.log_softmax_moved(policy.state_logits(params, prev, activation)).argmax(-1)  # (E, N, T-1)
             assert data.succ is not None and data.succ_p is not None, "build_data stores the sparse model"
             nxt, p = data.succ[prev, a_hat], data.succ_p[prev, a_hat]  # (E, N, T-1, K): where a_hat may lead
         lam_t = lam if isinstance(lam, torch.Tensor) else torch.tensor(float(lam), dtype=torch.float64)
@@ -106,7 +106,7 @@ def _sparse_path_logps(params: dict, paths: Paths, data: StudyData, activation: 
         w_later = torch.cat([keep.expand(E_, N, T - 1, 1), lam_c * p], -1)  # (E, N, T-1, 1 + K): Eq. 17's mix
         weights = torch.cat([w_first.expand(E_, N, 1, -1), w_later], 2)  # (E, N, T, 1 + K)
         lg = policy.mixture_logits(params, idx, weights, activation)  # (E, N, T, A)
-    return torch.log_softmax(lg, dim=-1).gather(-1, paths.actions.unsqueeze(-1)).squeeze(-1)  # (E, N, T)
+    return policy.log_softmax_moved(lg).gather(-1, paths.actions.unsqueeze(-1)).squeeze(-1)  # (E, N, T)
 
 
 def sample_paths(pi: torch.Tensor, n: int, ctx: StepContext) -> Paths:
