@@ -197,6 +197,18 @@ def test_groups_are_split_so_workers_have_work_and_memory_fits(monkeypatch):
     assert [sorted({c.config.base for c in p}) for p in parts] == [["random"], ["uniform"]]
 
 
+def test_tasks_start_with_the_longest():
+    """Longest processing time first: the tasks are ordered by cells x states x steps, so a long group starts
+    first instead of running alone at the end."""
+    fixed = {k: v for k, v in TINY.items() if k != "steps"}
+    spec = sweep.make_spec({"grid": {"steps": [2, 6], "lam": [0.0, 0.1, 0.2]}, "fixed": fixed})
+    tasks = sweep.make_tasks(sweep.expand(spec, check_maps=False), "batched")
+    assert [t.cells[0].config.steps for t in tasks] == [6, 2]
+    grid = {"steps": [6], "map": ["4x4", "8x8"]}  # more states, more work per step
+    tasks = sweep.make_tasks(sweep.expand(sweep.make_spec({"grid": grid, "fixed": fixed}), check_maps=False), "batched")
+    assert [t.cells[0].config.map for t in tasks] == ["8x8", "4x4"]
+
+
 # ------------------------------------------------------------ class 7: accepted silently before
 def test_nan_token_in_results_refused(tmp_path, capsys):
     (tmp_path / "results.json").write_text('{"config": {}, "steps": [NaN]}')
