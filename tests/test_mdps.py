@@ -359,3 +359,25 @@ def test_taxi_blocks_solve_as_the_whole(taxi_study, monkeypatch):
     dense = metrics.discounted_occupancy(ref.P, ref.rho0, pi, 0.99)
     torch.testing.assert_close(occ, dense, rtol=0, atol=1e-12)
     torch.testing.assert_close(occ.sum(-1), torch.ones(3, dtype=torch.float64), rtol=0, atol=1e-12)
+
+
+def test_taxi_policies_that_never_leave_a_loop_get_the_least_solution(taxi_study):
+    """A policy with zero probabilities (a softmax that underflowed) can loop forever without a goal: I - T is
+    singular at gamma 1. The cut model's blocks then give what the dense form gives (the least solution:
+    success 0 from the states that cannot reach a goal), not an error."""
+    import torch
+
+    from frozenlake_ift import metrics
+
+    _, _, ref, _ = taxi_study
+    S, A = ref.P.shape[:2]
+    pi = torch.zeros(3, S, A, dtype=torch.float64)
+    pi[0, :, 1] = 1.0  # always north: stuck against the top wall
+    pi[1, :, 0] = 0.5  # south or north: never picks up, never drops off
+    pi[1, :, 1] = 0.5
+    pi[2] = 1.0 / A  # every action: reaches the goal with probability 1
+    blocks = metrics.model_value_and_success(ref.solve_model, pi, 0.99)
+    dense = metrics.value_and_success(ref.P, ref.R, ref.terminal, ref.goal, ref.rho0, pi, 0.99, states=ref.solve_states)
+    for b, d in zip(blocks, dense, strict=True):
+        torch.testing.assert_close(b, d, rtol=1e-12, atol=1e-12)
+    assert blocks[1][:2].tolist() == [0.0, 0.0] and abs(float(blocks[1][2]) - 1.0) < 1e-9
