@@ -92,7 +92,8 @@ def _sparse_path_logps(params: dict, paths: Paths, data: StudyData, activation: 
     else:
         with torch.no_grad():
             prev = states[..., :-1]  # (E, N, T-1)
-            a_hat = policy.log_softmax_moved(policy.state_logits(params, prev, activation)).argmax(-1)  # (E, N, T-1)
+            lg_prev = policy.state_logits(params, prev, activation).movedim(-1, 0)  # (A, E, N, T-1)
+            a_hat = torch.log_softmax(lg_prev, 0).argmax(0)  # (E, N, T-1): log_softmax_moved's values, not moved back
             assert data.succ is not None and data.succ_p is not None, "build_data stores the sparse model"
             nxt, p = data.succ[prev, a_hat], data.succ_p[prev, a_hat]  # (E, N, T-1, K): where a_hat may lead
         lam_t = lam if isinstance(lam, torch.Tensor) else torch.tensor(float(lam), dtype=torch.float64)
