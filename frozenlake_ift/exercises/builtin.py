@@ -1,142 +1,18 @@
-"""The teaching notebooks' hands-on parts: "implement it" checks with hints, and slider cells.
-
-    check_bellman_backup(fn)     one Bellman backup Q = R + gamma * sum_s' P V        (notebook 01)
-    check_sft_loss(fn)           SFT's loss on masked per-step log-probs               (notebook 02)
-    check_prefix_weight(fn, row) a Table 1 prefix weight: "truly" or "ift"             (notebooks 02, 04)
-    check_relation_weights(fn)   IFT's relation-propagation weights (Algorithm 1)      (notebook 02)
-    check_dpo_loss(fn)           DPO's loss on summed log-probs                        (notebook 03)
-    sliders(fn, **controls)      fn with a slider or menu per argument (ipywidgets), or one line on how to get them
-
-Each ``check_*`` calls the student's function on a few small, seeded inputs, compares it with the
-package's own implementation (``losses``, ``theory``, ``TabularMDP.q_from_v``) and returns a
-``Verdict``: correct, or the most likely mistake named as a hint (each check knows the common wrong
-answers and recognises them by their outputs), or the first input where the two differ. A function
-that still raises ``NotImplementedError`` (the notebooks' templates) gets "not implemented yet", so
-a notebook with its templates unfilled still runs top to bottom. The checks only read what the
-student's function returns; nothing here is graded or stored.
-"""
+"""The notebooks' "implement it" exercises as data: each one's reference (the package's own code), its
+seeded inputs and its common mistakes, and the ``check_*`` function a notebook calls."""
 
 from __future__ import annotations
 
 import functools
-import inspect
 import itertools
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import lakes, losses, routes, theory
-
-NO_WIDGETS = "sliders need ipywidgets and a live kernel: pip install 'frozenlake_ift[notebooks]'"
-RTOL, ATOL = 1e-6, 1e-9  # how close an answer must be to the reference
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The outcome of a check: ``ok`` and one line for the student (shown as the cell's output)."""
-
-    exercise: str
-    ok: bool
-    message: str
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-    def __repr__(self) -> str:
-        return f"{'correct' if self.ok else 'not yet'} ({self.exercise}): {self.message}"
-
-
-@dataclass(frozen=True)
-class Case:
-    """One input of a check: a description for the messages and the keyword arguments."""
-
-    text: str
-    kwargs: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Mistake:
-    """A common wrong answer (a function with the student's signature) and the hint that names it."""
-
-    hint: str
-    fn: Callable[..., Any]
-
-
-@dataclass(frozen=True)
-class Exercise:
-    """One "implement it" exercise: the package's reference, the inputs it is checked on and the known mistakes."""
-
-    title: str
-    reference: Callable[..., Any]
-    cases: Callable[[], list[Case]]  # built on demand (some make lakes)
-    mistakes: tuple[Mistake, ...]
-
-    def check(self, fn: Callable) -> Verdict:
-        """The student's ``fn`` against the reference (see ``judge``)."""
-        return judge(self.title, fn, self.reference, self.cases(), self.mistakes)
-
-
-def _as_array(value) -> np.ndarray | None:
-    if value is None or value is Ellipsis:
-        return None
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().double().numpy()
-    try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
-
-
-def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
-    return (
-        a is not None
-        and b is not None
-        and a.shape == b.shape
-        and bool(np.allclose(a, b, rtol=RTOL, atol=ATOL, equal_nan=False))
-    )
-
-
-def _copy(kwargs: dict) -> dict:
-    """Fresh inputs for every call, so that a function that writes into its arguments changes nothing."""
-    return {
-        k: v.clone() if isinstance(v, torch.Tensor) else v.copy() if isinstance(v, np.ndarray) else v
-        for k, v in kwargs.items()
-    }
-
-
-def judge(exercise: str, student: Callable, reference: Callable, cases: Sequence[Case], mistakes: Sequence[Mistake]):
-    """Compare ``student`` with ``reference`` on every case; name a known mistake when the outputs match one."""
-    if not callable(student):
-        return Verdict(exercise, False, f"pass your function itself (got {type(student).__name__})")
-    got, want = [], []
-    for case in cases:
-        try:
-            out = student(**_copy(case.kwargs))
-        except NotImplementedError:
-            return Verdict(exercise, False, "not implemented yet: write the function's body, then run this cell again")
-        except Exception as err:  # the student's code: report any error as a hint, never crash the notebook
-            return Verdict(exercise, False, f"your function raised {type(err).__name__}: {err} (on {case.text})")
-        got.append(_as_array(out))
-        want.append(_as_array(reference(**_copy(case.kwargs))))
-        if got[-1] is None:
-            return Verdict(
-                exercise, False, f"your function returned {type(out).__name__}: return the result ({case.text})"
-            )
-    if all(_same(g, w) for g, w in zip(got, want, strict=True)):
-        return Verdict(exercise, True, f"matches the package's implementation on all {len(cases)} inputs")
-    for mistake in mistakes:
-        if all(_same(g, _as_array(mistake.fn(**_copy(c.kwargs)))) for g, c in zip(got, cases, strict=True)):
-            return Verdict(exercise, False, mistake.hint)
-    i = next(i for i, (g, w) in enumerate(zip(got, want, strict=True)) if not _same(g, w))
-    g, w = got[i], want[i]
-    assert g is not None and w is not None, "both were converted above"
-    if g.shape != w.shape:
-        return Verdict(exercise, False, f"expected Shape {w.shape}, got {g.shape} (on {cases[i].text})")
-    return Verdict(exercise, False, f"on {cases[i].text}: expected {np.round(w, 4)}, got {np.round(g, 4)}")
+from .. import lakes, losses, routes, theory
+from .judging import Case, Exercise, Mistake, Verdict
 
 
 # ------------------------------------------------------------------------ notebook 01: Bellman backup
@@ -497,44 +373,3 @@ def exercises() -> dict[str, Exercise]:
         "relation_weights": _relation_exercise(),
         "dpo_loss": _dpo_exercise(),
     }
-
-
-# ---------------------------------------------------------------------------------------- sliders
-def _control(name: str, spec, default):
-    import ipywidgets
-
-    if isinstance(spec, (list, tuple)) and spec and all(isinstance(x, str) for x in spec):
-        return ipywidgets.Dropdown(options=list(spec), value=default if default in spec else spec[0], description=name)
-    if isinstance(spec, tuple) and len(spec) == 3 and all(isinstance(x, (int, float)) for x in spec):
-        lo, hi, step = spec
-        value = default if isinstance(default, (int, float)) else lo
-        return ipywidgets.FloatSlider(
-            min=lo, max=hi, step=step, value=value, description=name, continuous_update=False, readout_format=".2f"
-        )
-    raise ValueError(
-        f"control {name!r}: give (min, max, step) for a slider or a list of strings for a menu, got {spec!r}"
-    )
-
-
-def sliders(fn: Callable, **controls):
-    """Show ``fn`` with one control per keyword: (min, max, step) makes a slider, a list of strings a menu.
-
-    The start values are ``fn``'s defaults, and ``fn`` runs again each time a control is released.
-    Needs ipywidgets (the ``notebooks`` extra) and a live kernel; without ipywidgets it prints one line
-    (``NO_WIDGETS``) and returns None, so the cell before it, drawn once without sliders, is the static
-    version. Returns the ipywidgets.interactive widget."""
-    params = inspect.signature(fn).parameters
-    unknown = sorted(set(controls) - set(params))
-    if unknown:
-        raise ValueError(f"controls {unknown} are not arguments of {getattr(fn, '__name__', fn)!r}: {list(params)}")
-    try:
-        import ipywidgets
-    except ImportError:
-        print(NO_WIDGETS)
-        return None
-    from IPython.display import display
-
-    widgets = {k: _control(k, spec, params[k].default) for k, spec in controls.items()}
-    out = ipywidgets.interactive(fn, **widgets)
-    display(out)
-    return out
