@@ -191,18 +191,6 @@ def solve_model(
     return SolveModel(states, P_nn, P_goal, R_n, rho0_n, float(rho0[goal].sum()), nonzero_by_action(P_nn), parts)
 
 
-def _solve_or_absorbing(A: torch.Tensor, b: torch.Tensor, gamma: float, T_of) -> torch.Tensor:
-    """x = A^-1 b per member, A = I - gamma T_NN already formed; a member whose system is singular or whose x is
-    not finite is solved again by ``solve_absorbing`` (the least solution, or NaN) from its T_NN, ``T_of(rows)``.
-    Shapes: A (E, N, N), b (E, N) -> (E, N)."""
-    x, info = torch.linalg.solve_ex(A, b.unsqueeze(-1))  # (E, N, 1), (E,): gesv, as torch.linalg.solve
-    x = x.squeeze(-1)
-    bad = (info != 0) | ~torch.isfinite(x).all(-1)  # (E,)
-    if bool(bad.any()):
-        x[bad] = solve_absorbing(T_of(bad), b[bad], gamma)
-    return x
-
-
 def model_value_and_success(
     model: SolveModel, pi: torch.Tensor, gamma: float, clamp: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -219,14 +207,9 @@ def model_value_and_success(
     N = model.P_nn.shape[0]
     T_nn = sparse_state_matrix(model.P_nz, pi_n, N)  # (E, N, N)
     r = (pi_n * model.R_n).sum(-1)  # (E, N)
-    A = T_nn * -gamma  # (E, N, N): I - gamma T_NN, formed in place (the same bits as eye - gamma * T)
-    A.diagonal(dim1=-2, dim2=-1).add_(1.0)
-    T_of = lambda rows: sparse_state_matrix(model.P_nz, pi_n[rows], N)  # noqa: E731  (the same bits, again)
-    V = _solve_or_absorbing(A, r, gamma, T_of)  # (E, N)
+    V = solve_absorbing(T_nn, r, gamma)  # (E, N)
     into_goal = (pi_n * model.P_goal).sum(-1)  # (E, N)
-    A = T_nn.neg_()  # (E, N, N): I - T_NN, in T's own memory (T is not needed after this)
-    A.diagonal(dim1=-2, dim2=-1).add_(1.0)
-    succ = _solve_or_absorbing(A, into_goal, 1.0, T_of)  # (E, N)
+    succ = solve_absorbing(T_nn, into_goal)  # (E, N)
     success = succ @ model.rho0_n + model.rho0_goal  # (E,)
     return V @ model.rho0_n, success.clamp(0.0, 1.0) if clamp else success
 
