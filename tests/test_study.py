@@ -1,5 +1,6 @@
 """The Frozen-Lake study: smoke runs, determinism, per-method training, errors, equivalences."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -298,18 +299,74 @@ def test_shared_paths_rows_give_the_one_hot_products_gradients_bit_for_bit(metho
     data = build_data(cfg, "cpu")
     base = base_params(cfg, data, "cpu")
     ctx = StepContext(cfg, data, reference(cfg, data, base, base), None, get_method(method))
-    paths = pair_batch(base, ctx, 0)
-    pair = paths.chosen.cat(paths.rejected)
+    batch = pair_batch(base, ctx, 0)
+    pair = batch.chosen.shared().cat(batch.rejected.shared()).expand(4)  # (E, N, T), a stride-0 view: shared
+    assert pair.shared().shape[0] == 1
 
     def grads(lp):
-        loss = (lp * pair.expand(4).mask).sum()
+        loss = (lp * pair.mask).sum()
         return [g.clone() for g in torch.autograd.grad(loss, list(base.values()))]
 
     rows = path_logps(base, pair, data, cfg.activation)  # (E, N, T), shared paths: rows selected
-    x = data.eye[pair.states[..., :-1]].expand(4, -1, -1, -1)  # (E, N, T, S): the one-hot product
-    dense = policy.step_logps(base, x, pair.actions.expand(4, -1, -1), cfg.activation)
+    x = data.eye[pair.states[..., :-1]]  # (E, N, T, S): the one-hot product
+    dense = policy.step_logps(base, x, pair.actions, cfg.activation)
     assert torch.equal(rows, dense)
     assert all(torch.equal(a, b) for a, b in zip(grads(rows), grads(dense), strict=True))
+
+
+@pytest.mark.parametrize(("map_", "E"), [("two-route", 6), ("4x4", 3), ("8x8", 2)])
+def test_sampled_paths_are_computed_on_their_taken_steps(map_, E):
+    """Per-member (sampled) paths of E >= 2 members (one member's paths count as shared): path_logps computes
+    their taken steps only (``_packed_path_logps``). On them it gives the dense one-hot product's values bit
+    for bit, 0 on masked steps, and the loss's gradients up to rounding."""
+    from frozenlake_ift.data import policy_probs
+    from frozenlake_ift.methods.batches import sample_paths
+
+    cfg = StudyConfig(map=map_, slippery=map_ == "4x4", seeds=E, device="cpu", negatives="policy", horizon=40)
+    data = build_data(cfg, "cpu")
+    base = base_params(cfg, data, "cpu")
+    ctx = StepContext(cfg, data, reference(cfg, data, base, base), torch.Generator().manual_seed(3), get_method("dpo"))
+    paths = sample_paths(policy_probs(base, data, cfg.activation), 8, ctx)  # (E, 8, T)
+    assert paths.shared().shape[0] == E and not bool(paths.mask.all())  # per member, with masked steps
+    weights = torch.randn(paths.mask.shape, generator=torch.Generator().manual_seed(4))
+
+    def grads(lp):
+        loss = (torch.where(paths.mask, lp, 0.0) * weights).sum()
+        return [g.clone() for g in torch.autograd.grad(loss, list(base.values()))]
+
+    packed = path_logps(base, paths, data, cfg.activation)  # (E, N, T)
+    dense = policy.step_logps(base, data.eye[paths.states[..., :-1]], paths.actions, cfg.activation)
+    assert torch.equal(packed[paths.mask], dense[paths.mask])
+    assert bool((packed[~paths.mask] == 0).all())
+    for a, b in zip(grads(packed), grads(dense), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_one_route_paired_with_sampled_negatives_is_computed_once():
+    """One chosen route against N sampled negatives: pair_batch keeps the route (``chosen_once``) and
+    pair_logps computes it once, then repeats it: the repeated route's values bit for bit, the same
+    reference log-probs, and the DPO loss's gradients up to rounding."""
+    from frozenlake_ift.methods.batches import pair_batch, pair_logps
+
+    cfg = StudyConfig(seeds=4, device="cpu", methods=("dpo",), negatives="policy", pairs=5)
+    data = build_data(cfg, "cpu")
+    base = base_params(cfg, data, "cpu")
+    ctx = StepContext(cfg, data, reference(cfg, data, base, base), torch.Generator().manual_seed(5), get_method("dpo"))
+    batch = pair_batch(base, ctx, 0)
+    assert batch.chosen_once is not None and batch.chosen_once.shape[1] == 1
+    assert batch.chosen.shape[:2] == batch.rejected.shape[:2] == (4, 5)
+    once, _ = pair_logps(base, batch, ctx)  # (E, N, Tc)
+    repeated = path_logps(base, batch.chosen, data, cfg.activation)  # the N copies computed one by one
+    taken = batch.chosen.mask  # masked steps hold junk
+    assert torch.equal(once[taken], repeated[taken])
+    assert torch.equal(batch.ref_chosen[taken], repeated[taken])
+    loss = get_method("dpo").loss_fn
+    p = {k: v.detach().clone().requires_grad_(True) for k, v in base.items()}
+    g_once = torch.autograd.grad(loss(p, batch, ctx).loss.sum(), list(p.values()))
+    plain = dataclasses.replace(batch, chosen_once=None)  # pair_logps then runs the N copies with the negatives
+    g_plain = torch.autograd.grad(loss(p, plain, ctx).loss.sum(), list(p.values()))
+    for a, b in zip(g_once, g_plain, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_methods_side_by_side_train_as_each_alone():
@@ -360,7 +417,8 @@ def test_shared_paths_are_built_once_and_broadcast():
     own = Paths(wide.states.clone(), wide.actions.clone(), wide.mask.clone())  # per-member copies: not shared
     assert own.shared() is own
     params = policy.init_params(data.mdp.n_states, 4, 8, seeds=range(5))
-    assert torch.equal(path_logps(params, wide, data, "tanh"), path_logps(params, own, data, "tanh"))
+    taken = wide.mask  # masked steps hold junk in path_logps (0 for per-member paths, computed on taken steps only)
+    assert torch.equal(path_logps(params, wide, data, "tanh")[taken], path_logps(params, own, data, "tanh")[taken])
     assert torch.equal(path_logps(params, wide, data, "tanh", 0.3), path_logps(params, own, data, "tanh", 0.3))
 
 
