@@ -11,6 +11,7 @@ import torch
 
 from frozenlake_ift import losses, metrics, plots, report, results, solve, sweep, theory
 from frozenlake_ift.methods import (
+    StepContext,
     LossOutput,
     Method,
     batches,
@@ -335,3 +336,23 @@ def test_train_method_returns_a_typed_record():
     run = train_method("sft", base, data, cfg, reference(cfg, data, base, base))
     assert run.steps == [0, 4, 8] and run.occupancy.shape == (cfg.seeds, data.mdp.n_states)
     assert set(run.params) == {"W1", "b1", "W2", "b2"} and run.stats["nll_loss"].shape == (3, cfg.seeds)
+
+
+@pytest.mark.parametrize("method", ["dpo", "ipo", "orpo", "simpo", "kto", "dpo_online"])
+def test_a_step_that_is_not_logged_skips_the_statistics_not_the_loss(method):
+    """``ctx.logging`` False (a step between evaluations): the loss is the same bits, the statistics are
+    not computed (the study records them on logged steps only)."""
+    cfg = StudyConfig(seeds=3, steps=2, device="cpu", methods=(method,))
+    data = build_data(cfg, "cpu")
+    base = base_params(cfg, data, "cpu")
+    rec = get_method(method)
+    outs = []
+    for logging in (True, False):
+        ctx = StepContext(cfg, data, reference(cfg, data, base, base), torch.Generator().manual_seed(0), rec)
+        ctx.logging = logging
+        with torch.no_grad():
+            batch = rec.batch_fn(base, ctx, 0)
+        outs.append(rec.loss_fn(base, batch, ctx))
+    logged, quiet = outs
+    assert torch.equal(logged.loss, quiet.loss)
+    assert logged.stats and not quiet.stats

@@ -100,8 +100,13 @@ def _reference(batch: PairBatch, average: bool, ctx: StepContext | None = None):
     return value
 
 
-def _preference_output(loss, chosen, rejected, chosen_rewards, rejected_rewards, E: int, weight) -> LossOutput:
-    """A reward-based preference loss (E * N,) as the member loss (E,) with TRL's statistics per member."""
+def _preference_output(
+    loss, chosen, rejected, chosen_rewards, rejected_rewards, E: int, weight, logging: bool = True
+) -> LossOutput:
+    """A reward-based preference loss (E * N,) as the member loss (E,) with TRL's statistics per member
+    (computed only on a step whose statistics are recorded: ``logging``)."""
+    if not logging:
+        return LossOutput(_per_member(loss, E, weight))
     stats = {
         "logps/chosen": _per_member(chosen.detach(), E, weight),
         "logps/rejected": _per_member(rejected.detach(), E, weight),
@@ -117,7 +122,7 @@ def dpo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
     pc, pr = _sequence(batch, lc, lr, average=False)  # (E * N,)
     rc, rr = _reference(batch, average=False, ctx=ctx)
     loss, cr, rj = losses.dpo_loss(pc, pr, rc, rr, beta=_rows(ctx.config.dpo_beta, E, pc))  # (E * N,)
-    return _preference_output(loss, pc, pr, cr, rj, E, batch.weight)
+    return _preference_output(loss, pc, pr, cr, rj, E, batch.weight, ctx.logging)
 
 
 def ipo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
@@ -127,7 +132,7 @@ def ipo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
     pc, pr = _sequence(batch, lc, lr, average=True)
     rc, rr = _reference(batch, average=True, ctx=ctx)
     loss, cr, rj = losses.ipo_loss(pc, pr, rc, rr, beta=_rows(ctx.config.ipo_beta, E, pc))
-    return _preference_output(loss, pc, pr, cr, rj, E, batch.weight)
+    return _preference_output(loss, pc, pr, cr, rj, E, batch.weight, ctx.logging)
 
 
 def orpo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
@@ -136,6 +141,8 @@ def orpo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
     E = lc.shape[0]
     ac, ar = _sequence(batch, lc, lr, average=True)  # (E * N,)
     loss, log_odds = losses.orpo_loss(ac, ar, -ac, beta=_rows(ctx.config.orpo_beta, E, ac))
+    if not ctx.logging:
+        return LossOutput(_per_member(loss, E, batch.weight))
     stats = {
         "logps/chosen": _per_member(ac.detach(), E, batch.weight),
         "logps/rejected": _per_member(ar.detach(), E, batch.weight),
@@ -153,7 +160,7 @@ def simpo(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
     loss, cr, rj = losses.simpo_loss(
         ac, ar, beta=_rows(ctx.config.simpo_beta, E, ac), margin=_rows(ctx.config.simpo_margin, E, ac)
     )
-    return _preference_output(loss, ac, ar, cr, rj, E, batch.weight)
+    return _preference_output(loss, ac, ar, cr, rj, E, batch.weight, ctx.logging)
 
 
 def kto(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
@@ -183,6 +190,8 @@ def kto(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
         undesirable_weight=_rows(cfg.kto_undesirable_weight, E, flat),
     )  # (E * 2N,)
     weight = None if batch.weight is None else torch.cat([batch.weight, batch.weight], 1)  # (E, 2N)
+    if not ctx.logging:
+        return LossOutput(_per_member(loss, E, weight))
     rewards = rewards.view(E, 2 * N)
     stats = {
         "logps/chosen": _per_member(pc.detach(), E, batch.weight),

@@ -208,7 +208,8 @@ def dpo_online(params: dict, batch: PairBatch, ctx: StepContext) -> LossOutput:
     """DPO (summed log-probs, beta = dpo_beta, reference theta_0) on the oracle-labelled sampled pairs."""
     out = dpo(params, batch, ctx)
     assert batch.weight is not None, "dpo_online_batch weights every pair"
-    out.stats["pairs/labelled"] = batch.weight.mean(-1)
+    if ctx.logging:
+        out.stats["pairs/labelled"] = batch.weight.mean(-1)
     return out
 
 
