@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import math
 import numbers
 
@@ -53,10 +54,10 @@ _VALUES_TRUSTED = contextvars.ContextVar("frozenlake_ift_losses_values_trusted",
 @contextlib.contextmanager
 def trusted_values():
     """Inside this block the functions skip their *value* checks: a mask's 0/1 values and its unmasked step
-    per row, log-probabilities <= 0, per-row hyper-parameters in range. Each costs a tensor reduction per
-    call, which a training loop of small tensors pays at every step. Types and shapes are still checked.
-    For a loop that ran the checks on its first step and then feeds the same kind of inputs (the study's:
-    its own log-softmax outputs and masks)."""
+    per row, log-probabilities <= 0 (IFT's step losses >= 0), per-row hyper-parameters in range. Each costs
+    a tensor reduction per call, which a training loop of small tensors pays at every step. Types and shapes
+    are still checked. For a loop that ran the checks on its first step and then feeds the same kind of
+    inputs (the study's: its own log-softmax outputs and masks)."""
     token = _VALUES_TRUSTED.set(True)
     try:
         yield
@@ -197,6 +198,17 @@ def sft_loss(logps: torch.Tensor, mask: torch.Tensor, reduction: str = "mean") -
     return _reduce(-sequence_logps(logps, mask, average=True), reduction)
 
 
+@functools.lru_cache(maxsize=32)
+def _discount_matrix(K: int, gamma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """D[r, c] = gamma^(c - r) for c >= r, else 0: Shape (K, K). Kept per (K, gamma, dtype, device): IFT's
+    loss asks for the same one every step. Never written to; built outside inference mode, so that the
+    autograd graph of a later call may hold it."""
+    with torch.inference_mode(False):
+        r = torch.arange(K, device=device)
+        g = torch.tensor(gamma, dtype=dtype, device=device)
+        return g.pow((r[None, :] - r[:, None]).clamp_min(0).to(dtype)).triu()
+
+
 def _discounted_future_sum(x: torch.Tensor, gamma: float, block: int = 64) -> torch.Tensor:
     """y_i = sum_{j >= i} gamma^(j - i) * x_j along the last axis. x: Shape (..., T) -> Shape (..., T).
 
@@ -214,9 +226,7 @@ def _discounted_future_sum(x: torch.Tensor, gamma: float, block: int = 64) -> to
     """
     T = x.shape[-1]
     K = min(block, T)
-    r = torch.arange(K, device=x.device)
-    g = torch.tensor(gamma, dtype=x.dtype, device=x.device)
-    discount = g.pow((r[None, :] - r[:, None]).clamp_min(0).to(x.dtype)).triu()  # (K, K), D[r, c] = gamma^(c - r)
+    discount = _discount_matrix(K, gamma, x.dtype, x.device)  # (K, K), D[r, c] = gamma^(c - r)
     if T <= K:
         return x @ discount.T  # (..., T)
     n_blocks = -(-T // K)
@@ -224,7 +234,8 @@ def _discounted_future_sum(x: torch.Tensor, gamma: float, block: int = 64) -> to
     local = xb @ discount.T  # (..., nb, K): sums inside each block
     heads = _discounted_future_sum(local[..., 0], gamma**K, block)  # (..., nb): y at each block's start
     carry = F.pad(heads[..., 1:], (0, 1))  # (..., nb): y at the next block's start, 0 past the end
-    tail = g.pow((K - r).to(x.dtype))  # (K,): gamma^(distance to the next block's start)
+    r = torch.arange(K, device=x.device)
+    tail = torch.tensor(gamma, dtype=x.dtype, device=x.device).pow((K - r).to(x.dtype))  # (K,): gamma^(K - r)
     y = local + carry[..., None] * tail  # (..., nb, K)
     return y.flatten(-2)[..., :T]  # (..., T)
 
@@ -262,7 +273,7 @@ def relation_weights(
     if detach:
         step_losses = step_losses.detach()
     losses = _masked(step_losses, mask)
-    if (losses < 0).any():
+    if not _VALUES_TRUSTED.get() and (losses < 0).any():
         raise ValueError("step_losses must be >= 0 at unmasked steps (i.e. every log-prob <= 0)")
     uniform = mask.to(step_losses.dtype)
     if rescale and gamma == 0.0:

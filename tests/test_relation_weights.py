@@ -101,3 +101,21 @@ def test_gradient_flows_through_the_weights_and_matches_dense():
     (g_dense,) = torch.autograd.grad(dense, lp)
     torch.testing.assert_close(g_blocked, g_dense, rtol=1e-10, atol=1e-12)
     assert math.isfinite(float(g_blocked.abs().sum()))
+
+
+def test_the_kept_discount_matrix_serves_inference_mode_and_autograd_alike():
+    """The (K, K) discount matrix is built once per (K, gamma, dtype, device) and kept: one first built under
+    torch.inference_mode still enters a later autograd graph, and the weights equal a fresh build's."""
+    from frozenlake_ift import losses
+
+    losses._discount_matrix.cache_clear()
+    step = torch.rand(3, 7, dtype=torch.float64) + 0.1
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    with torch.inference_mode():
+        first = losses.relation_weights(step, mask, 0.9)
+    x = step.clone().requires_grad_()
+    again = losses.relation_weights(x, mask, 0.9)  # the kept matrix, now in a graph
+    again.sum().backward()
+    assert x.grad is not None and torch.equal(again.detach(), first)
+    losses._discount_matrix.cache_clear()
+    assert torch.equal(losses.relation_weights(step, mask, 0.9), first)

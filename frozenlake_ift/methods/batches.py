@@ -224,9 +224,14 @@ def pair_logps(params: dict, batch: PairBatch, ctx: StepContext) -> tuple[torch.
         n = batch.rejected.shape[1]
         lc = path_logps(params, batch.chosen_once, ctx.data, ctx.config.activation)  # (E, 1, Tc)
         return lc.expand(-1, n, -1), path_logps(params, batch.rejected, ctx.data, ctx.config.activation)
-    chosen, rejected = batch.chosen.shared(), batch.rejected.shared()
-    if chosen.shape[0] != rejected.shape[0]:  # one side per member: both per member
-        chosen, rejected = chosen.expand(E), rejected.expand(E)
-    n, Tc, Tr = chosen.shape[1], chosen.shape[2], rejected.shape[2]
-    lp = path_logps(params, chosen.cat(rejected), ctx.data, ctx.config.activation)  # (E, 2N, T)
+    cached = ctx.cache.get("pair paths")
+    if cached is not None and cached[0] is batch:  # the same batch as the last step's (a fixed pair)
+        both, n, Tc, Tr = cached[1]
+    else:
+        chosen, rejected = batch.chosen.shared(), batch.rejected.shared()
+        if chosen.shape[0] != rejected.shape[0]:  # one side per member: both per member
+            chosen, rejected = chosen.expand(E), rejected.expand(E)
+        both, n, Tc, Tr = chosen.cat(rejected), chosen.shape[1], chosen.shape[2], rejected.shape[2]
+        ctx.cache["pair paths"] = (batch, (both, n, Tc, Tr))
+    lp = path_logps(params, both, ctx.data, ctx.config.activation)  # (E, 2N, T)
     return lp[:, :n, :Tc], lp[:, n:, :Tr]
