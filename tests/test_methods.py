@@ -11,9 +11,9 @@ import torch
 
 from frozenlake_ift import losses, metrics, plots, report, results, solve, sweep, theory
 from frozenlake_ift.methods import (
-    StepContext,
     LossOutput,
     Method,
+    StepContext,
     batches,
     get_method,
     method_names,
