@@ -194,17 +194,15 @@ def pair_batch(params: dict, ctx: StepContext, step: int) -> PairBatch:
     if not new and "pair" in ctx.cache:
         return ctx.cache["pair"]
     E = _members(ctx)
-    once = None
+    chosen, rejected = chosen.expand(E), rejected.expand(E)
+    once = None  # the one chosen trajectory per member that N negatives are paired with
     nc, nr = chosen.shape[1], rejected.shape[1]
     if nc != nr:
         if min(nc, nr) != 1:
             raise ValueError(f"cannot pair {nc} chosen with {nr} rejected trajectories")
         if nc == 1:
             once = chosen.shared()
-        chosen, rejected = chosen.expand(E), rejected.expand(E)
         chosen, rejected = (chosen.repeat(nr), rejected) if nc == 1 else (chosen, rejected.repeat(nc))
-    else:
-        chosen, rejected = chosen.expand(E), rejected.expand(E)
     ref_c = ref_r = None
     if ctx.method.needs_reference:
         base, act = ctx.reference.base, ctx.config.activation
@@ -218,7 +216,8 @@ def pair_batch(params: dict, ctx: StepContext, step: int) -> PairBatch:
 
 
 def pair_logps(params: dict, batch: PairBatch, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-step log-probs of chosen and rejected, in one network pass. Shape: -> (E, N, Tc), (E, N, Tr)."""
+    """Per-step log-probs of chosen and rejected, in one network pass (two when ``batch.chosen_once`` holds the
+    one chosen trajectory per member: it is computed once and repeated). Shape: -> (E, N, Tc), (E, N, Tr)."""
     E = params["W1"].shape[0]
     if batch.chosen_once is not None:  # one chosen trajectory per member, paired with N rejected: computed once
         n = batch.rejected.shape[1]
