@@ -16,10 +16,48 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 SPARSE_STATES = 64  # above this many states the study feeds index-weight inputs (``mixture_logits``), not one-hots
-ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "gelu": torch.nn.functional.gelu, "sigmoid": torch.sigmoid}
+
+
+class _NumpyTanh(torch.autograd.Function):
+    """tanh of a CPU float32 tensor by NumPy's SIMD kernel; the backward is torch's ``tanh_backward``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        y = _numpy_tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad, y)  # grad * (1 - y^2), as torch.tanh's own backward
+
+
+def _numpy_tanh(x: torch.Tensor) -> torch.Tensor:
+    x = x.detach().contiguous()
+    y = torch.empty_like(x)
+    np.tanh(x.numpy(), out=y.numpy())
+    return y
+
+
+def tanh(x: torch.Tensor) -> torch.Tensor:
+    """The networks' tanh. On CPU float32 it is NumPy's vectorised tanh (within 1 ulp of the exact value,
+    the same bits at every position of any array): torch's CPU tanh rounds correctly but runs element by
+    element, about 7x slower (0.48 ms against 0.07 ms on the (540, 10, 32) floats of a batched sweep step,
+    one thread). Elsewhere (float64, CUDA) it is ``torch.tanh``. Differentiable: the gradient is torch's.
+    Shape: any -> the same."""
+    if x.device.type != "cpu" or x.dtype != torch.float32:
+        return torch.tanh(x)
+    if x.requires_grad and torch.is_grad_enabled():
+        return _NumpyTanh.apply(x)
+    return _numpy_tanh(x)
+
+
+ACTIVATIONS = {"tanh": tanh, "relu": torch.relu, "gelu": torch.nn.functional.gelu, "sigmoid": torch.sigmoid}
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
 
 
@@ -155,15 +193,24 @@ def state_logits(params: dict[str, torch.Tensor], states: torch.Tensor, activati
     gathered instead of multiplied (one rounding, W1 + b1, as ``table_logits``). Shape: states (E, ...) int64,
     or (1, ...): the same states for every member (their rows selected once) -> (E, ..., A)."""
     check_activation(activation)
-    E, _, H, A = check_params(params)
+    E, _, _, A = check_params(params)
     if states.dim() < 1 or states.shape[0] not in (1, E):
         raise ValueError(f"states must have shape (E={E}, ...) or (1, ...), got {tuple(states.shape)}")
     if states.shape[0] == 1:
         rows = params["W1"].index_select(1, states.reshape(-1))  # (E, M, H)
     else:
-        rows = params["W1"].gather(1, states.reshape(E, -1, 1).expand(-1, -1, H))  # (E, M, H)
+        rows = _member_rows(params["W1"], states)  # (E, M, H)
     out = _head(params, rows + params["b1"][:, None, :], activation)  # (E, M, A)
     return out.reshape(E, *states.shape[1:], A)
+
+
+def _member_rows(W1: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+    """Each member's rows of W1 at its own states: ``W1.gather(1, ...)`` as one ``index_select`` on the
+    members' stacked rows (about 13x faster forward on CPU; the same values). Shape: W1 (E, S, H),
+    states (E, ...) int64 -> (E, M, H), M the states per member."""
+    E, S, H = W1.shape
+    flat = states.reshape(E, -1) + torch.arange(0, E * S, S, device=states.device)[:, None]  # (E, M)
+    return W1.reshape(E * S, H).index_select(0, flat.reshape(-1)).view(E, -1, H)  # (E, M, H)
 
 
 def mixture_logits(
@@ -183,7 +230,7 @@ def mixture_logits(
             f"and {tuple(weights.shape)}"
         )
     lead, J = states.shape[1:-1], states.shape[-1]
-    rows = params["W1"].gather(1, states.reshape(E, -1, 1).expand(-1, -1, H)).view(E, -1, J, H)  # (E, M, J, H)
+    rows = _member_rows(params["W1"], states).view(E, -1, J, H)  # (E, M, J, H)
     pre = (rows * weights.reshape(E, -1, J, 1).to(rows.dtype)).sum(2) + params["b1"][:, None, :]  # (E, M, H)
     return _head(params, pre, activation).reshape(E, *lead, A)
 

@@ -77,9 +77,8 @@ def path_logps(params: dict, paths: Paths, data: StudyData, activation: str, lam
         paths = paths.expand(E)
         actions = paths.actions
         with torch.no_grad():
-            prev = paths.states[..., :-2]  # (E, N, T-1)
-            lg_prev = policy.state_logits(params, prev, activation)  # (E, N, T-1, A)
-            a_hat = torch.log_softmax(lg_prev, dim=-1).argmax(-1)  # (E, N, T-1)
+            prev = shared.states[..., :-2]  # (E or 1, N, T-1): shared paths select W1's rows once
+            a_hat = policy.state_logits(params, prev, activation).argmax(-1)  # (E, N, T-1): pi_theta's argmax
             predicted = data.P[prev, a_hat]  # (E, N, T-1, S)
         x = temporal_residual(x, predicted, lam)  # (E, N, T, S)
         lg = policy.logits(params, x, activation)  # (E, N, T, A)
@@ -116,8 +115,7 @@ def _sparse_path_logps(params: dict, paths: Paths, data: StudyData, activation: 
     states = paths.states[..., :-1]  # (E, N, T) the states actions are taken in
     with torch.no_grad():
         prev = states[..., :-1]  # (E, N, T-1)
-        lg_prev = policy.state_logits(params, prev, activation).movedim(-1, 0)  # (A, E, N, T-1)
-        a_hat = torch.log_softmax(lg_prev, 0).argmax(0)  # (E, N, T-1): log_softmax_moved's values, not moved back
+        a_hat = policy.state_logits(params, prev, activation).argmax(-1)  # (E, N, T-1): pi_theta's argmax
         assert data.succ is not None and data.succ_p is not None, "build_data stores the sparse model"
         nxt, p = data.succ[prev, a_hat], data.succ_p[prev, a_hat]  # (E, N, T-1, K): where a_hat may lead
     lam_t = lam if isinstance(lam, torch.Tensor) else torch.tensor(float(lam), dtype=torch.float64)
