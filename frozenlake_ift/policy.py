@@ -26,13 +26,13 @@ class _NumpyTanh(torch.autograd.Function):
     """tanh of a CPU float32 tensor by NumPy's SIMD kernel; the backward is torch's ``tanh_backward``."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         y = _numpy_tanh(x)
         ctx.save_for_backward(y)
         return y
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         (y,) = ctx.saved_tensors
         return torch.ops.aten.tanh_backward(grad, y)  # grad * (1 - y^2), as torch.tanh's own backward
 
