@@ -209,6 +209,8 @@ def _member_rows(W1: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
     members' stacked rows (about 13x faster forward on CPU; the same values). Shape: W1 (E, S, H),
     states (E, ...) int64 -> (E, M, H), M the states per member."""
     E, S, H = W1.shape
+    if states.numel() and (int(states.min()) < 0 or int(states.max()) >= S):  # else another member's row
+        raise ValueError(f"states must lie in [0, {S}), got values from {int(states.min())} to {int(states.max())}")
     flat = states.reshape(E, -1) + torch.arange(0, E * S, S, device=states.device)[:, None]  # (E, M)
     return W1.reshape(E * S, H).index_select(0, flat.reshape(-1)).view(E, -1, H)  # (E, M, H)
 

@@ -486,3 +486,8 @@ def test_member_rows_select_what_gather_selects_forward_and_backward():
     leaves = list(params.values())
     ours_grad, theirs_grad = torch.autograd.grad(ours, leaves, g), torch.autograd.grad(theirs, leaves, g)
     assert all(torch.equal(a, b) for a, b in zip(ours_grad, theirs_grad, strict=True))
+    for bad in (7, -1):  # one index_select over all members' rows: an out-of-range state is refused, not read
+        with pytest.raises(ValueError, match=r"states must lie in \[0, 7\)"):
+            policy.state_logits(params, torch.full((3, 2), bad))
+        with pytest.raises(ValueError, match=r"states must lie in \[0, 7\)"):
+            policy.mixture_logits(params, torch.full((3, 2, 2), bad), torch.ones(3, 2, 2))
