@@ -137,6 +137,19 @@ def make_start(config: StudyConfig, data, device) -> Start:
     return Start(base, star, ref, initial, fit_kl, fit_used, base_success, star_success, base_ratio, star_ratio)
 
 
+def check_methods_part(methods: tuple[str, ...], part: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The methods to train: ``part`` (in the configs' order), checked to be a non-empty subset of
+    ``methods`` that keeps "truly" where ``methods`` has it; None: all of ``methods``."""
+    if part is None:
+        return tuple(methods)
+    unknown = [m for m in part if m not in methods]
+    if not part or unknown:
+        raise ValueError(f"methods {list(part)!r} must be a non-empty subset of the configs' {list(methods)!r}")
+    if TRULY in methods and TRULY not in part:
+        raise ValueError(f"methods {list(part)!r} must include {TRULY!r}: the other curves are measured against it")
+    return tuple(m for m in methods if m in part)
+
+
 def _slice_run(run: MethodRun, lo: int, hi: int) -> MethodRun:
     """Members lo:hi of an ensemble's run."""
     return MethodRun(
@@ -191,8 +204,14 @@ def _member_job(method, cells, sts, firsts, cfg0, data, keep: bool) -> Job:
     return Job(method, base, view, ref, blocks, initial, keep)  # type: ignore[arg-type]
 
 
-def run_group(configs: list[StudyConfig]) -> list[StudyResult]:
-    """Run cells that share GROUP_FIELDS in one batched pass; one StudyResult per config, as ``run_study``'s."""
+def run_group(configs: list[StudyConfig], methods: tuple[str, ...] | None = None) -> list[StudyResult]:
+    """Run cells that share GROUP_FIELDS in one batched pass; one StudyResult per config, as ``run_study``'s.
+
+    ``methods`` (a subset of the configs' methods, None: all) trains only those: each result then holds
+    those methods alone (a part: a sweep trains the parts of a lone group in different workers and joins
+    their records, ``sweep.join_parts``). Each method's numbers are those of the
+    whole run: methods share no parameter, batch or generator. A subset must keep "truly" if the configs
+    train it, since every other method's curves are measured against its policy."""
     t0 = time.perf_counter()
     configs = [check_config(c, "configs[i]") for c in configs]
     if not configs:
@@ -201,6 +220,7 @@ def run_group(configs: list[StudyConfig]) -> list[StudyResult]:
     if len(keys) != 1:
         raise ValueError(f"run_group needs configs that agree on {', '.join(GROUP_FIELDS)}; got {len(keys)} groups")
     cfg0 = configs[0]
+    wanted = check_methods_part(cfg0.methods, methods)
     device = policy.resolve_device(cfg0.device)
     torch.manual_seed(cfg0.seed)
     data = build_data(cfg0, device)
@@ -212,7 +232,7 @@ def run_group(configs: list[StudyConfig]) -> list[StudyResult]:
     n = len(configs)
     runs: dict[str, list[MethodRun]] = {}
     truly_pi: list[torch.Tensor | None] = [None] * n
-    phases = [[m for m in cfg0.methods if m == TRULY], [m for m in cfg0.methods if m != TRULY]]  # truly first
+    phases = [[m for m in wanted if m == TRULY], [m for m in wanted if m != TRULY]]  # truly first
     for phase in phases:
         jobs: list[Job] = []
         places: list[tuple[str, dict[int, tuple[int, int, int]]]] = []  # method -> {run's cell: (job, lo, hi)}
@@ -255,7 +275,7 @@ def run_group(configs: list[StudyConfig]) -> list[StudyResult]:
     out = []
     nt = torch.as_tensor(~data.mdp.terminal, device=device)
     for i, c in enumerate(configs):
-        cell_runs = {m: dataclasses.replace(runs[m][i]) for m in c.methods}
+        cell_runs = {m: dataclasses.replace(runs[m][i]) for m in wanted}
         if TRULY in cell_runs:  # its own curve against its final policy, as run_study measures it
             tr = cell_runs[TRULY]
             final = truly_pi[i]
@@ -269,7 +289,7 @@ def run_group(configs: list[StudyConfig]) -> list[StudyResult]:
         out.append(
             StudyResult(
                 config=c,
-                steps=cell_runs[c.methods[0]].steps,
+                steps=cell_runs[wanted[0]].steps,
                 curves={m: r.curves for m, r in cell_runs.items()},
                 final_occupancy={m: r.occupancy for m, r in cell_runs.items()},
                 explored={m: r.explored for m, r in cell_runs.items()},

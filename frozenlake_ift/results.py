@@ -149,6 +149,13 @@ def summarize(curves: dict[str, dict[str, np.ndarray]], robust: bool = True) -> 
             for (entry, _), value, ci in zip(rows, stats.iqm_rows(x), stats.iqm_ci_rows(x), strict=True):
                 entry["final_iqm"] = None if np.isnan(value) else float(value)
                 entry["final_iqm_ci95"] = None if ci is None or n < 2 else list(ci)
+    return summary, rank(summary)
+
+
+def rank(summary: dict) -> dict:
+    """The methods of a summary (``summarize``) best first by final mean, per metric that has a direction and
+    that every method has. A summary joined from parts' summaries ranks as the whole one does: each method's
+    entries depend on its own curves alone."""
     ranking = {}
     for metric, spec in METRICS.items():
         if spec.higher_is_better is None or not all(metric in summary[m] for m in summary):
@@ -156,7 +163,10 @@ def summarize(curves: dict[str, dict[str, np.ndarray]], robust: bool = True) -> 
         ranking[metric] = sorted(
             summary, key=lambda m: summary[m][metric]["final_mean"], reverse=bool(spec.higher_is_better)
         )
-    return summary, ranking
+    return ranking
+
+
+METHOD_SECTIONS = ("curves", "final_occupancy", "final_policy", "explored", "summary", "stats", "methods")  # per method
 
 
 def to_dict(result, digits: int | None = None) -> dict:
@@ -193,6 +203,27 @@ def to_dict(result, digits: int | None = None) -> dict:
         "stats": {m: {k: lst(v) for k, v in st.items()} for m, st in getattr(result, "stats", {}).items()},
         "methods": {m: method_info(m) for m in result.curves},
     }
+
+
+def join_records(records: list[dict], methods) -> dict:
+    """One study's record from the records (``to_dict``) of its method parts, each holding some of
+    ``methods`` (a sweep trains a lone group's methods in parts, side by side): the per-method sections
+    (METHOD_SECTIONS) joined in ``methods``' order, the ranking and claims formed from the joined summary
+    (its entries are exact, and each method's depend on its own curves alone, so they are the whole run's),
+    the seconds summed, and everything else (config, map, fit, steps: every part builds the same) from the
+    first record, keys in its order. Raises ValueError unless the parts hold each of ``methods`` once."""
+    held = [m for r in records for m in r["curves"]]
+    if sorted(held) != sorted(methods):
+        raise ValueError(f"join_records: the parts hold {held}, the study trains {list(methods)}")
+    out = {}
+    for key, value in records[0].items():
+        if key in METHOD_SECTIONS:
+            value = {m: r[key][m] for m in methods for r in records if m in r.get(key, {})}
+        elif key == "seconds":
+            value = sum(r["seconds"] for r in records)
+        out[key] = value
+    out["ranking"], out["claims"] = rank(out["summary"]), check_claims(out["summary"])
+    return out
 
 
 def map_record(result, lst=as_list) -> dict:

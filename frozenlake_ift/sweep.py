@@ -24,6 +24,7 @@ on the config only: after changing the study's code, sweep into a new folder.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import time
@@ -63,6 +64,7 @@ class Task:
     cells: tuple[Cell, ...]
     engine: str = "batched"
     plugins: tuple[str, ...] = ()  # modules a worker imports first (``plugins.load_plugins``: --plugin)
+    methods: tuple[str, ...] = ()  # a method part (``make_tasks``): train only these; () trains every method
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class TaskResult:
     failed: list  # [{"key", "values", "error"}]
     seconds: float
     infos: dict  # key -> {"seconds", "held", "claims"} (``_info``): what the driver reports of each cell
+    methods: tuple[str, ...] = ()  # a method part's (``Task.methods``): its records hold these methods alone
 
 
 def compact(result, cell: Cell) -> dict:
@@ -125,27 +128,48 @@ def run_task(task: Task) -> TaskResult:
 
     load_plugins(task.plugins)  # a spawned or Ray worker registers the driver's plugins (a forked one has them)
     t0 = time.perf_counter()
-    out, failed = {}, []
-    if task.engine == "batched" and len(task.cells) > 1:
+    out, failed, part = {}, [], task.methods or None
+    if task.engine == "batched" and (len(task.cells) > 1 or part):
         try:
-            res = batched.run_group([c.config for c in task.cells])
+            res = batched.run_group([c.config for c in task.cells], methods=part)
             recs = {c.key: compact(r, c) for c, r in zip(task.cells, res, strict=True)}
             return TaskResult(
                 {k: json.dumps(r) for k, r in recs.items()},
                 [],
                 time.perf_counter() - t0,
                 {k: _info(r) for k, r in recs.items()},
+                task.methods,
             )
         except (ValueError, TypeError, RuntimeError, FloatingPointError):
             pass  # find the failing cell(s): run each on its own below
     infos = {}
     for c in task.cells:
         try:
-            rec = compact(run_study(c.config), c)
+            rec = compact(batched.run_group([c.config], methods=part)[0] if part else run_study(c.config), c)
             out[c.key], infos[c.key] = json.dumps(rec), _info(rec)
         except (ValueError, TypeError, RuntimeError, FloatingPointError) as exc:
             failed.append(_failure(c, exc))
-    return TaskResult(out, failed, time.perf_counter() - t0, infos)
+    return TaskResult(out, failed, time.perf_counter() - t0, infos, task.methods)
+
+
+def method_parts(methods: tuple[str, ...], k: int) -> list[tuple[str, ...]]:
+    """A cell's methods in at most k parts of consecutive methods, sizes as equal as they go; none (an empty
+    list) when "truly" is among them (every other method's curves need its policy, so it cannot train apart)."""
+    if len(methods) < 2 or k < 2 or "truly" in methods:
+        return []
+    k = min(k, len(methods))
+    cuts = [round(j * len(methods) / k) for j in range(k + 1)]
+    return [tuple(methods[a:b]) for a, b in itertools.pairwise(cuts)]
+
+
+def join_parts(texts: list[str], cell: Cell) -> dict:
+    """A cell's record (cell file) from its method parts' records (JSON texts): ``results.join_records``,
+    and compact's per-method ``final`` joined the same way."""
+    recs = [json.loads(t) for t in texts]
+    methods = cell.config.methods
+    rec = results.join_records(recs, methods)
+    rec["final"] = {m: r["final"][m] for m in methods for r in recs if m in r["final"]}
+    return rec
 
 
 def _info(rec: dict) -> dict:
@@ -177,7 +201,11 @@ def make_tasks(
     * there are at least ``TASKS_PER_WORKER`` x ``workers`` tasks where the cells allow it, the largest
       groups split first: every worker has work, and an interrupt loses only the tasks in flight, not a
       whole group's finished members; a group is split so only while every chunk keeps at least
-      ``MIN_SPLIT_MEMBERS`` cell members (a smaller chunk costs about what the whole group costs).
+      ``MIN_SPLIT_MEMBERS`` cell members (a smaller chunk costs about what the whole group costs);
+    * where there are still fewer tasks than workers, the largest tasks train their methods in parts
+      (``method_parts``: consecutive methods, one task each; the driver merges a cell's parts), so that a
+      small sweep of one group uses every worker: a part costs about its share of the per-step work, and
+      rebuilds only the start (theta_0 and the theta* fit).
 
     Tasks are ordered largest first (cells x states x steps: longest processing time first), so that workers
     finish together (the default sweep's 2000-step sampler cells start first, not last)."""
@@ -209,7 +237,20 @@ def make_tasks(
     tasks = [
         Task(part, engine, plugin_modules()) for g, k in zip(groups, chunks, strict=True) for part in split_group(g, k)
     ]
-    return sorted(tasks, key=lambda t: -len(t.cells) * _n_states(t.cells[0].config) * t.cells[0].config.steps)
+    tasks = sorted(tasks, key=_task_cost, reverse=True)
+    if len(tasks) < at_once:  # workers would sit idle: the largest tasks' methods train in parts, side by side
+        split, idle = [], at_once - len(tasks)
+        for t in tasks:
+            parts = method_parts(t.cells[0].config.methods, idle + 1) if idle else []
+            split += [dataclasses.replace(t, methods=p) for p in parts] or [t]
+            idle -= max(len(parts) - 1, 0)
+        tasks = split
+    return tasks
+
+
+def _task_cost(task: Task) -> int:
+    """A task's rough cost for ordering: cells x states x steps (method parts of a task count as it does)."""
+    return len(task.cells) * _n_states(task.cells[0].config) * task.cells[0].config.steps
 
 
 def split_group(group: list[Cell], k: int) -> list[tuple[Cell, ...]]:
@@ -367,7 +408,33 @@ def run_sweep(
         smoothing=0.1,
     )
 
+    expect: dict[str, int] = {}  # cell key -> the method parts it is trained in (none: a whole task)
+    for t in tasks:
+        for c in t.cells if t.methods else ():
+            expect[c.key] = expect.get(c.key, 0) + 1
+    cell_of = {c.key: c for c in todo}
+    pending: dict[str, list] = {}  # cell key -> its parts' records so far (JSON text; a failed part: its failure)
+
+    def merged(res: TaskResult) -> TaskResult:
+        """A method part's result: the cells whose last part it brings, joined (``join_parts``), or failed with
+        the first failing part's error; the others wait in ``pending``."""
+        recs, infos, failed = {}, {}, []
+        for key, got in [(f["key"], f) for f in res.failed] + list(res.records.items()):
+            pending.setdefault(key, []).append(got)
+            if len(pending[key]) < expect[key]:
+                continue
+            parts = pending.pop(key)
+            errors = [p for p in parts if isinstance(p, dict)]
+            if errors:
+                failed.append(errors[0])
+                continue
+            rec = join_parts(parts, cell_of[key])
+            recs[key], infos[key] = json.dumps(rec), _info(rec)
+        return TaskResult(recs, failed, res.seconds, infos)
+
     def done(res: TaskResult) -> None:
+        if res.methods:  # a method part: its cells are saved when their last part is in
+            res = merged(res)
         for key, text in res.records.items():
             results.atomic_write(out / "cells" / f"{key}.json", text)
             info = {"key": key, **res.infos[key]}

@@ -183,7 +183,10 @@ def test_groups_are_split_so_workers_have_work_and_memory_fits(monkeypatch):
     cells = sweep.expand(sweep.make_spec({"grid": {"lam": [0.0, 0.1, 0.2, 0.3]}, "fixed": TINY}), check_maps=False)
     members = sum(c.config.seeds for c in cells)
     assert members < sweep.MIN_SPLIT_MEMBERS  # a small group stays whole: a chunk would cost what the group costs
-    assert [len(t.cells) for t in sweep.make_tasks(cells, "batched", workers=2)] == [4]
+    assert [len(t.cells) for t in sweep.make_tasks(cells, "batched")] == [4]
+    halves = [("sft", "ift"), ("dpo", "orpo")]  # two workers, one group: its methods train in two parts instead
+    tasks = sweep.make_tasks(cells, "batched", workers=2)
+    assert [(len(t.cells), t.methods) for t in tasks] == [(4, h) for h in halves]
     monkeypatch.setattr(sweep, "MIN_SPLIT_MEMBERS", members // 4)  # chunks of one cell are now big enough
     assert [len(t.cells) for t in sweep.make_tasks(cells, "batched")] == [2, 2]  # two tasks for one worker
     assert sorted(len(t.cells) for t in sweep.make_tasks(cells, "batched", workers=2)) == [1, 1, 1, 1]
@@ -274,11 +277,11 @@ def test_ctrl_c_of_a_batched_sweep_then_resume_recomputes_nothing_finished(whole
     real, runs = batched.run_group, []
     monkeypatch.setattr(sweep, "MIN_SPLIT_MEMBERS", 1)  # split the tiny group into tasks, as a big one is split
 
-    def interrupted(configs):  # Ctrl-C while the second task trains
+    def interrupted(configs, methods=None):  # Ctrl-C while the second task trains
         runs.append([sweep.cell_key(c) for c in configs])
         if len(runs) == 2:
             raise KeyboardInterrupt
-        return real(configs)
+        return real(configs, methods)
 
     monkeypatch.setattr(batched, "run_group", interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -286,7 +289,8 @@ def test_ctrl_c_of_a_batched_sweep_then_resume_recomputes_nothing_finished(whole
     kept = {p.stem: p.read_bytes() for p in (tmp_path / "cells").glob("*.json")}
     assert sorted(kept) == sorted(runs[0])  # the finished task's cells are kept
     again, real_study = [], sweep.run_study
-    monkeypatch.setattr(batched, "run_group", lambda cs: again.extend(sweep.cell_key(c) for c in cs) or real(cs))
+    again_group = lambda cs, methods=None: again.extend(sweep.cell_key(c) for c in cs) or real(cs, methods)  # noqa: E731
+    monkeypatch.setattr(batched, "run_group", again_group)
     monkeypatch.setattr(sweep, "run_study", lambda c, *a, **k: again.append(sweep.cell_key(c)) or real_study(c))
     summary = sweep.run_sweep(spec, tmp_path)
     assert summary["skipped"] == 2 and summary["ran"] == 2

@@ -116,11 +116,11 @@ def test_interrupt_then_resume_runs_each_cell_once(full, tmp_path, monkeypatch):
 def test_batched_interrupt_keeps_finished_groups_and_resumes(full, tmp_path, monkeypatch):
     real, groups = batched.run_group, []
 
-    def fake(configs):
+    def fake(configs, methods=None):
         groups.append(len(configs))
         if len(groups) == 2:
             raise KeyboardInterrupt
-        return real(configs)
+        return real(configs, methods)
 
     monkeypatch.setattr(batched, "run_group", fake)
     with pytest.raises(KeyboardInterrupt):
@@ -259,7 +259,7 @@ def test_default_spec_is_big_enough():
 
 @pytest.mark.parametrize("engine", ["batched", "per-cell"])
 def test_a_failing_cell_is_saved_with_its_error_and_retried(tmp_path, monkeypatch, engine):
-    def broken(configs):
+    def broken(configs, methods=None):
         raise ValueError("group boom")
 
     monkeypatch.setattr(batched, "run_group", broken)  # the batched engine then runs each cell alone
@@ -277,6 +277,62 @@ def test_a_failing_cell_is_saved_with_its_error_and_retried(tmp_path, monkeypatc
         and summary["skipped"] == 3
         and "error" not in json.loads((tmp_path / "cells" / f"{calls[0]}.json").read_text())
     )
+
+
+def test_a_lone_group_trains_its_methods_in_parts_on_two_workers(full, tmp_path):
+    """Fewer groups than workers: the group's methods train in parts, side by side in two processes, and the
+    cells joined from the parts are the whole group's, bit for bit (timings aside)."""
+    tasks = sweep.make_tasks(sweep.expand(SPEC), "batched", workers=2)
+    assert [(len(t.cells), t.methods) for t in tasks] == [(4, ("sft", "ift")), (4, ("dpo", "orpo"))]
+    summary = sweep.run_sweep(SPEC, tmp_path, workers=2)
+    assert summary["tasks"] == 2 and summary["ran"] == 4 and not summary["failed"]
+    assert saved_cells(tmp_path) == saved_cells(full[0])
+
+
+def test_a_failing_part_fails_its_cell_alone_and_a_rerun_completes_it(full, tmp_path, monkeypatch):
+    cells = sweep.expand(SPEC)
+    parts = sweep.make_tasks(cells, "batched", workers=2)
+    monkeypatch.setattr(sweep, "make_tasks", lambda *a, **k: parts)  # the two parts, here one after the other
+    real, bad = batched.run_group, cells[1].config
+
+    def flaky(configs, methods=None):
+        if methods == ("dpo", "orpo") and bad in configs:
+            raise ValueError("part boom")
+        return real(configs, methods)
+
+    monkeypatch.setattr(batched, "run_group", flaky)
+    summary = sweep.run_sweep(SPEC, tmp_path)
+    assert summary["ran"] == 3 and [f["key"] for f in summary["failed"]] == [cells[1].key]
+    assert "part boom" in json.loads((tmp_path / "cells" / f"{cells[1].key}.json").read_text())["error"]
+    monkeypatch.undo()
+    summary = sweep.run_sweep(SPEC, tmp_path)
+    assert summary["ran"] == 1 and summary["skipped"] == 3
+    assert saved_cells(tmp_path) == saved_cells(full[0])
+
+
+def test_method_parts_and_joining_them_back(full):
+    assert sweep.method_parts(("sft", "ift", "dpo", "orpo"), 2) == [("sft", "ift"), ("dpo", "orpo")]
+    assert sweep.method_parts(("sft", "ift", "dpo"), 5) == [("sft",), ("ift",), ("dpo",)]
+    assert sweep.method_parts(("truly", "sft"), 2) == [] == sweep.method_parts(("sft",), 2)
+    cfg = StudyConfig(**TINY)
+    with pytest.raises(ValueError, match="subset"):
+        batched.run_group([cfg], methods=("ppo",))
+    with pytest.raises(ValueError, match="truly"):
+        batched.run_group([StudyConfig(**TINY, methods=("truly", "sft"))], methods=("sft",))
+    whole = json.loads(next((full[0] / "cells").glob("*.json")).read_text())
+    methods = tuple(whole["config"]["methods"])
+    for cut in range(1, len(methods)):  # any split of a whole record joins back to it
+        per_method = (*results.METHOD_SECTIONS, "final")
+        split = [
+            {k: ({m: v[m] for m in ms if m in v} if k in per_method else v) for k, v in whole.items()}
+            for ms in (methods[:cut], methods[cut:])
+        ]
+        split[1]["seconds"] = 0.0
+        joined = results.join_records(split, methods)
+        joined["final"] = {m: r["final"][m] for m in methods for r in split if m in r["final"]}
+        assert json.dumps(joined) == json.dumps(whole)
+    with pytest.raises(ValueError, match="hold"):
+        results.join_records([whole], (*methods, "ppo"))
 
 
 def test_report_files(full, tmp_path):
