@@ -289,6 +289,18 @@ def test_a_lone_group_trains_its_methods_in_parts_on_two_workers(full, tmp_path)
     assert saved_cells(tmp_path) == saved_cells(full[0])
 
 
+def test_parts_of_sampling_methods_equal_the_whole_group(tmp_path):
+    """Methods that draw samples (on-policy ones, negatives from the policy) each draw from their own
+    generator, so training them in parts changes no draw: three workers, three parts, the same cells."""
+    fixed = {**TINY, "methods": ["sft", "ppo", "dpo", "grpo", "ipo"], "negatives": "policy", "pairs": 2}
+    spec = sweep.make_spec({"name": "sampling", "grid": {"lr": [0.01, 0.03]}, "fixed": fixed})
+    parts = [t.methods for t in sweep.make_tasks(sweep.expand(spec), "batched", workers=3)]
+    assert parts == [("sft", "ppo"), ("dpo",), ("grpo", "ipo")]
+    sweep.run_sweep(spec, tmp_path / "whole")
+    sweep.run_sweep(spec, tmp_path / "parts", workers=3)
+    assert saved_cells(tmp_path / "parts") == saved_cells(tmp_path / "whole")
+
+
 def test_a_failing_part_fails_its_cell_alone_and_a_rerun_completes_it(full, tmp_path, monkeypatch):
     cells = sweep.expand(SPEC)
     parts = sweep.make_tasks(cells, "batched", workers=2)
