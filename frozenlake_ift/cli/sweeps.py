@@ -55,7 +55,14 @@ def add_sweep(sub) -> None:
     p.add_argument(
         "--out", default=None, help="sweep folder (default: runs/sweep-<spec name>-<hash of the cells' configs>)"
     )
-    p.add_argument("--workers", type=int, default=1, metavar="N", help="cells run in N parallel processes")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="cells run in N parallel processes (batched: large groups split into chunks, and a sweep of fewer "
+        "tasks than N trains its methods in parts, so that every worker has work)",
+    )
     p.add_argument("--shard", default=None, metavar="I/N", help="run only shard I of N (1-based, by sorted cell key)")
     p.add_argument(
         "--dry-run", action="store_true", help="validate and list the cells it would run; run and write nothing"
