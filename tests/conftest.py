@@ -1,5 +1,6 @@
 """Shared test settings: hypothesis without per-example deadlines (CI machines are slow and shared)."""
 
+import gc
 import os
 
 import torch
@@ -16,3 +17,15 @@ settings.load_profile("default")
 # The networks are tiny: one torch thread is fastest, and the default (one per core) oversubscribes
 # a shared 2-core CI machine (a 10x slowdown was measured on some sampling calls).
 torch.set_num_threads(1)
+
+
+def pytest_collectstart(collector):
+    """Move every object made so far (torch, transformers, the test modules) out of the garbage collector's
+    reach (``gc.freeze``, as the CLI does before exit): otherwise each collection of the oldest generation walks
+    them all, and the imports of collection (nbformat's jsonschema builds a grammar of many small objects) spend
+    a third of their time in the collector. Frozen objects are still freed by reference counting."""
+    gc.freeze()
+
+
+def pytest_collection_finish(session):
+    gc.freeze()  # the same for what collection made, before the tests run
