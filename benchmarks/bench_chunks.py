@@ -18,7 +18,7 @@ import statistics
 import tempfile
 import time
 
-from frozenlake_ift import sweep
+from frozenlake_ift import sweep, sweep_tasks
 
 
 def _cpu() -> float:
@@ -34,11 +34,11 @@ def main() -> None:
     args = ap.parse_args()
     spec = sweep.override(sweep.load_spec(sweep.DEFAULT_SPEC), {"map": args.maps.split(",")})
     runs: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
-    default = sweep.TASKS_PER_WORKER
+    default = sweep_tasks.TASKS_PER_WORKER
     try:
         for r in range(args.repeats):
             for per_worker in (1, 2):
-                sweep.TASKS_PER_WORKER = per_worker
+                sweep_tasks.TASKS_PER_WORKER = per_worker
                 with tempfile.TemporaryDirectory() as d:
                     c0, t0 = _cpu(), time.perf_counter()
                     out = sweep.run_sweep(spec, d, workers=args.workers)
@@ -49,7 +49,7 @@ def main() -> None:
                     f"cpu {cpu:.1f} s, wall {wall:.1f} s"
                 )
     finally:
-        sweep.TASKS_PER_WORKER = default
+        sweep_tasks.TASKS_PER_WORKER = default
     med = {k: statistics.median(c for c, _ in v) for k, v in runs.items()}
     for k, v in runs.items():
         cpus = [c for c, _ in v]

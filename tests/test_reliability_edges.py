@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from frozenlake_ift import batched, cli, lakes, losses, metrics, safety, solve, sweep
+from frozenlake_ift import batched, cli, lakes, losses, metrics, safety, solve, sweep, sweep_tasks
 from frozenlake_ift.config import StudyConfig
 from helpers import saved_cells
 
@@ -187,7 +187,7 @@ def test_groups_are_split_so_workers_have_work_and_memory_fits(monkeypatch):
     halves = [("sft", "ift"), ("dpo", "orpo")]  # two workers, one group: its methods train in two parts instead
     tasks = sweep.make_tasks(cells, "batched", workers=2)
     assert [(len(t.cells), t.methods) for t in tasks] == [(4, h) for h in halves]
-    monkeypatch.setattr(sweep, "MIN_SPLIT_MEMBERS", members // 4)  # chunks of one cell are now big enough
+    monkeypatch.setattr(sweep_tasks, "MIN_SPLIT_MEMBERS", members // 4)  # chunks of one cell are now big enough
     assert [len(t.cells) for t in sweep.make_tasks(cells, "batched")] == [2, 2]  # two tasks for one worker
     assert sorted(len(t.cells) for t in sweep.make_tasks(cells, "batched", workers=2)) == [1, 1, 1, 1]
     need = safety.config_bytes(cells[0].config, members=2 * TINY["seeds"])
@@ -275,7 +275,7 @@ def whole(tmp_path_factory):
 def test_ctrl_c_of_a_batched_sweep_then_resume_recomputes_nothing_finished(whole, tmp_path, monkeypatch):
     spec, ref = whole
     real, runs = batched.run_group, []
-    monkeypatch.setattr(sweep, "MIN_SPLIT_MEMBERS", 1)  # split the tiny group into tasks, as a big one is split
+    monkeypatch.setattr(sweep_tasks, "MIN_SPLIT_MEMBERS", 1)  # split the tiny group into tasks, as a big one is split
 
     def interrupted(configs, methods=None):  # Ctrl-C while the second task trains
         runs.append([sweep.cell_key(c) for c in configs])
