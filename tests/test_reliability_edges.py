@@ -179,39 +179,6 @@ def test_memory_estimate_covers_measured_peaks():
         assert peak <= est <= 1.5 * peak, (m, seeds, est, peak)
 
 
-def test_groups_are_split_so_workers_have_work_and_memory_fits(monkeypatch):
-    cells = sweep.expand(sweep.make_spec({"grid": {"lam": [0.0, 0.1, 0.2, 0.3]}, "fixed": TINY}), check_maps=False)
-    members = sum(c.config.seeds for c in cells)
-    assert members < sweep.MIN_SPLIT_MEMBERS  # a small group stays whole: a chunk would cost what the group costs
-    assert [len(t.cells) for t in sweep.make_tasks(cells, "batched")] == [4]
-    halves = [("sft", "ift"), ("dpo", "orpo")]  # two workers, one group: its methods train in two parts instead
-    tasks = sweep.make_tasks(cells, "batched", workers=2)
-    assert [(len(t.cells), t.methods) for t in tasks] == [(4, h) for h in halves]
-    monkeypatch.setattr(sweep_tasks, "MIN_SPLIT_MEMBERS", members // 4)  # chunks of one cell are now big enough
-    assert [len(t.cells) for t in sweep.make_tasks(cells, "batched")] == [2, 2]  # two tasks for one worker
-    assert sorted(len(t.cells) for t in sweep.make_tasks(cells, "batched", workers=2)) == [1, 1, 1, 1]
-    need = safety.config_bytes(cells[0].config, members=2 * TINY["seeds"])
-    tasks = sweep.make_tasks(cells, "batched", workers=1, max_bytes=need)  # two cells' members at most
-    assert max(len(t.cells) for t in tasks) <= 2
-    assert sum(len(t.cells) for t in tasks) == 4
-    grid = {"lam": [0.0, 0.1], "base": ["random", "uniform"]}  # base varies fastest: starts interleave
-    cells = sweep.expand(sweep.make_spec({"grid": grid, "fixed": TINY}), check_maps=False)
-    parts = sweep.split_group(cells, 2)  # cut between the two starts: no run is trained in both chunks
-    assert [sorted({c.config.base for c in p}) for p in parts] == [["random"], ["uniform"]]
-
-
-def test_tasks_start_with_the_longest():
-    """Longest processing time first: the tasks are ordered by cells x states x steps, so a long group starts
-    first instead of running alone at the end."""
-    fixed = {k: v for k, v in TINY.items() if k != "steps"}
-    spec = sweep.make_spec({"grid": {"steps": [2, 6], "lam": [0.0, 0.1, 0.2]}, "fixed": fixed})
-    tasks = sweep.make_tasks(sweep.expand(spec, check_maps=False), "batched")
-    assert [t.cells[0].config.steps for t in tasks] == [6, 2]
-    grid = {"steps": [6], "map": ["4x4", "8x8"]}  # more states, more work per step
-    tasks = sweep.make_tasks(sweep.expand(sweep.make_spec({"grid": grid, "fixed": fixed}), check_maps=False), "batched")
-    assert [t.cells[0].config.map for t in tasks] == ["8x8", "4x4"]
-
-
 # ------------------------------------------------------------ class 7: accepted silently before
 def test_nan_token_in_results_refused(tmp_path, capsys):
     (tmp_path / "results.json").write_text('{"config": {}, "steps": [NaN]}')

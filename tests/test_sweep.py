@@ -322,10 +322,7 @@ def test_a_failing_part_fails_its_cell_alone_and_a_rerun_completes_it(full, tmp_
     assert saved_cells(tmp_path) == saved_cells(full[0])
 
 
-def test_method_parts_and_joining_them_back(full):
-    assert sweep.method_parts(("sft", "ift", "dpo", "orpo"), 2) == [("sft", "ift"), ("dpo", "orpo")]
-    assert sweep.method_parts(("sft", "ift", "dpo"), 5) == [("sft",), ("ift",), ("dpo",)]
-    assert sweep.method_parts(("truly", "sft"), 2) == [] == sweep.method_parts(("sft",), 2)
+def test_method_parts_are_checked_and_join_back(full):
     cfg = StudyConfig(**TINY)
     with pytest.raises(ValueError, match="subset"):
         batched.run_group([cfg], methods=("ppo",))
